@@ -1,0 +1,105 @@
+"""The library's entry points: load → expand → infer shapes → compile.
+
+Every function raises a DlspecError whose problems carry file locations.
+Nothing here imports torch until shapes or modules are asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from dlspec.errors import DlspecError, Problem, SpecError
+from dlspec.graph import Graph, ShapedGraph, infer_shapes
+from dlspec.spec.expand import expand
+from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
+from dlspec.spec.model import Spec
+from dlspec.spec.validation import problems_from_validation
+
+if TYPE_CHECKING:
+    from torch import fx
+
+
+def load(path: str | Path) -> Spec:
+    """Read and validate a spec file.
+
+    Example:
+        >>> spec = dlspec.load("specs/lenet5.yaml")
+        >>> spec.name
+        'lenet5'
+    """
+    return validate(load_yaml_file(path))
+
+
+def loads(text: str, file: str = "<string>") -> Spec:
+    """Read and validate a spec from YAML text."""
+    return validate(load_yaml_text(text, file))
+
+
+def validate(document: Document) -> Spec:
+    """Validate a loaded YAML document against the spec format."""
+    with located(document):
+        if not isinstance(document.data, dict):
+            raise SpecError(Problem((), "a spec is a mapping with keys such as dlspec, name, "
+                                    "inputs and network"))
+        try:
+            spec = Spec.model_validate(document.data)
+        except ValidationError as exc:
+            raise SpecError(problems_from_validation(exc, document.data, Spec)) from None
+    spec._document = document
+    return spec
+
+
+def graphs(spec: Spec) -> dict[str, Graph]:
+    """Expand blocks, repeats and wiring: one Graph per network."""
+    with located(spec.document):
+        return expand(spec)
+
+
+def shapes(spec: Spec) -> dict[str, ShapedGraph]:
+    """Graphs with every tensor's shape inferred (imports torch)."""
+    with located(spec.document):
+        return {name: infer_shapes(graph) for name, graph in expand(spec).items()}
+
+
+def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:
+    """Compile a spec (or spec file) into a torch.fx.GraphModule.
+
+    Example:
+        >>> model = dlspec.build("specs/lenet5.yaml")
+        >>> model(torch.randn(1, 1, 32, 32)).shape
+        torch.Size([1, 10])
+    """
+    from dlspec.compile import compile_graph
+
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    shaped = shapes(spec)
+    if network is None:
+        if len(shaped) > 1:
+            raise SpecError(Problem((), f"spec {spec.name} has several networks "
+                                    f"({', '.join(shaped)}); say which one to build"))
+        network = next(iter(shaped))
+    if network not in shaped:
+        raise SpecError(Problem((), f"spec {spec.name} has no network {network!r}; it has "
+                                f"{', '.join(shaped)}"))
+    return compile_graph(shaped[network])
+
+
+@contextmanager
+def located(document: Document | None) -> Iterator[None]:
+    """Give every problem raised inside the block its file:line:column."""
+    try:
+        yield
+    except DlspecError as exc:
+        if document is not None:
+            for problem in exc.problems:
+                if problem.location is None:
+                    problem.location = document.locate(problem.path, problem.on_key)
+        raise
+
+

@@ -1,0 +1,207 @@
+"""The `dlspec` command: parse arguments, call the library, print results.
+
+Exit codes: 0 success, 1 the work failed, 2 the input was wrong. Only this
+module catches DlspecErrors and turns them into messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dlspec.errors import DlspecError
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in dlspec, not in the user's input
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `dlspec` console script; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    command: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return command(args)
+    except DlspecError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - no user ever sees a traceback
+        print(f"dlspec: internal error: {type(exc).__name__}: {exc}\n"
+              "this is a bug in dlspec; please report it with the spec that caused it",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlspec", description="Declare a neural network in YAML; check, compile, "
+        "train and export it.")
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="validate a spec and infer every shape")
+    check.add_argument("spec", type=Path, nargs="+", help="spec file(s)")
+    check.add_argument("--no-shapes", action="store_true",
+                       help="validate the format only (fast; does not import torch)")
+    check.set_defaults(run=_check)
+
+    summary = commands.add_parser("summary", help="table of layers, shapes and parameters")
+    summary.add_argument("spec", type=Path)
+    summary.add_argument("--network", help="which network of a multi-network spec")
+    summary.set_defaults(run=_summary)
+
+    code = commands.add_parser("code", help="print the model as standalone PyTorch source")
+    code.add_argument("spec", type=Path)
+    code.add_argument("--network", help="which network of a multi-network spec")
+    code.add_argument("-o", "--output", type=Path, help="write to this file")
+    code.set_defaults(run=_code)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of the spec format")
+    schema.add_argument("-o", "--output", type=Path, help="write to this file")
+    schema.set_defaults(run=_schema)
+
+    kinds = commands.add_parser("kinds", help="list the layer kinds and their parameters")
+    kinds.add_argument("kind", nargs="?", help="show one kind's parameters")
+    kinds.set_defaults(run=_kinds)
+    return parser
+
+
+def _version() -> str:
+    from dlspec import __version__
+
+    return f"dlspec {__version__}"
+
+
+def _check(args: argparse.Namespace) -> int:
+    import dlspec
+
+    failures: list[DlspecError] = []
+    for path in args.spec:
+        try:
+            spec = dlspec.load(path)
+            if args.no_shapes:
+                graphs = dlspec.graphs(spec)
+                print(f"ok {path}: {', '.join(graphs)} "
+                      f"({sum(len(g.nodes) for g in graphs.values())} layers; shapes not checked)")
+                continue
+            for name, shaped in dlspec.shapes(spec).items():
+                ins = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.tensors.items()
+                                if k in shaped.graph.inputs)
+                outs = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.outputs().items())
+                print(f"ok {path}: {name}: {ins} → {outs}; "
+                      f"{shaped.total_params:,} parameters")
+        except DlspecError as exc:
+            failures.append(exc)
+            print(str(exc), file=sys.stderr)
+    return max((f.exit_code for f in failures), default=0)
+
+
+def _dtype(dtype: str) -> str:
+    return "" if dtype == "float32" else f" ({dtype})"
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import dlspec
+    from dlspec.summary import render_summary
+
+    spec = dlspec.load(args.spec)
+    shaped = _pick(dlspec.shapes(spec), args.network, spec.name)
+    for name, graph in shaped.items():
+        render_summary(graph, title=name)
+    return 0
+
+
+def _code(args: argparse.Namespace) -> int:
+    import dlspec
+    from dlspec.codegen import generate_code
+
+    spec = dlspec.load(args.spec)
+    shaped = _pick(dlspec.shapes(spec), args.network, spec.name)
+    if len(shaped) > 1:
+        raise _usage(f"spec {spec.name} has several networks ({', '.join(shaped)}); "
+                     "choose one with --network")
+    source = generate_code(next(iter(shaped.values())), str(args.spec))
+    _emit(source, args.output)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from dlspec.spec.schema import schema_text
+
+    _emit(schema_text(), args.output)
+    return 0
+
+
+def _kinds(args: argparse.Namespace) -> int:
+    from dlspec.layers.registry import kind_names, lookup_kind, suggest
+
+    if args.kind is None:
+        for name in kind_names():
+            kind = lookup_kind(name)
+            assert kind is not None
+            doc = (kind.__doc__ or "").strip().split("\n")[0]
+            print(f"{name:24} {kind.family:14} {doc}")
+        return 0
+    kind = lookup_kind(args.kind)
+    if kind is None or kind.hidden:
+        hint = suggest(args.kind, kind_names())
+        raise _usage(f"unknown layer kind {args.kind!r}" + (f"; {hint}" if hint else ""))
+    print(f"{kind.name} ({kind.family}): {(kind.__doc__ or '').strip()}")
+    if kind.main:
+        print(f"  shorthand: `{kind.name}: VALUE` sets {kind.main}")
+    properties = kind.Params.model_json_schema(by_alias=True).get("properties", {})
+    for field_name, info in kind.Params.model_fields.items():
+        shown = info.alias or field_name
+        default = "required" if info.is_required() else f"default {info.default!r}"
+        inferred = " (inferred from the input)" if field_name in kind.inferred else ""
+        print(f"  {shown}: {_type_name(properties.get(shown, {}))}, {default}{inferred}")
+    return 0
+
+
+def _type_name(schema: dict[str, Any]) -> str:
+    """A JSON-schema property as a short type: `integer | array`, `one of 'a', 'b'`."""
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    if "const" in schema:
+        return repr(schema["const"])
+    if "anyOf" in schema:
+        return " | ".join(_type_name(s) for s in schema["anyOf"])
+    if schema.get("type") == "array":
+        return f"list of {_type_name(schema.get('items', {}))}"
+    return str(schema.get("type", "any")).replace("null", "none")
+
+
+def _pick(shaped: dict[str, Any], network: str | None, spec_name: str) -> dict[str, Any]:
+    if network is None:
+        return shaped
+    if network not in shaped:
+        raise _usage(f"spec {spec_name} has no network {network!r}; it has "
+                     f"{', '.join(shaped)}")
+    return {network: shaped[network]}
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def _usage(message: str) -> DlspecError:
+    from dlspec.errors import SpecError
+
+    return SpecError(message)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""ShapedGraph → torch.fx.GraphModule whose submodules carry the spec's layer names."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dlspec.graph import InitChoice, ShapedGraph
+from dlspec.layers.registry import Call, Function
+
+if TYPE_CHECKING:
+    import torch
+    from torch import fx
+
+
+def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
+    """Build the real modules (on CPU, initialised) and wire them into an fx graph.
+
+    Example:
+        >>> model = compile_graph(infer_shapes(expand(spec)["lenet5"]))
+        >>> model(torch.randn(2, 1, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+    import torch
+    from torch import fx
+
+    graph = fx.Graph()
+    values: dict[str, fx.Node] = {}
+    modules: dict[str, torch.nn.Module] = {}
+    for name in shaped.graph.inputs:
+        values[name] = graph.placeholder(name)
+    for node, info in shaped:
+        args = [values[n] for n in node.inputs]
+        if info.build is None:
+            values[node.name] = args[0]
+        elif isinstance(info.build, Function):
+            values[node.name] = _emit_function(graph, info.build, args, node.name)
+        else:
+            module = _instantiate(info.build, node.trainable, node.init)
+            modules[node.name] = module
+            values[node.name] = graph.call_module(node.name, tuple(args))
+    outputs = [values[n] for n in shaped.graph.outputs.values()]
+    graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+    graph.lint()
+    root = torch.nn.Module()
+    for name, submodule in modules.items():  # in graph order, so state_dict follows the spec
+        install(root, name, submodule)
+    module = fx.GraphModule(root, graph, class_name=_class_name(shaped.graph.name))
+    module.dlspec_outputs = list(shaped.graph.outputs)  # names of the returned tensors
+    return module
+
+
+def install(root: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
+    """Set `root.<a>.<b>.<c> = module`, creating plain container modules on the way."""
+    import torch
+
+    *parents, leaf = path.split(".")
+    for part in parents:
+        if not hasattr(root, part):
+            root.add_module(part, torch.nn.Module())
+        root = getattr(root, part)
+    root.add_module(leaf, module)
+
+
+def _emit_function(graph: fx.Graph, function: Function, args: list[fx.Node],
+                   name: str) -> fx.Node:
+    if function.pack_inputs:
+        return graph.call_function(function.target, (list(args),), dict(function.kwargs))
+    result = args[0]
+    for other in args[1:]:
+        result = graph.call_function(function.target, (result, other), dict(function.kwargs))
+    return result
+
+
+def _instantiate(call: Call, trainable: bool, init: InitChoice | None) -> torch.nn.Module:
+    module = call.instantiate()
+    if init is not None:
+        initialise(module, init)
+    if not trainable:
+        module.requires_grad_(False)
+    return module
+
+
+# scheme → (torch.nn.init function, its keyword arguments); compile and `dlspec code` share it
+INIT_SCHEMES: dict[str, tuple[str, dict[str, Any]]] = {
+    "kaiming_normal": ("kaiming_normal_", {"nonlinearity": "relu"}),
+    "kaiming_uniform": ("kaiming_uniform_", {"nonlinearity": "relu"}),
+    "xavier_normal": ("xavier_normal_", {}),
+    "xavier_uniform": ("xavier_uniform_", {}),
+    "orthogonal": ("orthogonal_", {}),
+    "normal": ("normal_", {"mean": 0.0, "std": 0.02}),  # DCGAN's N(0, 0.02)
+    "trunc_normal": ("trunc_normal_", {"mean": 0.0, "std": 0.02}),
+    "uniform": ("uniform_", {"a": -0.05, "b": 0.05}),
+    "zeros": ("zeros_", {}),
+    "ones": ("ones_", {}),
+}
+_FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal")
+
+
+def init_plan(module: torch.nn.Module,
+              init: InitChoice) -> list[tuple[str, str, dict[str, Any]]]:
+    """(parameter name, nn.init function, kwargs) for each parameter the scheme touches."""
+    plan = []
+    for name, parameter in module.named_parameters():
+        is_bias = name.rsplit(".", 1)[-1].startswith("bias")
+        scheme = init.bias if is_bias else init.weight
+        if scheme is None or scheme == "default":
+            continue
+        if scheme in _FAN_BASED and parameter.dim() < 2:
+            continue  # fan-based schemes need a matrix; vectors keep PyTorch's defaults
+        function, kwargs = INIT_SCHEMES[scheme]
+        plan.append((name, function, kwargs))
+    return plan
+
+
+def initialise(module: torch.nn.Module, init: InitChoice) -> None:
+    """Apply an init scheme: `weight` to weights and kernels, `bias` to biases."""
+    import torch
+
+    with torch.no_grad():
+        for name, function, kwargs in init_plan(module, init):
+            getattr(torch.nn.init, function)(module.get_parameter(name), **kwargs)
+
+
+def _class_name(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "Model"
+

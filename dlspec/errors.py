@@ -1,0 +1,98 @@
+"""Every error dlspec reports to a user, as data.
+
+    DlspecError                 base; carries a list of Problems
+     ├── SpecError              the spec is wrong (YAML, keys, values, wiring)   → exit 2
+     │    └── ShapeError        the spec is well formed but tensors don't fit    → exit 2
+     └── WorkError              the work itself failed (training diverged, ...)  → exit 1
+
+Stages collect `Problem`s (where, what, hint) and raise one error holding all of
+them; only `dlspec.cli` turns them into text and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+PathItem = Union[str, int]
+Path = tuple[PathItem, ...]
+
+
+def format_path(path: Path) -> str:
+    """Render `("network", 3, "conv2d")` as `network[3].conv2d`."""
+    out = ""
+    for item in path:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        else:
+            out += f".{item}" if out else str(item)
+    return out
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a spec file: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass
+class Problem:
+    """One thing wrong with a spec, located by its path into the document."""
+
+    path: Path
+    message: str
+    hint: str | None = None
+    location: Location | None = None
+    # Where the node lies when it sits on the key rather than the value (unknown keys).
+    on_key: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        """`FILE:LINE:COL: PATH: message (hint)` as a compiler would print it."""
+        where = f"{self.location}: " if self.location else ""
+        path = format_path(self.path)
+        text = f"{where}{path}: {self.message}" if path else f"{where}{self.message}"
+        if self.hint:
+            text += f"; {self.hint}"
+        for note in self.notes:
+            text += f"\n    note: {note}"
+        return text
+
+
+class DlspecError(Exception):
+    """Base of every dlspec error; holds one or more problems."""
+
+    exit_code = 1
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem((), problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = problems
+        super().__init__("\n".join(p.render() for p in problems))
+
+    def __str__(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+class SpecError(DlspecError):
+    """The spec (or a command-line argument naming one) is wrong."""
+
+    exit_code = 2
+
+
+class ShapeError(SpecError):
+    """Tensors flowing through the network do not fit the layers they reach."""
+
+
+class WorkError(DlspecError):
+    """The work failed although the input was valid (diverged training, ONNX mismatch)."""
+
+    exit_code = 1

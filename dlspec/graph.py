@@ -1,0 +1,239 @@
+"""The resolved network: named nodes wired by name, and shape inference over them.
+
+`expand` (dlspec.spec.expand) turns a Spec into Graphs; `infer_shapes` runs every
+layer on PyTorch's meta device — no memory, no arithmetic — so each edge gets
+its exact shape and dtype, and each node its parameter and MAC counts. A layer
+that cannot take its input is reported with both layers' names and shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlspec.errors import Path, Problem, ShapeError
+from dlspec.layers.registry import (
+    Call,
+    Function,
+    LayerParams,
+    Shape,
+    ShapeProblem,
+    format_shape,
+    lookup_kind,
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named group of nodes: a block instance, residual, parallel, sequential or repeat."""
+
+    name: str  # qualified: "stage1.0"
+    kind: str  # "block", "residual", "parallel", "sequential", "repeat"
+    label: str  # "basic(channels=64)", "×2"
+    path: Path
+
+
+@dataclass(frozen=True)
+class InitChoice:
+    """How to initialise a layer's weights and biases (None: PyTorch's default)."""
+
+    weight: str | None = None
+    bias: str | None = None
+
+
+@dataclass
+class Node:
+    """One layer in the resolved graph."""
+
+    name: str  # qualified and unique: "stage1.0.conv2d_1"
+    kind: str
+    params: LayerParams
+    inputs: list[str]  # node or graph-input names
+    path: Path  # where the layer is written in the spec
+    scopes: tuple[Scope, ...] = ()
+    trainable: bool = True
+    init: InitChoice | None = None
+    # read only for their shapes (a shortcut projection matches the body's output)
+    shape_inputs: list[str] = field(default_factory=list)
+    # where a block was used, when the node comes from a block's definition
+    used_at: Path | None = None
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """A network input: per-sample shape and dtype."""
+
+    shape: Shape
+    dtype: str = "float32"
+
+
+@dataclass
+class Graph:
+    """A network as named nodes in an order where every node follows its inputs."""
+
+    name: str
+    inputs: dict[str, InputDecl]
+    nodes: list[Node]
+    outputs: dict[str, str]  # output name → node or input name
+
+    def node(self, name: str) -> Node:
+        """The node called `name`."""
+        return self._index()[name]
+
+    def _index(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Shape (batch axis excluded) and dtype of one edge."""
+
+    shape: Shape
+    dtype: str
+
+    def __str__(self) -> str:
+        return format_shape(self.shape)
+
+
+@dataclass
+class NodeInfo:
+    """What shape inference learnt about a node."""
+
+    output: TensorInfo
+    build: Call | Function | None  # None: the node passes its input through
+    params: int = 0
+    trainable_params: int = 0
+    macs: int = 0
+
+
+@dataclass
+class ShapedGraph:
+    """A Graph with a TensorInfo on every edge and counts for every node."""
+
+    graph: Graph
+    tensors: dict[str, TensorInfo]  # node and input names → their output
+    info: dict[str, NodeInfo]
+
+    @property
+    def total_params(self) -> int:
+        """Parameters in the whole network."""
+        return sum(i.params for i in self.info.values())
+
+    @property
+    def trainable_params(self) -> int:
+        """Parameters that training updates."""
+        return sum(i.trainable_params for i in self.info.values())
+
+    @property
+    def total_macs(self) -> int:
+        """Estimated multiply-accumulates for one sample's forward pass."""
+        return sum(i.macs for i in self.info.values())
+
+    def outputs(self) -> dict[str, TensorInfo]:
+        """Each network output and its tensor."""
+        return {k: self.tensors[v] for k, v in self.graph.outputs.items()}
+
+    def __iter__(self) -> Iterator[tuple[Node, NodeInfo]]:
+        return ((n, self.info[n.name]) for n in self.graph.nodes)
+
+
+def infer_shapes(graph: Graph) -> ShapedGraph:
+    """Build every layer on the meta device and run it; raise ShapeError listing all misfits."""
+    import torch
+
+    tensors = {name: TensorInfo(decl.shape, decl.dtype) for name, decl in graph.inputs.items()}
+    info: dict[str, NodeInfo] = {}
+    problems: list[Problem] = []
+    with torch.device("meta"):
+        for node in graph.nodes:
+            if any(name not in tensors for name in (*node.inputs, *node.shape_inputs)):
+                continue  # an input already failed; its error is reported
+            try:
+                info[node.name] = _infer_node(node, tensors)
+                tensors[node.name] = info[node.name].output
+            except ShapeProblem as exc:
+                problems.append(_shape_problem(node, exc, tensors))
+    if problems:
+        raise ShapeError(problems)
+    return ShapedGraph(graph, tensors, info)
+
+
+def _infer_node(node: Node, tensors: dict[str, TensorInfo]) -> NodeInfo:
+    import torch
+
+    kind = lookup_kind(node.kind)
+    assert kind is not None, node.kind  # expansion only creates registered kinds
+    incoming = [tensors[name] for name in node.inputs]
+    _check_dtypes(kind.name, kind.accepts, incoming)
+    build = kind.build(node.params, [t.shape for t in incoming]
+                       + [tensors[n].shape for n in node.shape_inputs])
+    if build is None:
+        return NodeInfo(incoming[0], None)
+    examples = [_meta_tensor(t) for t in incoming]
+    try:
+        if isinstance(build, Function):
+            output, macs = apply_function(build, examples), 0
+            params = trainable = 0
+        else:
+            module = build.instantiate()
+            output, macs = _run_counting(module, examples)
+            params = sum(p.numel() for p in module.parameters())
+            trainable = params if node.trainable else 0
+    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+        # torch's own message is precise; say which layer and input it is about
+        raise ShapeProblem(str(exc).split("\n")[0]) from None
+    if not isinstance(output, torch.Tensor):
+        raise ShapeProblem(f"{node.kind} returned {type(output).__name__}, not a tensor")
+    dtype = str(output.dtype).removeprefix("torch.")
+    return NodeInfo(TensorInfo(tuple(output.shape[1:]), dtype), build, params, trainable, macs)
+
+
+def apply_function(function: Function, inputs: list[Any]) -> Any:
+    """Apply a merge Function to input tensors, as the compiled graph does."""
+    if function.pack_inputs:
+        return function.target(list(inputs), **function.kwargs)
+    result = inputs[0]
+    for other in inputs[1:]:
+        result = function.target(result, other, **function.kwargs)
+    return result
+
+
+def _run_counting(module: Any, inputs: list[Any]) -> tuple[Any, int]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module.eval()
+    with FlopCounterMode(display=False) as counter:
+        output = module(*inputs)
+    return output, counter.get_total_flops() // 2
+
+
+def _meta_tensor(tensor: TensorInfo) -> Any:
+    import torch
+
+    dtype = getattr(torch, tensor.dtype)
+    return torch.empty((1, *tensor.shape), dtype=dtype, device="meta")
+
+
+def _check_dtypes(kind: str, accepts: str, incoming: list[TensorInfo]) -> None:
+    for tensor in incoming:
+        is_int = tensor.dtype.startswith(("int", "uint")) or tensor.dtype == "bool"
+        if accepts == "float" and is_int:
+            raise ShapeProblem(f"{kind} needs a floating-point input but receives {tensor.dtype}",
+                               "token ids go through an `embedding` first")
+        if accepts == "int" and not is_int:
+            raise ShapeProblem(f"{kind} reads integer token ids but receives {tensor.dtype}",
+                               "declare the input with dtype: int64")
+
+
+def _shape_problem(node: Node, exc: ShapeProblem, tensors: dict[str, TensorInfo]) -> Problem:
+    sources = ", ".join(f"{tensors[n]} from {n}" for n in node.inputs)
+    message = f"{node.name}: {exc.message} (input: {sources})"
+    notes = [f"inside {node.scopes[-1].name}, used at {_fmt(node.used_at)}"] if node.used_at else []
+    return Problem(node.path, message, exc.hint, notes=notes)
+
+
+def _fmt(path: Path | None) -> str:
+    from dlspec.errors import format_path
+
+    return format_path(path or ())

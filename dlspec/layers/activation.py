@@ -1,0 +1,72 @@
+"""Activation kinds: element-wise non-linearities and (log-)softmax."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import PositiveFloat
+
+from dlspec.layers.registry import Call, LayerKind, LayerParams, NoParams, Shape, register
+
+
+class Activation(LayerKind):
+    """An activation: `torch_name` is the nn class, built from the params' fields."""
+
+    torch_name: str = ""
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from torch import nn
+
+        return Call(getattr(nn, self.torch_name), **p.model_dump())
+
+    def describe(self, p: Any) -> str:
+        return ", ".join(f"{k}={v}" for k, v in p.model_dump(exclude_defaults=True).items())
+
+
+def _activation(name: str, torch_name: str, params: type[LayerParams] = NoParams,
+                main: str | None = None) -> None:
+    cls = type(torch_name, (Activation,), {"torch_name": torch_name, "Params": params,
+                                           "__doc__": f"`nn.{torch_name}` as a layer."})
+    register(name, family="activation", main=main)(cls)
+
+
+class _Slope(LayerParams):
+    negative_slope: float = 0.01
+
+
+class _Alpha(LayerParams):
+    alpha: float = 1.0
+
+
+class _Gelu(LayerParams):
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class _Dim(LayerParams):
+    dim: int = -1
+
+
+class _Softplus(LayerParams):
+    beta: PositiveFloat = 1.0
+    threshold: float = 20.0
+
+
+class _PRelu(LayerParams):
+    num_parameters: int = 1
+    init: float = 0.25
+
+
+for _name, _torch in [("relu", "ReLU"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"),
+                      ("silu", "SiLU"), ("relu6", "ReLU6"), ("mish", "Mish"),
+                      ("hardswish", "Hardswish"), ("hardsigmoid", "Hardsigmoid"),
+                      ("softsign", "Softsign"), ("selu", "SELU")]:
+    _activation(_name, _torch)
+_activation("leaky_relu", "LeakyReLU", _Slope, "negative_slope")
+_activation("elu", "ELU", _Alpha, "alpha")
+_activation("celu", "CELU", _Alpha, "alpha")
+_activation("gelu", "GELU", _Gelu, "approximate")
+_activation("softmax", "Softmax", _Dim, "dim")
+_activation("log_softmax", "LogSoftmax", _Dim, "dim")
+_activation("softplus", "Softplus", _Softplus, "beta")
+_activation("prelu", "PReLU", _PRelu, "num_parameters")

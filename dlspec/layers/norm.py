@@ -1,0 +1,218 @@
+"""Normalization kinds: batchnorm, layernorm, groupnorm and instancenorm.
+
+Channel counts (`num_features`, `num_channels`) and layernorm's `normalized_shape`
+are inferred from the incoming shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import prod
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from dlspec.layers.registry import (
+    Call,
+    LayerKind,
+    LayerParams,
+    Shape,
+    ShapeProblem,
+    format_shape,
+    infer_field,
+    register,
+    require_rank,
+)
+
+Momentum = Annotated[float, Field(ge=0.0, le=1.0)]
+
+_LAYOUT = {1: "(channels,) or (channels, length)", 2: "(channels, height, width)",
+           3: "(channels, depth, height, width)"}
+
+
+def _defaults(p: Any, **torch_defaults: Any) -> dict[str, Any]:
+    """The params that differ from PyTorch's defaults, as constructor keywords."""
+    return {k: getattr(p, k) for k, d in torch_defaults.items() if getattr(p, k) != d}
+
+
+class _BatchNormParams(LayerParams):
+    eps: PositiveFloat = 1e-5
+    momentum: Momentum | None = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+    num_features: PositiveInt | None = None
+
+
+class _BatchNorm(LayerKind):
+    """Shared build for batchnorm1d/2d/3d: normalizes each channel over the batch."""
+
+    torch_name: ClassVar[str]
+    ranks: ClassVar[tuple[int, ...]]
+    inferred = ("num_features",)
+    Params = _BatchNormParams
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from torch import nn
+
+        dims = self.ranks[-1] - 1
+        shape = require_rank(shapes[0], self.ranks, self.name, hint=_hint(self.name, dims))
+        channels = infer_field(p, "num_features", shape[0])
+        kwargs = _defaults(p, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True)
+        return Call(getattr(nn, self.torch_name), channels, **kwargs)
+
+    def describe(self, p: Any) -> str:
+        return "" if p.affine else "no affine"
+
+
+def _hint(kind: str, dims: int) -> str:
+    hint = f"{kind} reads {_LAYOUT[dims]} per sample"
+    if dims == 1:
+        hint += "; for a (seq, features) sequence use `layernorm`"
+    return hint + "; use the norm of matching dimension, or `reshape` before it"
+
+
+@register("batchnorm1d", family="normalization")
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (channels,) or (channels, length) (`nn.BatchNorm1d`)."""
+
+    torch_name, ranks = "BatchNorm1d", (1, 2)
+
+
+@register("batchnorm2d", family="normalization")
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (channels, height, width) (`nn.BatchNorm2d`)."""
+
+    torch_name, ranks = "BatchNorm2d", (3,)
+
+
+@register("batchnorm3d", family="normalization")
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization of (channels, depth, height, width) (`nn.BatchNorm3d`)."""
+
+    torch_name, ranks = "BatchNorm3d", (4,)
+
+
+@register("layernorm", family="normalization")
+class LayerNorm(LayerKind):
+    """Layer normalization over the last axis, or the last axes of `normalized_shape`."""
+
+    inferred = ("normalized_shape",)
+
+    class Params(LayerParams):
+        #: the trailing axes normalized over; default: the last axis
+        normalized_shape: PositiveInt | list[PositiveInt] | None = None
+        eps: PositiveFloat = 1e-5
+        elementwise_affine: bool = True
+        bias: bool = True
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from torch import nn
+
+        shape = shapes[0]
+        if not shape:
+            raise ShapeProblem("layernorm needs at least a 1-D input per sample, but receives "
+                               "a scalar per sample", "give the input a shape like [1]")
+        given = p.normalized_shape
+        wanted = [given] if isinstance(given, int) else given
+        if wanted is not None and (len(wanted) > len(shape)
+                                   or tuple(wanted) != shape[len(shape) - len(wanted):]):
+            raise ShapeProblem(
+                f"normalized_shape {format_shape(tuple(wanted))} does not match the last "
+                f"axes of the {format_shape(shape)} input",
+                "remove normalized_shape to normalize over the last axis "
+                f"({shape[-1]}), or give trailing sizes of the input")
+        normalized: Any = shape[-1] if wanted is None or len(wanted) == 1 else list(wanted)
+        kwargs = _defaults(p, eps=1e-5, elementwise_affine=True, bias=True)
+        return Call(nn.LayerNorm, normalized, **kwargs)
+
+    def describe(self, p: Any) -> str:
+        return "" if p.elementwise_affine else "no affine"
+
+
+@register("groupnorm", family="normalization", main="num_groups")
+class GroupNorm(LayerKind):
+    """Group normalization: channels split into `num_groups` groups (`nn.GroupNorm`)."""
+
+    inferred = ("num_channels",)
+
+    class Params(LayerParams):
+        num_groups: PositiveInt
+        eps: PositiveFloat = 1e-5
+        affine: bool = True
+        num_channels: PositiveInt | None = None
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from torch import nn
+
+        shape = shapes[0]
+        if not shape:
+            raise ShapeProblem("groupnorm needs a (channels, ...) input per sample, but "
+                               "receives a scalar per sample")
+        channels = infer_field(p, "num_channels", shape[0])
+        if channels % p.num_groups:
+            divisors = [g for g in range(1, channels + 1) if channels % g == 0]
+            raise ShapeProblem(
+                f"num_groups {p.num_groups} does not divide {channels} channels "
+                f"(input {format_shape(shape)})",
+                f"use a num_groups that divides {channels}: {', '.join(map(str, divisors))}")
+        kwargs = _defaults(p, eps=1e-5, affine=True)
+        return Call(nn.GroupNorm, p.num_groups, channels, **kwargs)
+
+    def describe(self, p: Any) -> str:
+        return f"{p.num_groups} groups"
+
+
+class _InstanceNormParams(LayerParams):
+    eps: PositiveFloat = 1e-5
+    momentum: Momentum | None = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+    num_features: PositiveInt | None = None
+
+
+class _InstanceNorm(LayerKind):
+    """Shared build for instancenorm1d/2d/3d: normalizes each sample's channel."""
+
+    torch_name: ClassVar[str]
+    dims: ClassVar[int]
+    inferred = ("num_features",)
+    Params = _InstanceNormParams
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from torch import nn
+
+        layout = {1: "(channels, length)", 2: _LAYOUT[2], 3: _LAYOUT[3]}[self.dims]
+        shape = require_rank(shapes[0], self.dims + 1, self.name,
+                             hint=f"{self.name} reads {layout} per sample")
+        channels = infer_field(p, "num_features", shape[0])
+        if prod(shape[1:]) == 1:
+            raise ShapeProblem(
+                f"{self.name} needs more than one spatial element per channel to normalize, "
+                f"but the input is {format_shape(shape)}",
+                "normalize before pooling the input down to one value, or use `batchnorm`")
+        kwargs = _defaults(p, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False)
+        return Call(getattr(nn, self.torch_name), channels, **kwargs)
+
+    def describe(self, p: Any) -> str:
+        return "affine" if p.affine else ""
+
+
+@register("instancenorm1d", family="normalization")
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (channels, length) (`nn.InstanceNorm1d`)."""
+
+    torch_name, dims = "InstanceNorm1d", 1
+
+
+@register("instancenorm2d", family="normalization")
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (channels, height, width) (`nn.InstanceNorm2d`)."""
+
+    torch_name, dims = "InstanceNorm2d", 2
+
+
+@register("instancenorm3d", family="normalization")
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of (channels, depth, height, width) (`nn.InstanceNorm3d`)."""
+
+    torch_name, dims = "InstanceNorm3d", 3

@@ -1,0 +1,229 @@
+"""The closed table of layer kinds: a spec's kind name is looked up here, never imported.
+
+A layer kind is one small class registered with `@register`:
+
+    @register("linear", family="dense", main="out_features")
+    class Linear(LayerKind):
+        class Params(LayerParams):
+            out_features: PositiveInt
+            bias: bool = True
+            in_features: int | None = None        # inferred; checked if given
+
+        def build(self, p, shapes):
+            (features,) = require_rank(shapes[0], 1, self.name, hint="add `flatten` before it")
+            infer_field(p, "in_features", features)
+            return Call(nn.Linear, features, p.out_features, bias=p.bias)
+
+`build` receives the validated params and the shapes (batch axis excluded) of
+its inputs, raises `ShapeProblem` for input it cannot take, and returns a `Call`
+— a constructor call that compile.py executes and `dlspec code` prints. Kind
+files import torch only inside `build`, so validation stays torch-free.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Shape = tuple[int, ...]
+
+
+class LayerParams(BaseModel):
+    """Base of every kind's parameters: unknown keys are errors, types are strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NoParams(LayerParams):
+    """Kinds without parameters (relu, flatten ...) still reject unknown keys."""
+
+
+class ShapeProblem(Exception):
+    """Raised by `LayerKind.build` when its input shapes cannot be accepted."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass
+class Call:
+    """A call `target(*args, **kwargs)` that can be run and also printed as Python source."""
+
+    target: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any):
+        self.target, self.args, self.kwargs = target, args, kwargs
+
+    def instantiate(self) -> Any:
+        """Run the call (nested Calls first)."""
+        args = [_instantiate(a) for a in self.args]
+        kwargs = {k: _instantiate(v) for k, v in self.kwargs.items()}
+        return self.target(*args, **kwargs)
+
+    def source(self) -> str:
+        """The call as Python source, e.g. `nn.Linear(84, 10, bias=True)`."""
+        parts = [_source(a) for a in self.args]
+        parts += [f"{k}={_source(v)}" for k, v in self.kwargs.items()]
+        return f"{target_name(self.target)}({', '.join(parts)})"
+
+    def custom_classes(self) -> list[type]:
+        """dlspec's own module classes this call (or a nested one) constructs."""
+        found = [self.target] if _is_custom(self.target) else []
+        for value in [*self.args, *self.kwargs.values()]:
+            if isinstance(value, Call):
+                found += value.custom_classes()
+        return found
+
+
+@dataclass
+class Function:
+    """A stateless operation compiled to an fx `call_function` node (merges)."""
+
+    target: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    pack_inputs: bool = False  # torch.cat takes its inputs as one list
+    fold: bool = False  # torch.add(a, b) is applied pairwise over 3+ inputs
+
+
+def _instantiate(value: Any) -> Any:
+    return value.instantiate() if isinstance(value, Call) else value
+
+
+def _source(value: Any) -> str:
+    if isinstance(value, Call):
+        return value.source()
+    if isinstance(value, list):
+        return "[" + ", ".join(_source(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(_source(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def _is_custom(target: Any) -> bool:
+    return inspect.isclass(target) and target.__module__ == "dlspec.layers.modules"
+
+
+def target_name(target: Any) -> str:
+    """How generated code names a class or function: nn.Conv2d, torch.cat, Reshape."""
+    module = getattr(target, "__module__", "") or ""
+    if module.startswith("torch.nn"):
+        return f"nn.{target.__qualname__}"
+    if module.startswith("torch") or getattr(target, "__self__", None) is not None:
+        return f"torch.{target.__name__}"
+    return str(target.__qualname__)
+
+
+class LayerKind:
+    """One kind of layer. Subclasses set `Params` and implement `build`."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    main: ClassVar[str | None] = None
+    Params: ClassVar[type[LayerParams]] = NoParams
+    #: how many inputs the kind reads: an int, or (min, None) for "min or more"
+    arity: ClassVar[int | tuple[int, None]] = 1
+    #: hidden kinds are made by expansion (shortcut projections), never written by users
+    hidden: ClassVar[bool] = False
+    #: the input-size fields inferred from shapes, for the schema's documentation
+    inferred: ClassVar[tuple[str, ...]] = ()
+    #: the dtype family the kind reads: "float" (most), "int" (token ids) or "any"
+    accepts: ClassVar[str] = "float"
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call | Function | None:
+        """Return how to construct the module for inputs of `shapes` (None: pass through)."""
+        raise NotImplementedError
+
+    def describe(self, p: Any) -> str:
+        """A short summary of the defining hyperparameters, for tables and diagrams."""
+        values = p.model_dump(exclude_defaults=True, by_alias=True)
+        return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+_REGISTRY: dict[str, type[LayerKind]] = {}
+
+
+def register(name: str, *, family: str, main: str | None = None,
+             ) -> Callable[[type[LayerKind]], type[LayerKind]]:
+    """Class decorator adding a kind to the registry under `name`."""
+
+    def add(cls: type[LayerKind]) -> type[LayerKind]:
+        if name in _REGISTRY:
+            raise RuntimeError(f"layer kind {name!r} is registered twice "
+                               f"({_REGISTRY[name].__qualname__} and {cls.__qualname__})")
+        if main is not None and main not in cls.Params.model_fields and not any(
+                f.alias == main for f in cls.Params.model_fields.values()):
+            raise RuntimeError(f"{cls.__qualname__}: main argument {main!r} is not a field")
+        cls.name, cls.family, cls.main = name, family, main
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def _ensure_loaded() -> None:
+    import dlspec.layers  # noqa: F401  (importing the package registers every family)
+
+
+def lookup_kind(name: str) -> LayerKind | None:
+    """The kind registered as `name`, or None."""
+    _ensure_loaded()
+    cls = _REGISTRY.get(name)
+    return cls() if cls is not None else None
+
+
+def kind_names(include_hidden: bool = False) -> list[str]:
+    """Every registered kind name, sorted."""
+    _ensure_loaded()
+    return sorted(n for n, c in _REGISTRY.items() if include_hidden or not c.hidden)
+
+
+def suggest(name: str, candidates: Sequence[str]) -> str | None:
+    """`did you mean 'x'?` for the closest candidate, if any is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    if not close and len(name) >= 3:
+        close = [c for c in candidates if c.startswith(name) or name.startswith(c)][:1]
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+# --- helpers for kinds -----------------------------------------------------------------
+
+def format_shape(shape: Shape) -> str:
+    """`(6, 28, 28)` as `6×28×28`; a scalar per sample as `scalar`."""
+    return "×".join(str(d) for d in shape) if shape else "scalar"
+
+
+def require_rank(shape: Shape, rank: int | tuple[int, ...], kind: str,
+                 hint: str | None = None) -> Shape:
+    """Check the per-sample rank of an input; return the shape for unpacking."""
+    ranks = (rank,) if isinstance(rank, int) else rank
+    if len(shape) not in ranks:
+        wanted = " or ".join(f"{r}-D" for r in ranks)
+        raise ShapeProblem(
+            f"{kind} expects a {wanted} input per sample, but receives {format_shape(shape)} "
+            f"({len(shape)}-D)", hint)
+    return shape
+
+
+def infer_field(p: Any, field_name: str, actual: int) -> int:
+    """Return the inferred input size; a value the spec gave must agree with it."""
+    given = getattr(p, field_name, None)
+    if given is not None and given != actual:
+        raise ShapeProblem(
+            f"{field_name} is {given} but the incoming tensor gives {actual}",
+            f"remove {field_name}: dlspec infers it")
+    return actual
+
+
+def as_tuple(value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """Expand `3` to `(3, 3)` for an n-D kernel; pass sequences through."""
+    return (value,) * n if isinstance(value, int) else tuple(value)

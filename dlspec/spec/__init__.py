@@ -1,0 +1,1 @@
+"""The spec language: loading YAML, validating it and expanding it into graphs."""

@@ -1,0 +1,623 @@
+"""Spec → Graph: resolve blocks, repeats, structures, names and `from:` wiring.
+
+A pure transform: no I/O, no torch. Every problem found is collected with the
+path of the entry that caused it, and all are raised together as a SpecError.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from dlspec.errors import Path, Problem, SpecError, format_path
+from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
+from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
+from dlspec.spec import expr
+from dlspec.spec.model import BlockSpec, NetworkSpec, Spec, name_problem
+from dlspec.spec.validation import problems_from_validation
+
+COMMON_KEYS = ("name", "from", "repeat", "trainable", "init")
+STRUCTURES = ("residual", "parallel", "sequential")
+INIT_CHOICES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform",
+                "orthogonal", "normal", "uniform", "trunc_normal", "zeros", "ones")
+MAX_NODES = 50_000
+MAX_REPEAT = 10_000
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+}
+
+Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
+BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
+
+
+def expand(spec: Spec) -> dict[str, Graph]:
+    """Resolve a validated Spec into one Graph per network.
+
+    Example:
+        >>> graphs = expand(load("specs/lenet5.yaml"))
+        >>> [n.name for n in graphs["lenet5"].nodes][:2]
+        ['conv2d_1', 'tanh_1']
+    """
+    expander = _Expander(spec)
+    graphs = {}
+    for name, (network, base) in expander.networks().items():
+        graph = expander.network(name, network, base)
+        if graph is not None:
+            graphs[name] = graph
+    if expander.problems:
+        raise SpecError(expander.problems)
+    return graphs
+
+
+@dataclass
+class _Context:
+    """Lexical scope for names, block parameters and inherited flags."""
+
+    prefix: str  # qualified-name prefix of nodes made here: "stage1.0."
+    env: Mapping[str, Any]  # block parameter values
+    parent: _Context | None = None
+    names: dict[str, str] = field(default_factory=dict)  # local name → qualified node
+    later: dict[str, Path] = field(default_factory=dict)  # names defined below, for errors
+    counters: Counter[str] = field(default_factory=Counter)
+    scopes: tuple[Scope, ...] = ()
+    blocks: tuple[str, ...] = ()  # blocks being expanded, to catch recursion
+    trainable: bool = True
+    init: InitChoice | None = None
+    used_at: Path | None = None
+
+    def child(self, local: str, scope: Scope | None, **changes: Any) -> _Context:
+        """A nested context whose nodes are named `<prefix><local>.<name>`."""
+        scopes = (*self.scopes, scope) if scope else self.scopes
+        base = {"parent": self, "scopes": scopes, "blocks": self.blocks,
+                "trainable": self.trainable, "init": self.init, "used_at": self.used_at,
+                "env": self.env}
+        return _Context(prefix=f"{self.prefix}{local}.", **{**base, **changes})
+
+    def resolve(self, name: str) -> str | None:
+        """The qualified node a local name refers to, searching enclosing scopes."""
+        context: _Context | None = self
+        while context is not None:
+            if name in context.names:
+                return context.names[name]
+            context = context.parent
+        return None
+
+    def visible(self) -> list[str]:
+        """Every name `from:` could use here."""
+        out: list[str] = []
+        context: _Context | None = self
+        while context is not None:
+            out += list(context.names)
+            context = context.parent
+        return out
+
+
+class _Expander:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.problems: list[Problem] = []
+        self.nodes: list[Node] = []
+        self.branch_names: dict[str, str] = {}  # last node of a parallel branch → branch key
+
+    def networks(self) -> dict[str, tuple[NetworkSpec, Path]]:
+        if self.spec.networks is not None:
+            return {name: (net, ("networks", name)) for name, net in self.spec.networks.items()}
+        return {name: (net, ()) for name, net in self.spec.network_specs().items()}
+
+    def error(self, path: Path, message: str, hint: str | None = None,
+              context: _Context | None = None, on_key: bool = False) -> None:
+        notes = []
+        if context is not None and context.used_at is not None:
+            notes.append(f"in block {context.blocks[-1]} used at {format_path(context.used_at)}")
+        self.problems.append(Problem(path, message, hint, on_key=on_key, notes=notes))
+
+    # --- networks ----------------------------------------------------------------------
+
+    def network(self, name: str, net: NetworkSpec, base: Path) -> Graph | None:
+        self.nodes = []
+        before = len(self.problems)
+        inputs = {k: InputDecl(tuple(v.shape), v.dtype) for k, v in net.inputs.items()}
+        top = _Context(prefix="", env={})
+        for input_name in inputs:
+            top.names[input_name] = input_name
+        current: Outputs | None = next(iter(inputs)) if len(inputs) == 1 else None
+        result = self.layers(net.network, (*base, "network"), top, current, allow_split=True)
+        outputs = self.outputs(net.outputs, result, (*base, "outputs"), top)
+        if len(self.problems) > before or outputs is None:
+            return None
+        graph = Graph(name, inputs, self.nodes, outputs)
+        self.check_all_used(graph, (*base, "inputs"))
+        return graph if len(self.problems) == before else None
+
+    def outputs(self, declared: Any, last: Outputs | None, path: Path,
+                top: _Context) -> dict[str, str] | None:
+        if declared is None:
+            if isinstance(last, list):  # a final parallel without merge: one output per branch
+                return {self.branch_names.get(name, name): name for name in last}
+            return {"output": last} if last is not None else None
+        pairs = ({declared: declared} if isinstance(declared, str)
+                 else {n: n for n in declared} if isinstance(declared, list) else declared)
+        outputs = {}
+        for out_name, local in pairs.items():
+            node = top.resolve(local)
+            if node is None:
+                self.error(path, f"output {local!r} is not a layer name",
+                           suggest(local, top.visible()))
+            else:
+                outputs[out_name] = node
+        return outputs
+
+    def check_all_used(self, graph: Graph, inputs_path: Path) -> None:
+        read = {name for node in graph.nodes for name in (*node.inputs, *node.shape_inputs)}
+        read |= set(graph.outputs.values())
+        for input_name in graph.inputs:
+            if input_name not in read:
+                self.error((*inputs_path, input_name), f"input {input_name!r} is never read",
+                           "read it with `from:` or remove it")
+        for node in graph.nodes:
+            if node.name not in read:
+                self.error(node.path, f"the output of {node.name} is never used",
+                           "read it with `from:`, list it under `outputs:`, or remove the layer")
+
+    # --- lists and entries -------------------------------------------------------------
+
+    def layers(self, entries: list[Any], path: Path, context: _Context,
+               current: Outputs | None, allow_split: bool = False) -> Outputs | None:
+        """Expand a list of layer entries top to bottom; return the last one's output."""
+        context.later = {}
+        for i, raw in enumerate(entries):
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                context.later.setdefault(raw["name"], (*path, i))
+        for i, raw in enumerate(entries):
+            if isinstance(current, list):
+                self.error((*path, i), "the layer above produces several tensors (a parallel "
+                           "without merge), which only a network's last layer may do",
+                           "give the parallel `merge: concat` or `merge: add`", context)
+                return None
+            current = self.entry(raw, (*path, i), context, current)
+            if isinstance(current, list) and not allow_split and i == len(entries) - 1:
+                self.error((*path, i), "a parallel without merge must be the network's last "
+                           "layer", "give it `merge: concat` or `merge: add`", context)
+                return None
+        return current
+
+    def entry(self, raw: Any, path: Path, context: _Context,
+              current: Outputs | None) -> Outputs:
+        """Expand one entry; on failure return BROKEN so later layers are still checked."""
+        parsed = self.parse_entry(raw, path, context)
+        if parsed is None:
+            if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+                context.names[raw["name"]] = BROKEN
+                context.later.pop(raw["name"], None)
+            return BROKEN
+        kind, args, common = parsed
+        sources = self.sources(common, path, context, current) or [BROKEN]
+        local = common.get("name") or self.auto_name(kind, context)
+        if local in context.names and local not in context.later:
+            self.error((*path, "name"), f"name {local!r} is already used in this scope",
+                       context=context)
+        context.later.pop(local, None)
+        flags = self.flags(common, path, context) or (context.trainable, context.init)
+        repeat = common.get("repeat", 1)
+        if repeat == 1:
+            out = self.one(kind, args, path, context, local, sources, flags)
+        else:
+            out = self.repeated(kind, args, path, context, local, sources, flags, repeat)
+        out = BROKEN if out is None else out
+        context.names[local] = out if isinstance(out, str) else out[-1]
+        return out
+
+    def parse_entry(self, raw: Any, path: Path,
+                    context: _Context) -> tuple[str, Any, dict[str, Any]] | None:
+        if isinstance(raw, str):
+            raw = {raw: None}
+        if not isinstance(raw, dict):
+            self.error(path, f"a layer is a kind name (relu) or a mapping (linear: 10), "
+                       f"not {_describe(raw)}", context=context)
+            return None
+        common = {k: v for k, v in raw.items() if k in COMMON_KEYS}
+        kinds = [k for k in raw if k not in COMMON_KEYS]
+        common = expr.substitute(common, context.env, self._ref_error(path, context))
+        if len(kinds) != 1:
+            self.kind_count_error(kinds, path, context)
+            return None
+        kind = kinds[0]
+        return kind, raw[kind], self.check_common(common, path, context) or {}
+
+    def kind_count_error(self, kinds: list[str], path: Path, context: _Context) -> None:
+        if not kinds:
+            self.error(path, "this layer has no kind", "add one, e.g. `linear: 10`",
+                       context=context)
+            return
+        for key in kinds:
+            hint = suggest(key, COMMON_KEYS)
+            if hint:
+                self.error((*path, key), f"unknown key {key!r} beside the layer kind", hint,
+                           context, on_key=True)
+                return
+        self.error(path, f"a layer has exactly one kind, but this one has {len(kinds)}: "
+                   f"{', '.join(kinds)}", "split it into one entry per layer", context)
+
+    def check_common(self, common: dict[str, Any], path: Path,
+                     context: _Context) -> dict[str, Any] | None:
+        ok = True
+        checks = {
+            "name": (lambda v: isinstance(v, str) and name_problem(v) is None,
+                     lambda v: name_problem(v) if isinstance(v, str) else "a name is a string"),
+            "repeat": (lambda v: type(v) is int and 1 <= v <= MAX_REPEAT,
+                       lambda v: f"repeat must be an integer from 1 to {MAX_REPEAT}, "
+                                 f"found {v!r}"),
+            "trainable": (lambda v: type(v) is bool,
+                          lambda v: f"trainable must be true or false, found {v!r}"),
+            "from": (lambda v: isinstance(v, str) or (
+                isinstance(v, list) and v and all(isinstance(x, str) for x in v)),
+                     lambda v: f"from must be a layer name or a list of names, found {v!r}"),
+        }
+        for key, (good, why) in checks.items():
+            if key in common and not good(common[key]):
+                self.error((*path, key), str(why(common[key])), context=context)
+                ok = False
+        return common if ok else None
+
+    def flags(self, common: dict[str, Any], path: Path,
+              context: _Context) -> tuple[bool, InitChoice | None] | None:
+        trainable = context.trainable and common.get("trainable", True)
+        if "init" not in common:
+            return trainable, context.init
+        raw = common["init"]
+        weight, bias = (raw, None) if isinstance(raw, str) else (None, None)
+        if isinstance(raw, dict):
+            unknown = set(raw) - {"weight", "bias"}
+            if unknown:
+                key = sorted(unknown)[0]
+                self.error((*path, "init", key), f"unknown key {key!r} in init",
+                           suggest(key, ["weight", "bias"]) or "use weight: and bias:",
+                           context, on_key=True)
+                return None
+            weight, bias = raw.get("weight"), raw.get("bias")
+        elif not isinstance(raw, str):
+            self.error((*path, "init"), f"init is a scheme name or {{weight, bias}}, "
+                       f"found {_describe(raw)}", context=context)
+            return None
+        for part, value in (("weight", weight), ("bias", bias)):
+            if value is not None and value not in INIT_CHOICES:
+                self.error((*path, "init"), f"unknown init scheme {value!r} for {part}",
+                           suggest(str(value), INIT_CHOICES)
+                           or f"choose one of {', '.join(INIT_CHOICES)}", context)
+                return None
+        return trainable, InitChoice(weight, bias)
+
+    def sources(self, common: dict[str, Any], path: Path, context: _Context,
+                current: Outputs | None) -> list[str] | None:
+        if "from" not in common:
+            if current is None:
+                self.error(path, "this layer has no input: the network has several inputs "
+                           f"({', '.join(n for n in context.visible())})",
+                           "say which one it reads with `from:`", context)
+                return None
+            return [current] if isinstance(current, str) else list(current)
+        names = [common["from"]] if isinstance(common["from"], str) else common["from"]
+        resolved = []
+        for name in names:
+            node = context.resolve(name)
+            if node is None:
+                self.unknown_source(name, (*path, "from"), context)
+                return None
+            resolved.append(node)
+        return resolved
+
+    def unknown_source(self, name: str, path: Path, context: _Context) -> None:
+        if name in context.later:
+            line_path = format_path(context.later[name])
+            self.error(path, f"{name!r} is defined below ({line_path}); a layer reads only "
+                       "layers above it, so this would make a cycle", context=context)
+            return
+        visible = context.visible()
+        hint = suggest(name, visible) or (f"names here: {', '.join(visible)}" if visible else None)
+        self.error(path, f"unknown layer {name!r} in from:", hint, context)
+
+    def auto_name(self, kind: str, context: _Context) -> str:
+        while True:
+            context.counters[kind] += 1
+            candidate = f"{kind}_{context.counters[kind]}"
+            if candidate not in context.names and candidate not in context.later:
+                return candidate
+
+    # --- one layer, a repeat, a structure or a block ------------------------------------
+
+    def one(self, kind: str, args: Any, path: Path, context: _Context, local: str,
+            sources: list[str], flags: tuple[bool, InitChoice | None]) -> Outputs | None:
+        trainable, init = flags
+        sub = {"trainable": trainable, "init": init}
+        if kind in STRUCTURES:
+            return getattr(self, f"structure_{kind}")(args, (*path, kind), context, local,
+                                                      sources, sub)
+        if kind in self.spec.blocks:
+            return self.block(kind, args, path, context, local, sources, sub)
+        layer_kind = lookup_kind(kind)
+        if layer_kind is None or layer_kind.hidden:
+            names = [*kind_names(), *self.spec.blocks, *STRUCTURES]
+            self.error((*path, kind), f"unknown layer kind {kind!r}", suggest(kind, names),
+                       context, on_key=True)
+            return None
+        return self.layer(layer_kind, args, (*path, kind), context, local, sources, flags)
+
+    def layer(self, layer_kind: LayerKind, args: Any, path: Path, context: _Context,
+              local: str, sources: list[str], flags: tuple[bool, InitChoice | None],
+              shape_inputs: list[str] | None = None) -> str | None:
+        args = expr.substitute(args, context.env, self._ref_error(path, context))
+        params = self.validate_params(layer_kind, args, path, context)
+        if params is None or not self.check_arity(layer_kind, len(sources), path, context):
+            return None
+        if BROKEN in sources:
+            return BROKEN  # an input failed; this layer's own parameters are still checked
+        name = context.prefix + local
+        if len(self.nodes) >= MAX_NODES:
+            if len(self.nodes) == MAX_NODES:
+                self.error(path, f"the network expands to more than {MAX_NODES:,} layers",
+                           context=context)
+                self.nodes.append(self.nodes[-1])  # report once
+            return None
+        self.nodes.append(Node(name, layer_kind.name, params, sources, path, context.scopes,
+                               flags[0], flags[1], shape_inputs or [], context.used_at))
+        return name
+
+    def validate_params(self, layer_kind: LayerKind, args: Any, path: Path,
+                        context: _Context) -> Any:
+        data = args
+        if args is None:
+            data = {}
+        elif not isinstance(args, dict):
+            if layer_kind.main is None:
+                self.error(path, f"{layer_kind.name} takes no single value; give a mapping of "
+                           f"its parameters or write just `{layer_kind.name}`", context=context)
+                return None
+            data = {layer_kind.main: args}
+        try:
+            return layer_kind.Params.model_validate(data)
+        except ValidationError as exc:
+            shorthand = args is not None and not isinstance(args, dict)
+            for problem in problems_from_validation(exc, data, layer_kind.Params):
+                if shorthand:
+                    problem.path = ()
+                problem.path = (*path, *problem.path)
+                if context.used_at:
+                    problem.notes.append(f"in block {context.blocks[-1]} used at "
+                                         f"{format_path(context.used_at)}")
+                self.problems.append(problem)
+            return None
+
+    def check_arity(self, layer_kind: LayerKind, count: int, path: Path,
+                    context: _Context) -> bool:
+        arity = layer_kind.arity
+        low, high = (arity, arity) if isinstance(arity, int) else arity
+        if count >= low and (high is None or count <= high):
+            return True
+        wanted = f"{low}" if low == high else f"{low} or more"
+        hint = "list them with `from: [a, b]`" if low > 1 else "give one name in `from:`"
+        self.error(path, f"{layer_kind.name} reads {wanted} input{'s' * (low != 1)}, "
+                   f"but receives {count}", hint, context)
+        return False
+
+    def repeated(self, kind: str, args: Any, path: Path, context: _Context, local: str,
+                 sources: list[str], flags: tuple[bool, InitChoice | None],
+                 repeat: int) -> Outputs | None:
+        scope = Scope(context.prefix + local, "repeat", f"×{repeat}", path)
+        inner = context.child(local, scope)
+        current: Outputs = sources if len(sources) > 1 else sources[0]
+        for index in range(repeat):
+            inputs = [current] if isinstance(current, str) else current
+            out = self.one(kind, args, path, inner, str(index), inputs, flags)
+            if out is None or isinstance(out, list):
+                if isinstance(out, list):
+                    self.error(path, "a parallel without merge cannot be repeated",
+                               context=context)
+                return None
+            current = out
+        return current
+
+    def structure_sequential(self, args: Any, path: Path, context: _Context, local: str,
+                             sources: list[str], sub: dict[str, Any]) -> Outputs | None:
+        layers = args.get("layers") if isinstance(args, dict) and set(args) == {"layers"} else args
+        if not isinstance(layers, list) or not layers:
+            self.error(path, "sequential takes a list of layers", context=context)
+            return None
+        scope = Scope(context.prefix + local, "sequential", "", path)
+        inner = context.child(local, scope, **sub)
+        return self.layers(layers, path if layers is args else (*path, "layers"), inner,
+                           self._single(sources, path, context))
+
+    def structure_residual(self, args: Any, path: Path, context: _Context, local: str,
+                           sources: list[str], sub: dict[str, Any]) -> str | None:
+        fields = self.structure_fields(args, path, context, required=("body",),
+                                       optional={"shortcut": "identity", "merge": "add"})
+        if fields is None:
+            return None
+        x = self._single(sources, path, context)
+        if x is None:
+            return None
+        scope = Scope(context.prefix + local, "residual", "", path)
+        inner = context.child(local, scope, **sub)
+        body = self.layer_list(fields["body"], (*path, "body"), inner, x)
+        if body is None:
+            return None
+        shortcut = self.shortcut(fields["shortcut"], (*path, "shortcut"), inner, x, body)
+        if shortcut is None:
+            return None
+        merge = fields["merge"]
+        if merge not in ("add", "concat", "multiply"):
+            self.error((*path, "merge"), f"residual merge must be add, concat or multiply, "
+                       f"found {merge!r}", suggest(str(merge), ["add", "concat", "multiply"]),
+                       context)
+            return None
+        kind = lookup_kind(merge)
+        assert kind is not None
+        return self.layer(kind, None, path, inner, merge, [body, shortcut],
+                          (inner.trainable, inner.init))
+
+    def shortcut(self, value: Any, path: Path, context: _Context, x: str,
+                 body: str) -> str | None:
+        if value == "identity":
+            return x
+        if value == "project":
+            projection = lookup_kind("projection")
+            assert projection is not None
+            return self.layer(projection, None, path, context, "shortcut", [x],
+                              (context.trainable, context.init), shape_inputs=[body])
+        if isinstance(value, list):
+            scope = Scope(context.prefix + "shortcut", "sequential", "shortcut", path)
+            return self.layer_list(value, path, context.child("shortcut", scope), x)
+        self.error(path, f"shortcut must be identity, project or a list of layers, found "
+                   f"{_describe(value)}", suggest(str(value), ["identity", "project"]), context)
+        return None
+
+    def structure_parallel(self, args: Any, path: Path, context: _Context, local: str,
+                           sources: list[str], sub: dict[str, Any]) -> Outputs | None:
+        if isinstance(args, list):
+            args = {"branches": args}
+        fields = self.structure_fields(args, path, context, required=("branches",),
+                                       optional={"merge": "none", "dim": 1})
+        if fields is None:
+            return None
+        branches = fields["branches"]
+        if isinstance(branches, list):
+            branches = {str(i): b for i, b in enumerate(branches)}
+        if not isinstance(branches, dict) or len(branches) < 2:
+            self.error((*path, "branches"), "parallel needs two or more branches, each a list "
+                       "of layers", context=context)
+            return None
+        x = self._single(sources, path, context)
+        if x is None:
+            return None
+        scope = Scope(context.prefix + local, "parallel", "", path)
+        inner = context.child(local, scope, **sub)
+        outs = []
+        for key, layers in branches.items():
+            branch_path = (*path, "branches", int(key) if key.isdigit() else key)
+            branch_scope = Scope(inner.prefix + key, "sequential", key, branch_path)
+            out = self.layer_list(layers, branch_path, inner.child(key, branch_scope), x)
+            if out is None:
+                return None
+            self.branch_names[out] = key if not key.isdigit() else f"{local}_{key}"
+            outs.append(out)
+        merge = fields["merge"]
+        if merge == "none":
+            return outs
+        kind = lookup_kind(merge) if merge in ("add", "concat", "multiply") else None
+        if kind is None:
+            self.error((*path, "merge"), f"parallel merge must be none, concat, add or "
+                       f"multiply, found {merge!r}",
+                       suggest(str(merge), ["none", "concat", "add", "multiply"]), context)
+            return None
+        args = {"dim": fields["dim"]} if merge == "concat" else None
+        return self.layer(kind, args, path, inner, merge, outs, (inner.trainable, inner.init))
+
+    def structure_fields(self, args: Any, path: Path, context: _Context,
+                         required: tuple[str, ...],
+                         optional: dict[str, Any]) -> dict[str, Any] | None:
+        if not isinstance(args, dict):
+            self.error(path, f"expected a mapping with {', '.join(required)}, found "
+                       f"{_describe(args)}", context=context)
+            return None
+        allowed = [*required, *optional]
+        for key in args:
+            if key not in allowed:
+                self.error((*path, key), f"unknown key {key!r}",
+                           suggest(key, allowed) or f"allowed: {', '.join(allowed)}",
+                           context, on_key=True)
+                return None
+        for key in required:
+            if key not in args:
+                self.error(path, f"missing {key!r}", context=context)
+                return None
+        return {**optional, **expr.substitute(
+            {k: v for k, v in args.items() if k not in required}, context.env,
+            self._ref_error(path, context)), **{k: args[k] for k in required}}
+
+    def layer_list(self, layers: Any, path: Path, context: _Context, x: str) -> str | None:
+        if not isinstance(layers, list) or not layers:
+            self.error(path, f"expected a list of layers, found {_describe(layers)}",
+                       context=context)
+            return None
+        out = self.layers(layers, path, context, x)
+        return out if isinstance(out, str) else None
+
+    def block(self, block_name: str, args: Any, path: Path, context: _Context, local: str,
+              sources: list[str], sub: dict[str, Any]) -> Outputs | None:
+        block = self.spec.blocks[block_name]
+        if block_name in context.blocks:
+            chain = " → ".join([*context.blocks, block_name])
+            self.error((*path, block_name), f"block {block_name!r} uses itself ({chain})",
+                       "blocks may not be recursive", context)
+            return None
+        args = expr.substitute(args, context.env, self._ref_error(path, context))
+        env = self.bind_block_params(block_name, block, args, (*path, block_name), context)
+        x = self._single(sources, path, context)
+        if env is None or x is None:
+            return None
+        label = f"{block_name}(" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
+        scope = Scope(context.prefix + local, "block", label, path)
+        inner = context.child(local, scope, env=env, parent=None,
+                              blocks=(*context.blocks, block_name),
+                              used_at=context.used_at or path, **sub)
+        return self.layers(block.layers, ("blocks", block_name, "layers"), inner, x)
+
+    def bind_block_params(self, block_name: str, block: BlockSpec, args: Any, path: Path,
+                          context: _Context) -> dict[str, Any] | None:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            self.error(path, f"block {block_name} takes a mapping of its parameters "
+                       f"({', '.join(block.params) or 'none'})", context=context)
+            return None
+        env: dict[str, Any] = {}
+        ok = True
+        for key, value in args.items():
+            decl = block.params.get(key)
+            if decl is None:
+                self.error((*path, key), f"block {block_name} has no parameter {key!r}",
+                           suggest(key, list(block.params)), context, on_key=True)
+                ok = False
+            elif decl.type != "any" and (type(value) not in PARAM_TYPES[decl.type]):
+                self.error((*path, key), f"parameter {key} of block {block_name} is a "
+                           f"{decl.type}, found {_describe(value)}", context=context)
+                ok = False
+            else:
+                env[key] = value
+        for key, decl in block.params.items():
+            if key not in env and decl.required and key not in args:
+                self.error(path, f"block {block_name} needs parameter {key!r}",
+                           f"add `{key}: ...`", context)
+                ok = False
+            elif key not in env and not decl.required:
+                env[key] = decl.default
+        return env if ok else None
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _single(self, sources: list[str], path: Path, context: _Context) -> str | None:
+        if len(sources) != 1:
+            self.error(path, f"this reads one input, but receives {len(sources)}",
+                       "merge them first with add or concat", context)
+            return None
+        return sources[0]
+
+    def _ref_error(self, path: Path, context: _Context) -> Any:
+        def report(sub_path: tuple[Any, ...], message: str) -> None:
+            self.error((*path, *sub_path), message, context=context)
+        return report
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}"
+

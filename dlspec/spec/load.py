@@ -1,0 +1,220 @@
+"""Read YAML safely into plain Python data plus the position of every value.
+
+The reader follows YAML 1.2's core schema, as users mean their numbers:
+`1e-4` is a float, `yes`/`no`/`on`/`off` are plain strings, only `true`/`false`
+are booleans. It refuses what a spec never needs and an attacker might send:
+tags that construct objects, duplicate keys, documents nested too deep,
+aliases that expand too far, files that are too big.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+import yaml
+
+from dlspec.errors import Location, Path, Problem, SpecError
+
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+
+
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars instead of YAML 1.1's."""
+
+
+_CoreSchemaLoader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in [
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
+]:
+    _CoreSchemaLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(_regexp), _first
+    )
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: plain data plus where each value and key came from."""
+
+    file: str
+    data: Any
+    value_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: Path, on_key: bool = False) -> Location:
+        """The position of `path`, or of its nearest ancestor that exists in the file."""
+        path = tuple(path)
+        while True:
+            table = self.key_positions if on_key else self.value_positions
+            if path in table:
+                line, column = table[path]
+                return Location(self.file, line, column)
+            if on_key and path in self.value_positions:
+                line, column = self.value_positions[path]
+                return Location(self.file, line, column)
+            if not path:
+                return Location(self.file, 1, 1)
+            path = path[:-1]
+            on_key = False
+
+
+def load_yaml_file(path: str | FilePath) -> Document:
+    """Read a spec file; raise SpecError for a missing, oversized or malformed file."""
+    name = str(path)
+    file = FilePath(path)
+    if not file.is_file():
+        raise SpecError(Problem((), f"no such spec file: {name}", location=None))
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise SpecError(
+            Problem((), f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,} bytes",
+                    location=Location(name, 1, 1))
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(Problem((), f"file is not UTF-8 text ({exc.reason})",
+                                location=Location(name, 1, 1))) from None
+    return load_yaml_text(text, name)
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text into a Document; raise SpecError on anything unsafe or malformed."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        raise SpecError(Problem((), f"document is larger than {MAX_FILE_BYTES:,} bytes",
+                                location=Location(file, 1, 1)))
+    try:
+        _check_depth(text, file)
+        node = yaml.compose(text, Loader=_CoreSchemaLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError(_yaml_problem(exc, file)) from None
+    except yaml.YAMLError as exc:  # errors without a position
+        raise SpecError(Problem((), f"invalid YAML: {exc}", location=Location(file, 1, 1))) from None
+    doc = Document(file, None)
+    if node is not None:
+        doc.data = _Converter(doc).convert(node, ())
+    return doc
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+    message = exc.problem or "invalid YAML"
+    if exc.context:
+        message = f"{exc.context}: {message}"
+    hint = None
+    if "found character '\\t'" in message:
+        hint = "YAML indents with spaces, not tabs"
+    elif "mapping values are not allowed" in message:
+        hint = "a value containing ': ' must be quoted"
+    return Problem((), f"invalid YAML: {message}", hint=hint, location=where)
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Refuse deep nesting before composing: PyYAML's composer recurses per level."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_CoreSchemaLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise SpecError(Problem(
+                    (), f"document is nested more than {MAX_DEPTH} levels deep",
+                    location=Location(file, mark.line + 1, mark.column + 1)))
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+class _Converter:
+    """Turns composed YAML nodes into plain data, recording positions and checking limits."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.count = 0
+
+    def convert(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(Problem(
+                path, f"document expands to more than {MAX_NODES:,} values "
+                "(aliases expanding too far?)", location=self._where(node)))
+        self.doc.value_positions.setdefault(path, _position(node))
+        if node.tag not in _STANDARD_TAGS:
+            raise SpecError(Problem(path, f"YAML tag {node.tag!r} is not allowed in a spec",
+                                    hint="remove the tag", location=self._where(node)))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError(Problem(path, "mapping keys must be plain names",
+                                        location=self._where(key_node)))
+            key = str(self._scalar(key_node, path))
+            if key in first_seen:
+                line = first_seen[key].start_mark.line + 1
+                raise SpecError(Problem(
+                    (*path, key), f"duplicate key {key!r} (first defined on line {line})",
+                    hint="remove one of them", location=self._where(key_node)))
+            first_seen[key] = key_node
+            self.doc.key_positions[(*path, key)] = _position(key_node)
+            out[key] = self.convert(value_node, (*path, key))
+        return out
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
+        value = node.value
+        tag = node.tag.rsplit(":", 1)[-1]
+        try:
+            if tag == "null":
+                return None
+            if tag == "bool":
+                return value.lower() == "true"
+            if tag == "int":
+                return int(value, 0) if value[:2] in ("0x", "0o") else int(value)
+            if tag == "float":
+                lowered = value.lower()
+                if lowered.endswith(".inf"):
+                    return -math.inf if lowered.startswith("-") else math.inf
+                if lowered == ".nan":
+                    return math.nan
+                return float(value)
+        except ValueError:
+            raise SpecError(Problem(path, f"{value!r} is not a valid {tag}",
+                                    location=self._where(node))) from None
+        return value
+
+    def _where(self, node: yaml.Node) -> Location:
+        line, column = _position(node)
+        return Location(self.doc.file, line, column)
+
+
+def _position(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1

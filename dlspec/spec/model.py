@@ -1,0 +1,167 @@
+"""The spec format as pydantic models: what `dlspec check --no-shapes` validates.
+
+Layer entries are kept as plain data here and validated by `expand`, which knows
+the layer registry and block parameters; the JSON Schema (dlspec.spec.schema)
+describes them for editors all the same.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from dlspec.spec.sections import TrainingSections
+
+FORMAT_VERSION = 1
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+# Attribute names of torch.nn.Module: a layer named like one would shadow it.
+RESERVED_NAMES = frozenset({
+    "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda",
+    "double", "eval", "extra_repr", "float", "forward", "get_buffer", "get_parameter",
+    "get_submodule", "half", "load_state_dict", "modules", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_buffer", "register_module",
+    "register_parameter", "requires_grad_", "share_memory", "state_dict", "to", "to_empty",
+    "train", "training", "type", "zero_grad", "xpu", "ipu", "mtia", "code", "graph",
+})
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a layer or network, or None when it can."""
+    if not re.match(NAME_PATTERN, name):
+        return (f"{name!r} is not a valid name: use letters, digits and underscores, "
+                "not starting with a digit")
+    if keyword.iskeyword(name) or name in RESERVED_NAMES:
+        return f"{name!r} is reserved (a Python keyword or a torch.nn.Module attribute)"
+    return None
+
+
+class Strict(BaseModel):
+    """Base of the spec's models: unknown keys are errors and types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _checked_name(value: Any) -> Any:
+    if isinstance(value, str) and (problem := name_problem(value)):
+        raise ValueError(problem)
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_checked_name)]
+# Layer entries are validated by expand; dlspec.spec.schema replaces this marker with $ref Layer.
+LAYER_MARKER = "x-dlspec-layer"
+LayerList = Annotated[list[Any], Field(min_length=1),
+                      WithJsonSchema({"type": "array", "minItems": 1,
+                                      "items": {LAYER_MARKER: True}})]
+Dtype = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "bool"]
+
+
+class InputSpec(Strict):
+    """One input tensor of a network, per sample (the batch axis is implicit)."""
+
+    shape: list[PositiveInt] = Field(description="per-sample shape, e.g. [1, 28, 28]")
+    dtype: Dtype = Field("float32", description="int64 for token ids read by an embedding")
+
+
+class ParamDecl(Strict):
+    """A block parameter: its type and, if optional, its default."""
+
+    type: Literal["int", "float", "bool", "str", "list", "any"] = "any"
+    default: Any = Field(None, description="makes the parameter optional")
+    _required: bool = PrivateAttr(True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    def model_post_init(self, __context: Any) -> None:
+        self._required = "default" not in self.model_fields_set
+
+    @property
+    def required(self) -> bool:
+        """True when a use of the block must give this parameter."""
+        return self._required
+
+
+_PARAM_TYPES = ["int", "float", "bool", "str", "list", "any"]
+ParamDeclField = Annotated[ParamDecl, WithJsonSchema({"anyOf": [
+    {"enum": _PARAM_TYPES, "description": "a required parameter of this type"},
+    {"type": "object", "additionalProperties": False,
+     "properties": {"type": {"enum": _PARAM_TYPES}, "default": {}}},
+]})]
+
+
+class BlockSpec(Strict):
+    """A parameterised sub-network, used in `network:` like a layer kind."""
+
+    params: dict[Name, ParamDeclField] = Field(default_factory=dict,
+                                          description="name: type, or {type, default}")
+    layers: LayerList
+    description: str | None = None
+
+
+Outputs = str | list[str] | dict[str, str]
+
+
+class NetworkSpec(Strict):
+    """One network of a multi-network spec (a GAN's generator, discriminator ...)."""
+
+    inputs: dict[Name, InputSpec] = Field(min_length=1)
+    network: LayerList
+    outputs: Outputs | None = Field(None, description="default: the last layer")
+
+
+class Spec(TrainingSections):
+    """A whole dlspec document."""
+
+    dlspec: Literal[1] = Field(description="format version of this file")
+    name: Name = Field(description="the model's name: run folders and files are named by it")
+    description: str | None = None
+    inputs: dict[Name, InputSpec] | None = Field(None, min_length=1)
+    network: LayerList | None = None
+    outputs: Outputs | None = Field(None, description="default: the last layer")
+    networks: dict[Name, NetworkSpec] | None = Field(None, min_length=1)
+    blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
+
+    _document: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_way_to_say_the_network(self) -> Spec:
+        if self.networks is not None:
+            extra = [k for k in ("inputs", "network", "outputs") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"a spec with `networks:` declares inputs and layers inside "
+                                 f"each network, not at the top level ({', '.join(extra)})")
+        elif self.network is None:
+            raise ValueError("a spec needs `network:` (a list of layers) or `networks:`")
+        elif self.inputs is None:
+            raise ValueError("`inputs:` is missing: name each input and give its shape, "
+                             "e.g. inputs: {image: {shape: [1, 28, 28]}}")
+        return self
+
+    @property
+    def document(self) -> Any:
+        """The loaded YAML Document (positions), when the spec came from a file."""
+        return self._document
+
+    def network_specs(self) -> dict[str, NetworkSpec]:
+        """Every network by name; a single `network:` is named after the spec."""
+        if self.networks is not None:
+            return dict(self.networks)
+        assert self.inputs is not None and self.network is not None  # checked above
+        return {self.name: NetworkSpec(inputs=self.inputs, network=self.network,
+                                       outputs=self.outputs)}

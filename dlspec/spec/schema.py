@@ -1,0 +1,126 @@
+"""The JSON Schema of the spec format, for editors (yaml-language-server) and CI.
+
+The top level comes from the pydantic models; layer entries are described from
+the layer registry, so a new kind appears in the schema with no edit here.
+Every layer parameter also accepts a `$name` / `$(expression)` reference.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dlspec.layers.registry import LayerKind, kind_names, lookup_kind
+from dlspec.spec.expand import COMMON_KEYS, INIT_CHOICES
+from dlspec.spec.model import LAYER_MARKER, NAME_PATTERN, Spec
+
+SCHEMA_ID = "https://dlspec.dev/schemas/dlspec.schema.json"
+_REFERENCE = {"type": "string", "pattern": r"^\$(\(.*\)|[A-Za-z_][A-Za-z0-9_]*)$",
+              "description": "a block parameter: $name or $(expression)"}
+
+
+def spec_schema() -> dict[str, Any]:
+    """The whole JSON Schema, as a dict."""
+    schema = Spec.model_json_schema(by_alias=True)
+    defs = schema.setdefault("$defs", {})
+    layer_ref = {"$ref": "#/$defs/Layer"}
+    layer_list = {"type": "array", "minItems": 1, "items": layer_ref}
+    branches: list[dict[str, Any]] = [{
+        "type": "string", "description": "a layer kind with default parameters, or a block",
+        "enum": [n for n in kind_names() if not _required(_kind(n))]}]
+    for name in kind_names():
+        kind = _kind(name)
+        params = kind.Params.model_json_schema(by_alias=True)
+        defs.update(params.pop("$defs", {}))
+        branches.append(_entry(name, _parameters(kind, params), kind.__doc__))
+    branches.append(_entry("sequential", layer_list, "layers run one after another"))
+    branches.append(_entry("residual", {
+        "type": "object", "additionalProperties": False, "required": ["body"],
+        "properties": {
+            "body": layer_list,
+            "shortcut": {"anyOf": [{"enum": ["identity", "project"]}, layer_list],
+                         "default": "identity"},
+            "merge": {"enum": ["add", "concat", "multiply"], "default": "add"}}},
+        "body(x) merged with shortcut(x)"))
+    branches.append(_entry("parallel", {
+        "type": "object", "additionalProperties": False, "required": ["branches"],
+        "properties": {
+            "branches": {"anyOf": [{"type": "array", "items": layer_list, "minItems": 2},
+                                   {"type": "object", "additionalProperties": layer_list}]},
+            "merge": {"enum": ["none", "concat", "add", "multiply"], "default": "none"},
+            "dim": {"type": "integer", "default": 1}}},
+        "branches reading the same input"))
+    branches.append({
+        "type": "object", "description": "a use of a block defined under `blocks:`",
+        "minProperties": 1, "properties": _common_properties(),
+        "additionalProperties": {"type": ["object", "null"]}})
+    defs["Layer"] = {"anyOf": branches}
+    _point_markers_at(schema, layer_ref)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
+    return schema
+
+
+def _point_markers_at(node: Any, ref: dict[str, str]) -> None:
+    """Replace each `{x-dlspec-layer: true}` placeholder with a $ref to Layer."""
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        if isinstance(child, dict) and child.get(LAYER_MARKER):
+            child.clear()
+            child.update(ref)
+        else:
+            _point_markers_at(child, ref)
+
+
+def schema_text() -> str:
+    """The schema as the JSON text committed under schemas/."""
+    return json.dumps(spec_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def _kind(name: str) -> LayerKind:
+    kind = lookup_kind(name)
+    assert kind is not None
+    return kind
+
+
+def _required(kind: LayerKind) -> bool:
+    return any(f.is_required() for f in kind.Params.model_fields.values())
+
+
+def _parameters(kind: LayerKind, params: dict[str, Any]) -> dict[str, Any]:
+    properties = params.get("properties", {})
+    for key, prop in list(properties.items()):
+        properties[key] = {"anyOf": [prop, _REFERENCE]}
+        if key in kind.inferred:
+            properties[key]["description"] = "inferred from the input; give it only to assert it"
+    forms: list[dict[str, Any]] = [params]
+    if kind.main is not None:
+        forms.append(properties[kind.main])
+    if not _required(kind):
+        forms.append({"type": "null"})
+    return {"anyOf": forms} if len(forms) > 1 else params
+
+
+def _entry(kind: str, value: dict[str, Any], description: str | None) -> dict[str, Any]:
+    return {"type": "object", "description": (description or kind).strip().split("\n")[0],
+            "required": [kind], "additionalProperties": False,
+            "properties": {kind: value, **_common_properties()}}
+
+
+def _common_properties() -> dict[str, Any]:
+    names = {"type": "string", "pattern": NAME_PATTERN}
+    common = {
+        "name": {**names, "description": "the layer's name (state_dict keys, errors, diagrams)"},
+        "from": {"anyOf": [names, {"type": "array", "items": names, "minItems": 1}],
+                 "description": "the layer(s) this one reads; default: the layer above"},
+        "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, _REFERENCE],
+                   "description": "stack this many copies"},
+        "trainable": {"type": "boolean", "description": "false freezes the parameters"},
+        "init": {"anyOf": [{"enum": list(INIT_CHOICES)}, {
+            "type": "object", "additionalProperties": False,
+            "properties": {"weight": {"enum": list(INIT_CHOICES)},
+                           "bias": {"enum": list(INIT_CHOICES)}}}],
+                 "description": "weight initialisation scheme"},
+    }
+    assert set(common) == set(COMMON_KEYS)
+    return common

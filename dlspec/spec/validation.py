@@ -1,0 +1,135 @@
+"""pydantic ValidationErrors → Problems a user can act on.
+
+pydantic's `loc` mixes data keys with union tags; we keep only the steps that
+exist in the data so the path points into the YAML. Messages say what was
+expected and what was found; unknown keys and choices get a "did you mean".
+Allowed keys are read from the model's JSON Schema, so unions and nested
+models need no special cases.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from dlspec.errors import Path, Problem
+from dlspec.layers.registry import suggest
+
+
+def problems_from_validation(exc: ValidationError, data: Any,
+                             model: type[BaseModel]) -> list[Problem]:
+    """One Problem per pydantic error, with a path into `data` and a helpful message."""
+    problems = []
+    seen: set[tuple[Path, str]] = set()
+    for error in exc.errors(include_url=False):
+        path = data_path(data, error["loc"])
+        problem = _problem(error, path, data, model)
+        key = (problem.path, problem.message)
+        if key not in seen:
+            seen.add(key)
+            problems.append(problem)
+    return problems
+
+
+def data_path(data: Any, loc: tuple[Any, ...]) -> Path:
+    """The steps of `loc` that exist in `data` (drops union tags and validator names)."""
+    path: list[str | int] = []
+    current = data
+    for step in loc:
+        if isinstance(current, dict) and step in current:
+            current = current[step]
+        elif isinstance(current, list) and isinstance(step, int) and step < len(current):
+            current = current[step]
+        elif isinstance(current, dict) and isinstance(step, str) and not path_is_tag(step):
+            path.append(step)  # a missing key: keep it so the message can name it
+            current = None
+            continue
+        else:
+            continue
+        path.append(step)
+    return tuple(path)
+
+
+def path_is_tag(step: str) -> bool:
+    """pydantic's synthetic loc steps: `function-before[...]`, `list[...]`, union members."""
+    return "[" in step or step.endswith("]")
+
+
+def _problem(error: dict[str, Any], path: Path, data: Any,
+             model: type[BaseModel]) -> Problem:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    message = message[:1].lower() + message[1:]
+    hint = None
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        allowed = allowed_keys(model, data, path[:-1])
+        hint = suggest(key, allowed) or (f"allowed: {', '.join(allowed)}" if allowed else None)
+        return Problem(path, f"unknown key {key!r}", hint, on_key=True)
+    if kind == "missing":
+        key = path[-1] if path else "?"
+        return Problem(path[:-1], f"missing required key {key!r}")
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        message = f"expected one of {', '.join(choices)}; found {value!r}"
+        hint = suggest(str(value), choices)
+    elif kind == "union_tag_invalid":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        message = f"unknown type {ctx.get('tag')!r}; expected one of {', '.join(choices)}"
+        hint = suggest(str(ctx.get("tag")), choices)
+    elif kind == "union_tag_not_found":
+        message = f"missing key {ctx.get('discriminator', 'type')!r} saying which kind this is"
+    elif kind.endswith("_type") or kind.endswith("_parsing") or kind in (
+            "greater_than", "greater_than_equal", "less_than", "less_than_equal",
+            "too_short", "too_long", "multiple_of"):
+        message = f"{message}; found {_show(value)}"
+    return Problem(path, message, hint)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list) and len(value) > 6:
+        return "a list"
+    return repr(value)
+
+
+def allowed_keys(model: type[BaseModel], data: Any, path: Path) -> list[str]:
+    """The keys the schema allows at `path` in `data` (for "did you mean")."""
+    schema = _schema(model)
+    node: dict[str, Any] = schema
+    current = data
+    for step in path:
+        node = _select(schema, node, current)
+        if isinstance(step, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(step) or node.get("additionalProperties") or {}
+        current = current[step] if isinstance(current, (dict, list)) else None
+    node = _select(schema, node, current)
+    return sorted(node.get("properties", {}))
+
+
+def _select(root: dict[str, Any], node: dict[str, Any], data: Any) -> dict[str, Any]:
+    """Follow $ref and pick the union branch that matches `data`'s `type` field."""
+    for _ in range(20):
+        if "$ref" in node:
+            node = root.get("$defs", {}).get(node["$ref"].rsplit("/", 1)[-1], {})
+            continue
+        branches = node.get("oneOf") or node.get("anyOf")
+        if not branches:
+            return node
+        candidates = [_select(root, b, data) for b in branches]
+        objects = [c for c in candidates if "properties" in c]
+        tag = data.get("type") if isinstance(data, dict) else None
+        chosen = [c for c in objects if c["properties"].get("type", {}).get("const") == tag]
+        node = (chosen or objects or candidates)[0]
+    return node
+
+
+@lru_cache(maxsize=None)
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(by_alias=True)
