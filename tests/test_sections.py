@@ -105,10 +105,19 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
+def contains(found: Any, expected: Any) -> bool:
+    """`found` holds every value of `expected`; mappings may hold more (defaults)."""
+    if isinstance(expected, dict):
+        return all(k in found and contains(found[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return len(found) == len(expected) and all(map(contains, found, expected))
+    return found == expected and isinstance(found, bool) == isinstance(expected, bool)
+
+
 def expect_fields(model: Any, example: dict[str, Any]) -> None:
     dumped = model.model_dump()
     for key, value in example.items():
-        assert dumped[key] == value, key
+        assert contains(dumped[key], value), (key, dumped[key])
 
 
 @pytest.mark.parametrize(
@@ -326,7 +335,8 @@ INVALID: list[tuple[str, dict[str, Any], tuple[Any, ...], list[str]]] = [
      ("optimizer", "discriminator", "betas"), ["valid list"]),
     ("error inside a sequential phase",
      {"schedule": {"type": "sequential", "phases": [
-         {"schedule": "constant", "epochs": 2}, {"schedule": {"type": "step", "gama": 0.5}}]}},
+         {"schedule": "constant", "epochs": 2},
+         {"schedule": {"type": "step", "step_size": 3, "gama": 0.5}}]}},
      ("schedule", "phases", 1, "schedule", "gama"), ["extra"]),
     ("phase without epochs",
      {"schedule": {"type": "sequential", "phases": [{"schedule": "constant"},
@@ -358,7 +368,8 @@ INVALID: list[tuple[str, dict[str, Any], tuple[Any, ...], list[str]]] = [
     ("labels disagree with num_classes",
      {"task": {"type": "classification", "num_classes": 3, "labels": ["a", "b"]}},
      ("task", "labels"), ["2 labels", "num_classes 3"]),
-    ("unknown task", {"task": "clasification"}, ("task",), ["classification"]),
+    ("unknown task", {"task": "clasification"}, ("task",), ["did you mean 'classification'"]),
+    ("unknown task type", {"task": {"type": "gann"}}, ("task", "type"), ["'gan'"]),
     ("regularization inside the adversarial loss",
      {"loss": {"type": "cyclegan", "adversarial": {"type": "hinge",
                                                    "regularization": {"l2": 0.1}}}},
@@ -382,7 +393,7 @@ def test_invalid_sections(data: dict[str, Any], loc: tuple[Any, ...], words: lis
     assert len(errors) == 1, errors
     assert errors[0]["loc"] == loc
     for word in words:
-        assert word in errors[0]["msg"], errors[0]["msg"]
+        assert word.lower() in errors[0]["msg"].lower(), errors[0]["msg"]
 
 
 # ------------------------------------------------------------------ schema, import cost

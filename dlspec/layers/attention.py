@@ -14,7 +14,6 @@ from dlspec.layers.registry import (
     LayerParams,
     Shape,
     ShapeProblem,
-    format_shape,
     infer_field,
     register,
     require_rank,
@@ -36,8 +35,8 @@ def _heads(embed: int, heads: int, embed_name: str, heads_name: str) -> None:
         raise ShapeProblem(
             f"{embed_name} {embed} is not divisible by {heads_name} {heads}: each head "
             f"needs an equal share of the features",
-            f"use a {heads_name} that divides {embed} ({', '.join(map(str, fits))}), or "
-            f"project to another width with `linear` first")
+            f"choose {heads_name} from the divisors of {embed} ({', '.join(map(str, fits))}), "
+            f"or project to another width with `linear` first")
 
 
 @register("multihead_attention", family="attention", main="num_heads")
@@ -82,7 +81,7 @@ class MultiheadAttention(LayerKind):
             if key[0] != value[0]:
                 raise ShapeProblem(
                     f"multihead_attention's key has {key[0]} positions but its value has "
-                    f"{value[0]} (key {format_shape(key)}, value {format_shape(value)})",
+                    f"{value[0]}",
                     "key and value must come from sequences of the same length")
             if key[1] != embed or value[1] != embed:
                 kwargs["kdim"], kwargs["vdim"] = key[1], value[1]
@@ -140,7 +139,8 @@ def _stack(p: Any, stack: Any, layer: Any, d_model: int, **extra: Any) -> Call:
 
 
 def _describe_stack(p: Any) -> str:
-    return f"{p.num_layers} layers, {p.nhead} heads, ff {p.dim_feedforward}"
+    layers = f"{p.num_layers} layer" + ("s" if p.num_layers != 1 else "")
+    return f"{layers}, {p.nhead} heads, ff {p.dim_feedforward}"
 
 
 @register("transformer_encoder", family="attention", main="num_layers")
@@ -210,7 +210,7 @@ class PositionalEncoding(LayerKind):
         if length > p.max_len:
             raise ShapeProblem(
                 f"positional_encoding's input has {length} positions, more than max_len "
-                f"{p.max_len} (input {format_shape(shapes[0])})",
+                f"{p.max_len}",
                 f"raise max_len to at least {length}")
         kwargs: dict[str, Any] = {}
         if p.max_len != 5000:

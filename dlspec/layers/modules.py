@@ -121,6 +121,8 @@ class PositionalEncoding(nn.Module):
     Sinusoidal: a fixed, non-persistent buffer (the state_dict stays empty).
     Learned: a parameter `weight` of shape (1, max_len, d_model)."""
 
+    pe: torch.Tensor
+
     def __init__(self, d_model: int, max_len: int = 5000, learned: bool = False,
                  dropout: float = 0.0):
         super().__init__()

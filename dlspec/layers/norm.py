@@ -152,9 +152,9 @@ class GroupNorm(LayerKind):
         if channels % p.num_groups:
             divisors = [g for g in range(1, channels + 1) if channels % g == 0]
             raise ShapeProblem(
-                f"num_groups {p.num_groups} does not divide {channels} channels "
-                f"(input {format_shape(shape)})",
-                f"use a num_groups that divides {channels}: {', '.join(map(str, divisors))}")
+                f"num_groups {p.num_groups} does not divide {channels} channels",
+                f"choose num_groups from the divisors of {channels}: "
+                f"{', '.join(map(str, divisors))}")
         kwargs = _defaults(p, eps=1e-5, affine=True)
         return Call(nn.GroupNorm, p.num_groups, channels, **kwargs)
 

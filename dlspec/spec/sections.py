@@ -51,17 +51,11 @@ def fail(message: str, *loc: str | int, value: Any = None, kind: str = "spec") -
     raise ValidationError.from_exception_data("dlspec", [error])  # type: ignore[list-item]
 
 
-def _names(names: list[str]) -> str:
-    return ", ".join(names)
-
-
-def _did_you_mean(word: object, names: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), names, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
+def _unknown(what: str, name: object, names: list[str], *loc: str) -> NoReturn:
+    close = difflib.get_close_matches(str(name), names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    fail(f"unknown {what} '{name}'; expected one of: {', '.join(names)}{hint}", *loc,
+         value=name, kind="unknown_type")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,10 +71,6 @@ class Shorthand:
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
         return {"anyOf": [self.schema, handler(schema)]}
-
-
-def _name_shorthand(value: Any) -> Any:
-    return {"type": value} if isinstance(value, str) else value
 
 
 def _tag(model: type[BaseModel]) -> str:
@@ -106,19 +96,17 @@ class Variants:
             names = list(by_tag)
             if isinstance(value, str):
                 if value not in by_tag:
-                    fail(f"unknown {self.what} '{value}'; expected one of: {_names(names)}"
-                         f"{_did_you_mean(value, names)}", value=value, kind="unknown_type")
+                    _unknown(self.what, value, names)
                 value = {"type": value}
             if not isinstance(value, dict):
                 fail(f"expected the {self.what}'s name or a mapping with `type`, "
-                     f"got {_type_name(value)}", value=value, kind="variant_type")
+                     f"got {type(value).__name__}", value=value, kind="variant_type")
             if "type" not in value:
-                fail(f"missing `type`: which {self.what}, one of {_names(names)}", value=value,
-                     kind="missing_type")
+                fail(f"missing `type`: which {self.what}, one of {', '.join(names)}",
+                     value=value, kind="missing_type")
             tag = value["type"]
             if not isinstance(tag, str) or tag not in by_tag:
-                fail(f"unknown {self.what} '{tag}'; expected one of: {_names(names)}"
-                     f"{_did_you_mean(tag, names)}", "type", value=tag, kind="unknown_type")
+                _unknown(self.what, tag, names, "type")
             return by_tag[tag].model_validate(value, context=info.context)
 
         return core_schema.with_info_wrap_validator_function(
@@ -188,13 +176,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _exactly_one(model: BaseModel, keys: tuple[str, ...], what: str) -> str:
-    """The one key of `keys` set to a value other than None; an error naming what was found."""
+def _exactly_one(model: BaseModel, keys: tuple[str, ...], what: str) -> None:
+    """Check that exactly one of `keys` is set (not None); the error names what was found."""
     found = [k for k in keys if getattr(model, k) is not None]
     if len(found) != 1:
         given = f"got {' and '.join(found)}" if found else "got none"
         fail(f"{what} needs exactly one of {', '.join(keys)}; {given}", value=found)
-    return found[0]
 
 
 # --------------------------------------------------------------------------- task
@@ -224,14 +211,23 @@ class TaskConfig(Section):
         if self.labels and self.num_classes and len(self.labels) != self.num_classes:
             fail(f"{len(self.labels)} labels given for num_classes {self.num_classes}",
                  "labels", value=self.labels)
+        if self.threshold is not None and self.num_classes not in (None, 2):
+            fail(f"threshold applies to binary classification, not {self.num_classes} classes",
+                 "threshold", value=self.threshold)
         if self.labels and len(set(self.labels)) != len(self.labels):
             fail("labels must be distinct", "labels", value=self.labels)
         return self
 
 
+def _task_shorthand(value: Any) -> Any:
+    names = list(get_args(TaskType))
+    if isinstance(value, str) and value not in names:
+        _unknown("task", value, names)
+    return {"type": value} if isinstance(value, str) else value
+
+
 Task = Annotated[
-    TaskConfig,
-    Shorthand(_name_shorthand, {"type": "string", "enum": list(get_args(TaskType))}),
+    TaskConfig, Shorthand(_task_shorthand, {"type": "string", "enum": list(get_args(TaskType))}),
 ]
 
 # --------------------------------------------------------------------------- loss
@@ -683,22 +679,18 @@ class Split(Section):
 
 
 _SOURCES = ("dataset", "csv", "npz", "image_folder")
-# option -> (the sources it applies to, how to say so)
-_OPTION_SOURCES: dict[str, tuple[Callable[[DataConfig], bool], str]] = {
-    "target": (lambda d: d.csv is not None, "csv"),
-    "features": (lambda d: d.csv is not None, "csv"),
-    "delimiter": (lambda d: d.csv is not None, "csv"),
-    "x_key": (lambda d: d.npz is not None, "npz"),
-    "y_key": (lambda d: d.npz is not None, "npz"),
-    "resize": (lambda d: d.image_folder is not None or d.dataset in IMAGE_DATASETS,
-               "image data (image_folder, digits, digits_pair)"),
-    "grayscale": (lambda d: d.image_folder is not None or d.dataset in IMAGE_DATASETS,
-                  "image data (image_folder, digits, digits_pair)"),
-    "num_samples": (lambda d: d.dataset in SYNTHETIC_DATASETS, "synthetic datasets"),
-    "noise": (lambda d: d.dataset in SYNTHETIC_DATASETS, "synthetic datasets"),
-    "seq_len": (lambda d: d.dataset in SEQUENCE_DATASETS,
-                f"sequence datasets ({', '.join(sorted(SEQUENCE_DATASETS))})"),
-}
+# Options that only some sources take: option -> (does the source take it?, which do).
+_Applies = tuple[Callable[["DataConfig"], bool], str]
+_CSV: _Applies = (lambda d: d.csv is not None, "csv")
+_NPZ: _Applies = (lambda d: d.npz is not None, "npz")
+_IMAGES: _Applies = (lambda d: d.image_folder is not None or d.dataset in IMAGE_DATASETS,
+                     "image data (image_folder, digits, digits_pair)")
+_SYNTHETIC: _Applies = (lambda d: d.dataset in SYNTHETIC_DATASETS, "synthetic datasets")
+_SEQUENCES: _Applies = (lambda d: d.dataset in SEQUENCE_DATASETS,
+                        f"sequence datasets ({', '.join(sorted(SEQUENCE_DATASETS))})")
+_OPTION_SOURCES = {"target": _CSV, "features": _CSV, "delimiter": _CSV, "x_key": _NPZ,
+                   "y_key": _NPZ, "resize": _IMAGES, "grayscale": _IMAGES,
+                   "num_samples": _SYNTHETIC, "noise": _SYNTHETIC, "seq_len": _SEQUENCES}
 
 
 class DataConfig(Section):

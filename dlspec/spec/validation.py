@@ -31,7 +31,15 @@ def problems_from_validation(exc: ValidationError, data: Any,
         if key not in seen:
             seen.add(key)
             problems.append(problem)
-    return problems
+    return _drop_missing_explained_by_typos(problems)
+
+
+def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
+    """`kernal_size` unknown + `kernel_size` missing is one mistake: report the typo only."""
+    typos = {(p.path[:-1], p.hint) for p in problems if p.on_key and p.hint}
+    return [p for p in problems
+            if not (p.message.startswith("missing required key ") and
+                    (p.path, f"did you mean {p.message.rsplit(' ', 1)[-1]}?") in typos)]
 
 
 def data_path(data: Any, loc: tuple[Any, ...]) -> Path:

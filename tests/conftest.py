@@ -1,0 +1,37 @@
+"""Shared fixtures: small specs written inline, and the repository's paths."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write dedented YAML text to a file in tmp_path and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+HEADER = """\
+dlspec: 1
+name: tiny
+inputs:
+  x: {shape: [4]}
+"""
+
+
+def spec_text(network: str, header: str = HEADER) -> str:
+    """A spec with the standard tiny header and the given `network:` body."""
+    return header + textwrap.dedent(network).lstrip("\n")

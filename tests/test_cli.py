@@ -1,0 +1,72 @@
+"""The real `dlspec` command in a subprocess: outputs, exit codes and light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, SPECS
+
+
+def dlspec(*args: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
+    prefix = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "dlspec"]
+    return subprocess.run([*prefix, *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_check_prints_shapes_and_parameters() -> None:
+    result = dlspec("check", "specs/lenet5.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok specs/lenet5.yaml: lenet5: image 1×32×32 → ")
+    assert "61,706 parameters" in result.stdout
+
+
+def test_bad_spec_is_located_with_exit_2_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dlspec: 1\nname: bad\ninputs:\n  x: {shape: [1, 8, 8]}\nnetwork:\n"
+                   "  - conv2d: {out_channels: 4, kernal_size: 3}\n  - lienar: 3\n")
+    result = dlspec("check", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == (f"{bad}:6:31: network[0].conv2d.kernal_size: unknown key 'kernal_size'; "
+                        "did you mean 'kernel_size'?")
+    assert lines[1].startswith(f"{bad}:7:5: network[1].lienar: unknown layer kind 'lienar'; "
+                               "did you mean 'linear'?")
+
+
+def test_summary_lists_layers_and_totals() -> None:
+    result = dlspec("summary", "specs/lenet5.yaml")
+    assert result.returncode == 0, result.stderr
+    for text in ("conv2d", "6×28×28", "total parameters 61,706", "MACs"):
+        assert text in result.stdout
+
+
+def test_schema_and_kinds_commands(tmp_path: Path) -> None:
+    result = dlspec("schema", "-o", str(tmp_path / "s.json"))
+    assert result.returncode == 0
+    assert json.loads((tmp_path / "s.json").read_text())["$defs"]["Layer"]
+    kinds = dlspec("kinds")
+    assert kinds.returncode == 0 and "conv2d" in kinds.stdout and "lstm" in kinds.stdout
+    one = dlspec("kinds", "linaer")
+    assert one.returncode == 2 and "did you mean 'linear'" in one.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert dlspec("check", "specs/does-not-exist.yaml").returncode == 2
+    assert dlspec("frobnicate").returncode == 2
+    assert dlspec("code", str(SPECS / "lenet5.yaml"), "--network", "nope").returncode == 2
+
+
+def _imports_torch(result: subprocess.CompletedProcess[str]) -> bool:
+    return any(line.split("|")[-1].strip() == "torch" for line in result.stderr.splitlines())
+
+
+def test_light_paths_do_not_import_torch() -> None:
+    for args in (("check", "--no-shapes", "specs/resnet50.yaml"), ("schema",)):
+        result = dlspec(*args, importtime=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert not _imports_torch(result), f"dlspec {' '.join(args)} imported torch"
+    heavy = dlspec("check", "specs/lenet5.yaml", importtime=True)
+    assert _imports_torch(heavy)  # the probe itself works

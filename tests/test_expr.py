@@ -1,0 +1,51 @@
+"""Block-parameter expressions: evaluated by walking the AST, never by eval."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlspec.spec.expr import ExpressionError, evaluate, substitute
+from dlspec.spec.load import load_yaml_text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("$c", 16), ("$(c * 4)", 64), ("$(c / 2)", 8), ("$(c // 3)", 5), ("$(c % 5)", 1),
+    ("$((c + 2) * -1)", -18), ("$(c / 3)", 16 / 3), ("$( c*2 )", 32),
+])
+def test_arithmetic(text: str, expected: float) -> None:
+    assert evaluate(text, {"c": 16}) == expected
+
+
+def test_integral_division_gives_an_int() -> None:
+    value = evaluate("$(c / 2)", {"c": 64})
+    assert value == 32 and type(value) is int
+
+
+@pytest.mark.parametrize("text", [
+    "$(__import__('os').system('true'))", "$(c.real)", "$(c ** 2)", "$(c[0])",
+    "$(lambda: 1)", "$(c if c else 1)", "$('a' * 3)", "$(c < 2)", "$(abs(c))",
+])
+def test_anything_but_arithmetic_is_refused(text: str) -> None:
+    with pytest.raises(ExpressionError, match="not allowed"):
+        evaluate(text, {"c": 2})
+
+
+def test_unknown_names_and_bad_forms() -> None:
+    with pytest.raises(ExpressionError, match=r"unknown parameter \$d .*parameters here: c"):
+        evaluate("$(d + 1)", {"c": 1})
+    with pytest.raises(ExpressionError, match="division by zero"):
+        evaluate("$(c / 0)", {"c": 1})
+    with pytest.raises(ExpressionError, match="not a parameter reference"):
+        evaluate("$c + 1", {"c": 1})
+
+
+def test_references_work_inside_yaml_flow_mappings() -> None:
+    data = load_yaml_text("- conv2d: {out_channels: $(channels * 4), stride: $stride}").data
+    assert substitute(data, {"channels": 16, "stride": 2}, lambda *_: None) == [
+        {"conv2d": {"out_channels": 64, "stride": 2}}]
+
+
+def test_substitute_reports_each_failure_with_its_path() -> None:
+    failures = []
+    substitute({"a": ["$x", {"b": "$(1 +)"}]}, {}, lambda path, msg: failures.append(path))
+    assert failures == [("a", 0), ("a", 1, "b")]
