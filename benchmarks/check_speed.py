@@ -48,6 +48,32 @@ def torch_imports(spec: str) -> tuple[list[str], int, str]:
     return torchy, len(modules), result.stdout.strip() or result.stderr.strip()
 
 
+PHASES = r"""
+import sys, time
+t = [time.perf_counter()]
+import dlspec; t.append(time.perf_counter())
+spec = dlspec.load(sys.argv[1]); t.append(time.perf_counter())
+dlspec.graphs(spec); t.append(time.perf_counter())
+import torch; t.append(time.perf_counter())
+dynamo_before = "torch._dynamo" in sys.modules
+dlspec.shapes(spec); t.append(time.perf_counter())
+print(*[b - a for a, b in zip(t, t[1:])], dynamo_before, "torch._dynamo" in sys.modules)
+"""
+
+
+def phases(spec: str) -> str:
+    """One in-process run of `check`, timed phase by phase."""
+    _, result = timed([sys.executable, "-c", PHASES, spec])
+    if result.returncode != 0:
+        return f"phase timing failed: {result.stderr.strip().splitlines()[-1:]}"
+    *seconds, before, after = result.stdout.split()
+    names = ["import dlspec", "load+validate", "expand", "import torch", "shape inference"]
+    text = ", ".join(f"{n} {float(s):.3f}" for n, s in zip(names, seconds, strict=True))
+    if before == "False" and after == "True":
+        text += "\n  (shape inference imported torch._dynamo, which `import torch` alone does not)"
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each command")
@@ -99,6 +125,8 @@ def main() -> int:
     if torch_start in medians and full in medians:
         print(f"\n`check` minus `import torch`: {medians[full] - medians[torch_start]:.3f} s "
               f"(dlspec's own import, validation, expansion and shape inference)")
+
+    print(f"one in-process `check`, seconds by phase: {phases(args.spec)}")
 
     torchy, count, said = torch_imports(args.spec)
     print(f"\n--no-shapes under -X importtime: {count} modules imported, "

@@ -12,9 +12,8 @@ them; only `dlspec.cli` turns them into text and exit codes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-PathItem = Union[str, int]
+PathItem = str | int
 Path = tuple[PathItem, ...]
 
 

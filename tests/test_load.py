@@ -53,7 +53,7 @@ def test_object_constructing_tags_are_refused(tag: str) -> None:
 
 def test_alias_bomb_is_refused() -> None:
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
-    for prev, name in zip("abcdefgh", "bcdefghi"):
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
     with pytest.raises(SpecError, match="expands to more than"):
         load_yaml_text("\n".join(lines))

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dlspec.layers.registry import Call, LayerKind, NoParams, Shape, ShapeProblem, format_shape, register
+from dlspec.layers.registry import (
+    Call,
+    LayerKind,
+    NoParams,
+    Shape,
+    ShapeProblem,
+    format_shape,
+    register,
+)
 
 
 @register("projection", family="convolution")
@@ -35,7 +43,8 @@ class Projection(LayerKind):
             return Call(nn.Linear, source[0], target[0], bias=False)
         if len(source) > 4:
             raise ShapeProblem(f"cannot project a {len(source)}-D shortcut")
-        stride = tuple(_stride(a, b, source, target) for a, b in zip(source[1:], target[1:]))
+        pairs = zip(source[1:], target[1:], strict=True)
+        stride = tuple(_stride(a, b, source, target) for a, b in pairs)
         dims = len(source) - 1
         conv, norm = getattr(nn, f"Conv{dims}d"), getattr(nn, f"BatchNorm{dims}d")
         kernel_stride = stride[0] if len(set(stride)) == 1 else stride

@@ -112,7 +112,8 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
     except yaml.MarkedYAMLError as exc:
         raise SpecError(_yaml_problem(exc, file)) from None
     except yaml.YAMLError as exc:  # errors without a position
-        raise SpecError(Problem((), f"invalid YAML: {exc}", location=Location(file, 1, 1))) from None
+        problem = Problem((), f"invalid YAML: {exc}", location=Location(file, 1, 1))
+        raise SpecError(problem) from None
     doc = Document(file, None)
     if node is not None:
         doc.data = _Converter(doc).convert(node, ())

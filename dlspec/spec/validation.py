@@ -10,7 +10,7 @@ models need no special cases.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -47,18 +47,19 @@ def data_path(data: Any, loc: tuple[Any, ...]) -> Path:
     path: list[str | int] = []
     current = data
     for step in loc:
-        if isinstance(current, dict) and step in current:
+        if _has(current, step):
             current = current[step]
-        elif isinstance(current, list) and isinstance(step, int) and step < len(current):
-            current = current[step]
+            path.append(step)
         elif isinstance(current, dict) and isinstance(step, str) and not path_is_tag(step):
             path.append(step)  # a missing key: keep it so the message can name it
             current = None
-            continue
-        else:
-            continue
-        path.append(step)
     return tuple(path)
+
+
+def _has(container: Any, step: Any) -> bool:
+    if isinstance(container, dict):
+        return step in container
+    return isinstance(container, list) and isinstance(step, int) and 0 <= step < len(container)
 
 
 def path_is_tag(step: str) -> bool:
@@ -138,6 +139,6 @@ def _select(root: dict[str, Any], node: dict[str, Any], data: Any) -> dict[str, 
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True)
