@@ -12,7 +12,7 @@ Linear growth shows as a flat per-layer cost: the script prints the ratio of the
 per-layer cost at the largest N to that at the smallest (≈ 1 is linear, ≈ 8 would be
 quadratic over 125 → 1000). Target: 1,000 layers build in under 2 s.
 
-Usage: python benchmarks/compile_scaling.py [--sizes 125 250 500 1000] [--repeats 3]
+Usage: python benchmarks/compile_scaling.py [--sizes 125 250 500 1000] [--repeats 5]
 Reports only; the exit code is 0 whether or not the target is met.
 """
 
@@ -94,6 +94,11 @@ def report(title: str, make: Callable[[int], str], sizes: list[int], repeats: in
     print(f"per-layer cost at N={large} / at N={small}: {ratio:.2f} "
           f"({'linear' if ratio < 1.5 else 'super-linear'}: 1.0 is linear, "
           f"{large / small:.0f} would be quadratic)")
+    if len(sizes) >= 3:
+        slope, intercept = statistics.linear_regression(list(totals), list(totals.values()))
+        r = statistics.correlation(list(totals), list(totals.values()))
+        print(f"least-squares fit: build ≈ {intercept:.3f} s + {slope * 1e6:.0f} µs × N "
+              f"(r² = {r * r:.3f})")
     if TARGET_LAYERS in totals:
         verdict = "pass" if totals[TARGET_LAYERS] < TARGET_SECONDS else "FAIL"
         print(f"{TARGET_LAYERS} layers: {totals[TARGET_LAYERS]:.3f} s "
@@ -104,7 +109,7 @@ def report(title: str, make: Callable[[int], str], sizes: list[int], repeats: in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[125, 250, 500, 1000])
-    parser.add_argument("--repeats", type=int, default=3, help="timed builds per size (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed builds per size (median)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           "build = dlspec.build(dlspec.loads(text)), in process")

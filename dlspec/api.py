@@ -60,10 +60,10 @@ def graphs(spec: Spec) -> dict[str, Graph]:
         return expand(spec)
 
 
-def shapes(spec: Spec) -> dict[str, ShapedGraph]:
-    """Graphs with every tensor's shape inferred (imports torch)."""
+def shapes(spec: Spec, count_macs: bool = False) -> dict[str, ShapedGraph]:
+    """Graphs with every tensor's shape inferred (imports torch); MACs on request."""
     with located(spec.document):
-        return {name: infer_shapes(graph) for name, graph in expand(spec).items()}
+        return {name: infer_shapes(graph, count_macs) for name, graph in expand(spec).items()}
 
 
 def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:

@@ -113,7 +113,7 @@ def _summary(args: argparse.Namespace) -> int:
     from dlspec.summary import render_summary
 
     spec = dlspec.load(args.spec)
-    shaped = _pick(dlspec.shapes(spec), args.network, spec.name)
+    shaped = _pick(dlspec.shapes(spec, count_macs=True), args.network, spec.name)
     for name, graph in shaped.items():
         render_summary(graph, title=name)
     return 0

@@ -127,7 +127,7 @@ class ShapedGraph:
 
     @property
     def total_macs(self) -> int:
-        """Estimated multiply-accumulates for one sample's forward pass."""
+        """Estimated multiply-accumulates for one sample's forward pass (0 unless counted)."""
         return sum(i.macs for i in self.info.values())
 
     def outputs(self) -> dict[str, TensorInfo]:
@@ -138,8 +138,12 @@ class ShapedGraph:
         return ((n, self.info[n.name]) for n in self.graph.nodes)
 
 
-def infer_shapes(graph: Graph) -> ShapedGraph:
-    """Build every layer on the meta device and run it; raise ShapeError listing all misfits."""
+def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
+    """Build every layer on the meta device and run it; raise ShapeError listing all misfits.
+
+    `count_macs` runs each layer under torch's FlopCounterMode, whose first use imports
+    torch._dynamo (~2 s): `dlspec summary` asks for it, `dlspec check` does not.
+    """
     import torch
 
     tensors = {name: TensorInfo(decl.shape, decl.dtype) for name, decl in graph.inputs.items()}
@@ -150,7 +154,7 @@ def infer_shapes(graph: Graph) -> ShapedGraph:
             if any(name not in tensors for name in (*node.inputs, *node.shape_inputs)):
                 continue  # an input already failed; its error is reported
             try:
-                info[node.name] = _infer_node(node, tensors)
+                info[node.name] = _infer_node(node, tensors, count_macs)
                 tensors[node.name] = info[node.name].output
             except ShapeProblem as exc:
                 problems.append(_shape_problem(node, exc, tensors))
@@ -159,7 +163,7 @@ def infer_shapes(graph: Graph) -> ShapedGraph:
     return ShapedGraph(graph, tensors, info)
 
 
-def _infer_node(node: Node, tensors: dict[str, TensorInfo]) -> NodeInfo:
+def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) -> NodeInfo:
     import torch
 
     kind = lookup_kind(node.kind)
@@ -172,12 +176,16 @@ def _infer_node(node: Node, tensors: dict[str, TensorInfo]) -> NodeInfo:
         return NodeInfo(incoming[0], None)
     examples = [_meta_tensor(t) for t in incoming]
     try:
+        if kind.preserves_shape and isinstance(build, Call):
+            params = sum(p.numel() for p in build.instantiate().parameters())
+            trainable = params if node.trainable else 0
+            return NodeInfo(incoming[0], build, params, trainable, 0)
         if isinstance(build, Function):
             output, macs = apply_function(build, examples), 0
             params = trainable = 0
         else:
             module = build.instantiate()
-            output, macs = _run_counting(module, examples)
+            output, macs = _run(module, examples, count_macs)
             params = sum(p.numel() for p in module.parameters())
             trainable = params if node.trainable else 0
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:
@@ -199,10 +207,12 @@ def apply_function(function: Function, inputs: list[Any]) -> Any:
     return result
 
 
-def _run_counting(module: Any, inputs: list[Any]) -> tuple[Any, int]:
+def _run(module: Any, inputs: list[Any], count_macs: bool) -> tuple[Any, int]:
     from torch.utils.flop_counter import FlopCounterMode
 
     module.eval()
+    if not count_macs:
+        return module(*inputs), 0
     with FlopCounterMode(display=False) as counter:
         output = module(*inputs)
     return output, counter.get_total_flops() // 2

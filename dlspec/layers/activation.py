@@ -13,6 +13,8 @@ from dlspec.layers.registry import Call, LayerKind, LayerParams, NoParams, Shape
 class Activation(LayerKind):
     """An activation: `torch_name` is the nn class, built from the params' fields."""
 
+    preserves_shape = True
+
     torch_name: str = ""
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:

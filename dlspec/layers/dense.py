@@ -133,6 +133,8 @@ class Permute(LayerKind):
 class Dropout(LayerKind):
     """Element-wise dropout (`nn.Dropout`)."""
 
+    preserves_shape = True
+
     class Params(LayerParams):
         p: Probability = 0.5
 
@@ -145,6 +147,8 @@ class Dropout(LayerKind):
 @register("identity", family="reshape")
 class Identity(LayerKind):
     """Passes its input through unchanged (a named tap point)."""
+
+    preserves_shape = True
 
     accepts = "any"
 

@@ -46,6 +46,8 @@ class _BatchNormParams(LayerParams):
 class _BatchNorm(LayerKind):
     """Shared build for batchnorm1d/2d/3d: normalizes each channel over the batch."""
 
+    preserves_shape = True
+
     torch_name: ClassVar[str]
     ranks: ClassVar[tuple[int, ...]]
     inferred = ("num_features",)
@@ -96,6 +98,8 @@ class BatchNorm3d(_BatchNorm):
 class LayerNorm(LayerKind):
     """Layer normalization over the last axis, or the last axes of `normalized_shape`."""
 
+    preserves_shape = True
+
     inferred = ("normalized_shape",)
 
     class Params(LayerParams):
@@ -132,6 +136,8 @@ class LayerNorm(LayerKind):
 @register("groupnorm", family="normalization", main="num_groups")
 class GroupNorm(LayerKind):
     """Group normalization: channels split into `num_groups` groups (`nn.GroupNorm`)."""
+
+    preserves_shape = True
 
     inferred = ("num_channels",)
 
@@ -172,6 +178,8 @@ class _InstanceNormParams(LayerParams):
 
 class _InstanceNorm(LayerKind):
     """Shared build for instancenorm1d/2d/3d: normalizes each sample's channel."""
+
+    preserves_shape = True
 
     torch_name: ClassVar[str]
     dims: ClassVar[int]

@@ -138,6 +138,9 @@ class LayerKind:
     inferred: ClassVar[tuple[str, ...]] = ()
     #: the dtype family the kind reads: "float" (most), "int" (token ids) or "any"
     accepts: ClassVar[str] = "float"
+    #: output shape and dtype equal the input's (norms, activations): shape inference need not
+    #: run the module — batch norm's meta kernel alone costs ~2 s of first-call imports
+    preserves_shape: ClassVar[bool] = False
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call | Function | None:
         """Return how to construct the module for inputs of `shapes` (None: pass through)."""

@@ -1,0 +1,234 @@
+"""The model zoo: every spec in specs/ checks, compiles and runs, with the shapes that shape
+inference promised; the classic architectures have exactly their published parameter counts.
+
+Parametrised over a glob of specs/, so a new spec is covered without editing this file. The
+forward pass of the big ImageNet models (> 20M parameters) is marked slow; their parameter
+counts are still asserted on every run through shape inference, which uses the meta device.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import dlspec
+from conftest import ROOT, SPECS
+from dlspec.graph import ShapedGraph
+from dlspec.spec.model import Spec
+
+SPEC_PATHS = sorted(SPECS.glob("*.yaml"))
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../schemas/dlspec.schema.json"
+BIG = 20_000_000  # parameters above which the forward pass is a slow test
+
+# The published parameter counts of the reference implementations (torchvision for the
+# ImageNet models; LeCun et al. 1998 with full C3 connectivity for LeNet-5).
+PUBLISHED = {
+    "lenet5": 61_706,
+    "alexnet": 61_100_840,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet152": 60_192_808,
+}
+
+
+@functools.cache
+def _load(path: Path) -> Spec:
+    return dlspec.load(path)
+
+
+@functools.cache
+def _shapes(path: Path) -> dict[str, ShapedGraph]:
+    return dlspec.shapes(_load(path))
+
+
+def _is_big(path: Path) -> bool:
+    return sum(g.total_params for g in _shapes(path).values()) > BIG
+
+
+def _is_big_or_broken(path: Path) -> bool:
+    try:
+        return _is_big(path)
+    except dlspec.DlspecError:
+        return False  # a broken spec fails its own tests, not the collection of this file
+
+
+def _random_inputs(shaped: ShapedGraph, batch: int = 2) -> list[torch.Tensor]:
+    inputs = []
+    for decl in shaped.graph.inputs.values():
+        if decl.dtype.startswith(("int", "uint")):  # token ids: valid for any vocabulary
+            inputs.append(torch.randint(0, 2, (batch, *decl.shape), dtype=getattr(torch, decl.dtype)))
+        else:
+            inputs.append(torch.randn(batch, *decl.shape, dtype=getattr(torch, decl.dtype)))
+    return inputs
+
+
+def _as_tuple(output: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return output if isinstance(output, tuple) else (output,)
+
+
+def _assert_outputs_match(outputs: tuple[torch.Tensor, ...], shaped: ShapedGraph,
+                          batch: int) -> None:
+    expected = shaped.outputs()
+    assert len(outputs) == len(expected)
+    for tensor, (name, info) in zip(outputs, expected.items(), strict=True):
+        assert tuple(tensor.shape) == (batch, *info.shape), name
+        assert str(tensor.dtype).removeprefix("torch.") == info.dtype, name
+
+
+def _params(paths: list[Path]) -> list[object]:
+    """One pytest param per spec; the forward pass of a big one is marked slow."""
+    # Deciding needs shape inference; it is cached and reused by the tests themselves.
+    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if _is_big_or_broken(p) else [])
+            for p in paths]
+
+
+def test_the_zoo_is_there() -> None:
+    names = {p.stem for p in SPEC_PATHS}
+    assert set(PUBLISHED) <= names
+    assert {"perceptron", "mlp", "lstm", "gru", "bilstm", "rnn", "transformer_encoder",
+            "inception_block", "unet_small", "dcgan", "multi_input"} <= names
+
+
+@pytest.mark.parametrize("path", SPEC_PATHS, ids=lambda p: p.stem)
+def test_first_line_is_the_schema_comment(path: Path) -> None:
+    first, second = path.read_text(encoding="utf-8").splitlines()[:2]
+    assert first == SCHEMA_COMMENT
+    assert second.startswith("# "), "the second line says what the architecture is"
+
+
+@pytest.mark.parametrize("path", SPEC_PATHS, ids=lambda p: p.stem)
+def test_spec_loads_and_every_shape_is_inferred(path: Path) -> None:
+    spec = _load(path)
+    assert spec.name == path.stem
+    shaped = _shapes(path)
+    assert shaped
+    for graph in shaped.values():
+        assert graph.total_params > 0
+        assert graph.trainable_params == graph.total_params
+        assert graph.outputs()
+        assert all(node.name in graph.tensors for node in graph.graph.nodes)
+
+
+@pytest.mark.parametrize("path", _params(SPEC_PATHS))
+def test_compiled_module_runs_with_the_inferred_shapes(path: Path) -> None:
+    spec = _load(path)
+    big = _is_big(path)
+    torch.manual_seed(0)
+    for network, shaped in _shapes(path).items():
+        model = dlspec.build(spec, network)
+        assert isinstance(model, torch.fx.GraphModule)
+        assert sum(p.numel() for p in model.parameters()) == shaped.total_params
+        inputs = _random_inputs(shaped)
+        if big:  # inference only: the backward pass of a 60M-parameter model is slow here
+            model.eval()
+            with torch.inference_mode():
+                outputs = _as_tuple(model(*inputs))
+            _assert_outputs_match(outputs, shaped, batch=2)
+            continue
+        model.train()
+        outputs = _as_tuple(model(*inputs))
+        _assert_outputs_match(outputs, shaped, batch=2)
+        sum(o.float().sum() for o in outputs).backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None]
+        assert not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.parametrize(("name", "count"), sorted(PUBLISHED.items()))
+def test_published_parameter_counts(name: str, count: int) -> None:
+    (shaped,) = _shapes(SPECS / f"{name}.yaml").values()
+    assert shaped.total_params == count
+
+
+def test_cli_checks_every_spec() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dlspec", "check", *(str(p.relative_to(ROOT)) for p in SPEC_PATHS)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert all(line.startswith("ok ") for line in lines), result.stdout
+    # one ok line per network: a single-network spec gets one, dcgan one per network
+    seen: dict[str, list[str]] = {}
+    for line in lines:
+        match = re.match(r"ok specs/(\w+)\.yaml: (\w+): .* → .*; [\d,]+ parameters$", line)
+        assert match, line
+        seen.setdefault(match.group(1), []).append(match.group(2))
+    assert set(seen) == {p.stem for p in SPEC_PATHS}
+    for path in SPEC_PATHS:
+        assert sorted(seen[path.stem]) == sorted(dlspec.graphs(_load(path)))
+
+
+# --- ResNet-18 against torchvision's module layout -----------------------------------
+
+
+def _torchvision_resnet18_state_dict() -> dict[str, tuple[int, ...]]:
+    """Key → shape of torchvision's `resnet18().state_dict()`, written out from its source.
+
+    Stem conv1/bn1; layer1..4 of two BasicBlocks (conv1, bn1, conv2, bn2) where the first
+    block of layers 2-4 has `downsample` = 1×1 conv (0) + batch norm (1); fc. Convolutions
+    have no bias; each BatchNorm2d holds weight, bias, running_mean, running_var and
+    num_batches_tracked. 20 convs + 20 × 5 batch-norm entries + fc's 2 = 122 entries
+    (62 parameters, 60 buffers).
+    """
+    keys: dict[str, tuple[int, ...]] = {}
+
+    def bn(prefix: str, c: int) -> None:
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            keys[f"{prefix}.{name}"] = (c,)
+        keys[f"{prefix}.num_batches_tracked"] = ()
+
+    keys["conv1.weight"] = (64, 3, 7, 7)
+    bn("bn1", 64)
+    in_c = 64
+    for layer, c in enumerate((64, 128, 256, 512), start=1):
+        for block in range(2):
+            p = f"layer{layer}.{block}"
+            keys[f"{p}.conv1.weight"] = (c, in_c, 3, 3)
+            bn(f"{p}.bn1", c)
+            keys[f"{p}.conv2.weight"] = (c, c, 3, 3)
+            bn(f"{p}.bn2", c)
+            if block == 0 and in_c != c:
+                keys[f"{p}.downsample.0.weight"] = (c, in_c, 1, 1)
+                bn(f"{p}.downsample.1", c)
+            in_c = c
+    keys["fc.weight"] = (1000, 512)
+    keys["fc.bias"] = (1000,)
+    return keys
+
+
+def _to_torchvision_key(key: str) -> str:
+    """Our names → torchvision's: stage blocks `first`/`rest.K` are torchvision's 0/K+1."""
+    key = re.sub(r"^(layer\d)\.first\.residual\.", r"\1.0.", key)
+    key = re.sub(r"^(layer\d)\.rest\.(\d+)\.residual\.",
+                 lambda m: f"{m.group(1)}.{int(m.group(2)) + 1}.", key)
+    return key.replace(".shortcut.", ".downsample.")
+
+
+def test_resnet18_state_dict_has_torchvisions_structure() -> None:
+    model = dlspec.build(_load(SPECS / "resnet18.yaml"))
+    state = model.state_dict()
+    reference = _torchvision_resnet18_state_dict()
+    assert len(reference) == 122
+    assert len(state) == 122
+    assert sum(1 for _ in model.parameters()) == 62
+    # readable, nested names
+    for key in ("conv1.weight", "bn1.running_mean", "layer1.first.residual.conv1.weight",
+                "layer1.rest.0.residual.bn2.num_batches_tracked",
+                "layer2.first.residual.shortcut.0.weight",
+                "layer4.rest.0.residual.conv2.weight", "fc.bias"):
+        assert key in state, key
+    assert not any("layer1.first.residual.shortcut" in k for k in state), \
+        "layer1 keeps its shape: identity shortcut, no projection"
+    # same tensors, same shapes, same order as torchvision once the names are mapped
+    renamed = {_to_torchvision_key(k): tuple(v.shape) for k, v in state.items()}
+    assert renamed == reference
+    assert list(renamed) == list(reference)
