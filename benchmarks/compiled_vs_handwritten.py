@@ -251,19 +251,19 @@ def compare(title: str, compiled: nn.Module, hand: nn.Module, x: torch.Tensor, y
     compiled.train()
     hand.train()
     steps = {"compiled": step_fn(compiled, x, y), "hand-written": step_fn(hand, x, y)}
-    # warm-up: at least 3 iterations and 0.5 s of each model; sizes the blocks
-    for step in steps.values():
-        block_time(step, 3)
-    one = min(block_time(step, 3) for step in steps.values())
+    # warm-up: at least 3 iterations and 0.5 s of each model; the fastest sizes the blocks
+    one = min(block_time(step, 1) for step in steps.values() for _ in range(3))
     per_block = max(1, round(0.05 / one))  # blocks of ≥ 50 ms, so the timer's cost is nil
     for step in steps.values():
-        block_time(step, max(3, round(0.5 / one)))
-    rounds = max(min_rounds, round(budget / (2 * per_block * one)))
+        block_time(step, max(1, round(0.5 / one)))
     times: dict[str, list[float]] = {k: [] for k in steps}
-    for r in range(rounds):
-        order = list(steps) if r % 2 == 0 else list(steps)[::-1]
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or (time.perf_counter() - start < budget and rounds < 1000):
+        order = list(steps) if rounds % 2 == 0 else list(steps)[::-1]
         for key in order:
             times[key].append(block_time(steps[key], per_block))
+        rounds += 1
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["compiled"] / med["hand-written"]
     paired = [a / b for a, b in zip(times["compiled"], times["hand-written"], strict=True)]
@@ -301,14 +301,14 @@ def main() -> int:
     x = torch.randn(args.lenet_batch, 1, 32, 32)
     y = torch.randint(0, 10, (args.lenet_batch,))
     compare(f"LeNet-5, batch {args.lenet_batch} × 1×32×32", lenet, LeNet5(), x, y,
-            budget=args.budget / 2, min_rounds=20)
+            budget=args.budget / 2, min_rounds=10)
 
     resnet = dlspec.build(ROOT / "specs/resnet18.yaml")
     size = args.image_size
     x = torch.randn(args.batch, 3, size, size)
     y = torch.randint(0, 1000, (args.batch,))
     compare(f"ResNet-18, batch {args.batch} × 3×{size}×{size}", resnet, ResNet18(), x, y,
-            budget=args.budget, min_rounds=10)
+            budget=args.budget, min_rounds=5)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -17,7 +17,7 @@ from dlspec.errors import DlspecError, Problem, SpecError
 from dlspec.graph import Graph, ShapedGraph, infer_shapes
 from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
-from dlspec.spec.model import Spec
+from dlspec.spec.model import NetworkPart, Spec
 from dlspec.spec.validation import problems_from_validation
 
 if TYPE_CHECKING:
@@ -49,9 +49,22 @@ def validate(document: Document) -> Spec:
         try:
             spec = Spec.model_validate(document.data)
         except ValidationError as exc:
-            raise SpecError(problems_from_validation(exc, document.data, Spec)) from None
+            problems = problems_from_validation(exc, document.data, Spec)
+            raise SpecError(problems + _wiring_problems(document.data)) from None
     spec._document = document
     return spec
+
+
+def _wiring_problems(data: dict[str, Any]) -> list[Problem]:
+    """Expansion problems of a spec whose other sections failed, so all are reported at once."""
+    part = {k: v for k, v in data.items() if k in NetworkPart.model_fields}
+    try:
+        expand(NetworkPart.model_validate(part))
+    except ValidationError:
+        return []  # already reported by the whole-spec validation
+    except SpecError as exc:
+        return exc.problems
+    return []
 
 
 def graphs(spec: Spec) -> dict[str, Graph]:
@@ -100,6 +113,12 @@ def located(document: Document | None) -> Iterator[None]:
             for problem in exc.problems:
                 if problem.location is None:
                     problem.location = document.locate(problem.path, problem.on_key)
+            exc.problems.sort(key=_position)
         raise
+
+
+def _position(problem: Problem) -> tuple[int, int]:
+    where = problem.location
+    return (where.line, where.column) if where else (0, 0)
 
 

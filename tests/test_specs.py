@@ -2,8 +2,9 @@
 inference promised; the classic architectures have exactly their published parameter counts.
 
 Parametrised over a glob of specs/, so a new spec is covered without editing this file. The
-forward pass of the big ImageNet models (> 20M parameters) is marked slow; their parameter
-counts are still asserted on every run through shape inference, which uses the meta device.
+forward pass of the big ImageNet models (> 20M parameters) on the CPU is marked slow; on every
+run they are still compiled and run on the meta device (shapes, no memory), and their
+parameter counts asserted through shape inference.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dlspec.spec.model import Spec
 SPEC_PATHS = sorted(SPECS.glob("*.yaml"))
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schemas/dlspec.schema.json"
 BIG = 20_000_000  # parameters above which the forward pass is a slow test
+BACKWARD_MACS = 1_000_000_000  # per sample, below which a backward pass is cheap enough too
 
 # The published parameter counts of the reference implementations (torchvision for the
 # ImageNet models; LeCun et al. 1998 with full C3 connectivity for LeNet-5).
@@ -54,20 +56,14 @@ def _is_big(path: Path) -> bool:
     return sum(g.total_params for g in _shapes(path).values()) > BIG
 
 
-def _is_big_or_broken(path: Path) -> bool:
-    try:
-        return _is_big(path)
-    except dlspec.DlspecError:
-        return False  # a broken spec fails its own tests, not the collection of this file
-
-
 def _random_inputs(shaped: ShapedGraph, batch: int = 2) -> list[torch.Tensor]:
     inputs = []
     for decl in shaped.graph.inputs.values():
-        if decl.dtype.startswith(("int", "uint")):  # token ids: valid for any vocabulary
-            inputs.append(torch.randint(0, 2, (batch, *decl.shape), dtype=getattr(torch, decl.dtype)))
+        shape, dtype = (batch, *decl.shape), getattr(torch, decl.dtype)
+        if decl.dtype.startswith(("int", "uint")):  # token ids 0/1: valid for any vocabulary
+            inputs.append(torch.randint(0, 2, shape, dtype=dtype))
         else:
-            inputs.append(torch.randn(batch, *decl.shape, dtype=getattr(torch, decl.dtype)))
+            inputs.append(torch.randn(shape, dtype=dtype))
     return inputs
 
 
@@ -82,13 +78,6 @@ def _assert_outputs_match(outputs: tuple[torch.Tensor, ...], shaped: ShapedGraph
     for tensor, (name, info) in zip(outputs, expected.items(), strict=True):
         assert tuple(tensor.shape) == (batch, *info.shape), name
         assert str(tensor.dtype).removeprefix("torch.") == info.dtype, name
-
-
-def _params(paths: list[Path]) -> list[object]:
-    """One pytest param per spec; the forward pass of a big one is marked slow."""
-    # Deciding needs shape inference; it is cached and reused by the tests themselves.
-    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if _is_big_or_broken(p) else [])
-            for p in paths]
 
 
 def test_the_zoo_is_there() -> None:
@@ -118,17 +107,20 @@ def test_spec_loads_and_every_shape_is_inferred(path: Path) -> None:
         assert all(node.name in graph.tensors for node in graph.graph.nodes)
 
 
-@pytest.mark.parametrize("path", _params(SPEC_PATHS))
+@pytest.mark.parametrize("path", SPEC_PATHS, ids=lambda p: p.stem)
 def test_compiled_module_runs_with_the_inferred_shapes(path: Path) -> None:
+    """Compile and run a batch of 2; a big model is compiled and run on the meta device
+    (shapes only, no memory), its real forward pass is test_big_model_runs_on_cpu."""
     spec = _load(path)
     big = _is_big(path)
     torch.manual_seed(0)
     for network, shaped in _shapes(path).items():
-        model = dlspec.build(spec, network)
+        with torch.device("meta" if big else "cpu"):
+            model = dlspec.build(spec, network)
+            inputs = _random_inputs(shaped)
         assert isinstance(model, torch.fx.GraphModule)
         assert sum(p.numel() for p in model.parameters()) == shaped.total_params
-        inputs = _random_inputs(shaped)
-        if big:  # inference only: the backward pass of a 60M-parameter model is slow here
+        if big or shaped.total_macs > BACKWARD_MACS:
             model.eval()
             with torch.inference_mode():
                 outputs = _as_tuple(model(*inputs))
@@ -140,6 +132,21 @@ def test_compiled_module_runs_with_the_inferred_shapes(path: Path) -> None:
         sum(o.float().sum() for o in outputs).backward()
         missing = [n for n, p in model.named_parameters() if p.grad is None]
         assert not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", [p for p in SPEC_PATHS if p.stem in PUBLISHED],
+                         ids=lambda p: p.stem)
+def test_big_model_runs_on_cpu(path: Path) -> None:
+    if not _is_big(path):
+        pytest.skip("run on the CPU by test_compiled_module_runs_with_the_inferred_shapes")
+    torch.manual_seed(0)
+    for network, shaped in _shapes(path).items():
+        model = dlspec.build(_load(path), network).eval()
+        with torch.inference_mode():
+            outputs = _as_tuple(model(*_random_inputs(shaped)))
+        _assert_outputs_match(outputs, shaped, batch=2)
+        assert all(torch.isfinite(o).all() for o in outputs)
 
 
 @pytest.mark.parametrize(("name", "count"), sorted(PUBLISHED.items()))
@@ -206,10 +213,11 @@ def _torchvision_resnet18_state_dict() -> dict[str, tuple[int, ...]]:
 
 
 def _to_torchvision_key(key: str) -> str:
-    """Our names → torchvision's: stage blocks `first`/`rest.K` are torchvision's 0/K+1."""
+    """Our names → torchvision's: a stage's blocks `first`, `rest.K` are its 0, K+1 (and
+    `rest` alone is block 1: `repeat: 1` adds no index level)."""
     key = re.sub(r"^(layer\d)\.first\.residual\.", r"\1.0.", key)
-    key = re.sub(r"^(layer\d)\.rest\.(\d+)\.residual\.",
-                 lambda m: f"{m.group(1)}.{int(m.group(2)) + 1}.", key)
+    key = re.sub(r"^(layer\d)\.rest\.(?:(\d+)\.)?residual\.",
+                 lambda m: f"{m.group(1)}.{int(m.group(2) or 0) + 1}.", key)
     return key.replace(".shortcut.", ".downsample.")
 
 
@@ -222,9 +230,9 @@ def test_resnet18_state_dict_has_torchvisions_structure() -> None:
     assert sum(1 for _ in model.parameters()) == 62
     # readable, nested names
     for key in ("conv1.weight", "bn1.running_mean", "layer1.first.residual.conv1.weight",
-                "layer1.rest.0.residual.bn2.num_batches_tracked",
+                "layer1.rest.residual.bn2.num_batches_tracked",
                 "layer2.first.residual.shortcut.0.weight",
-                "layer4.rest.0.residual.conv2.weight", "fc.bias"):
+                "layer4.rest.residual.conv2.weight", "fc.bias"):
         assert key in state, key
     assert not any("layer1.first.residual.shortcut" in k for k in state), \
         "layer1 keeps its shape: identity shortcut, no projection"

@@ -191,11 +191,19 @@ def kind_names(include_hidden: bool = False) -> list[str]:
 
 
 def suggest(name: str, candidates: Sequence[str]) -> str | None:
-    """`did you mean 'x'?` for the closest candidate, if any is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """`did you mean 'x'?` for the closest candidate (or two, when both are as close)."""
+    close = difflib.get_close_matches(name, list(candidates), n=2, cutoff=0.6)
+    if len(close) == 2 and _similarity(name, close[1]) < _similarity(name, close[0]) - 0.1:
+        close = close[:1]
     if not close and len(name) >= 3:
         close = [c for c in candidates if c.startswith(name) or name.startswith(c)][:1]
-    return f"did you mean {close[0]!r}?" if close else None
+    if not close:
+        return None
+    return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+def _similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
 
 
 # --- helpers for kinds -----------------------------------------------------------------

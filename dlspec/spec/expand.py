@@ -17,7 +17,7 @@ from dlspec.errors import Path, Problem, SpecError, format_path
 from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
-from dlspec.spec.model import BlockSpec, NetworkSpec, Spec, name_problem
+from dlspec.spec.model import BlockSpec, NetworkPart, NetworkSpec, name_problem
 from dlspec.spec.validation import problems_from_validation
 
 COMMON_KEYS = ("name", "from", "repeat", "trainable", "init")
@@ -34,8 +34,8 @@ Outputs = str | list[str]  # a layer's result: one node, or several (parallel wi
 BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
 
 
-def expand(spec: Spec) -> dict[str, Graph]:
-    """Resolve a validated Spec into one Graph per network.
+def expand(spec: NetworkPart) -> dict[str, Graph]:
+    """Resolve a validated Spec (or its network part) into one Graph per network.
 
     Example:
         >>> graphs = expand(load("specs/lenet5.yaml"))
@@ -97,7 +97,7 @@ class _Context:
 
 
 class _Expander:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: NetworkPart):
         self.spec = spec
         self.problems: list[Problem] = []
         self.nodes: list[Node] = []

@@ -125,8 +125,8 @@ class NetworkSpec(Strict):
     outputs: Outputs | None = Field(None, description="default: the last layer")
 
 
-class Spec(TrainingSections):
-    """A whole dlspec document."""
+class NetworkPart(Strict):
+    """The part of a spec that describes networks (everything but the training sections)."""
 
     dlspec: Literal[1] = Field(description="format version of this file")
     name: Name = Field(description="the model's name: run folders and files are named by it")
@@ -137,10 +137,8 @@ class Spec(TrainingSections):
     networks: dict[Name, NetworkSpec] | None = Field(None, min_length=1)
     blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
 
-    _document: Any = PrivateAttr(None)
-
     @model_validator(mode="after")
-    def _one_way_to_say_the_network(self) -> Spec:
+    def _one_way_to_say_the_network(self) -> NetworkPart:
         if self.networks is not None:
             extra = [k for k in ("inputs", "network", "outputs") if getattr(self, k) is not None]
             if extra:
@@ -153,11 +151,6 @@ class Spec(TrainingSections):
                              "e.g. inputs: {image: {shape: [1, 28, 28]}}")
         return self
 
-    @property
-    def document(self) -> Any:
-        """The loaded YAML Document (positions), when the spec came from a file."""
-        return self._document
-
     def network_specs(self) -> dict[str, NetworkSpec]:
         """Every network by name; a single `network:` is named after the spec."""
         if self.networks is not None:
@@ -165,3 +158,14 @@ class Spec(TrainingSections):
         assert self.inputs is not None and self.network is not None  # checked above
         return {self.name: NetworkSpec(inputs=self.inputs, network=self.network,
                                        outputs=self.outputs)}
+
+
+class Spec(NetworkPart, TrainingSections):
+    """A whole dlspec document: its networks and how to train and export them."""
+
+    _document: Any = PrivateAttr(None)
+
+    @property
+    def document(self) -> Any:
+        """The loaded YAML Document (positions), when the spec came from a file."""
+        return self._document

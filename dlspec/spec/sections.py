@@ -23,7 +23,6 @@ listed beside the full ones.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, NoReturn, get_args
@@ -45,17 +44,19 @@ from pydantic_core import PydanticCustomError, core_schema
 # --------------------------------------------------------------------------- helpers
 
 
-def fail(message: str, *loc: str | int, value: Any = None, kind: str = "spec") -> NoReturn:
+def fail(message: str, *loc: str | int, value: Any = None, kind: str = "spec",
+         context: dict[str, Any] | None = None) -> NoReturn:
     """Raise one validation error at `loc` (relative to the value being validated)."""
-    error = {"type": PydanticCustomError(kind, message), "loc": loc, "input": value}
+    error = {"type": PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"),
+                                         context),
+             "loc": loc, "input": value}
     raise ValidationError.from_exception_data("dlspec", [error])  # type: ignore[list-item]
 
 
 def _unknown(what: str, name: object, names: list[str], *loc: str) -> NoReturn:
-    close = difflib.get_close_matches(str(name), names, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    fail(f"unknown {what} '{name}'; expected one of: {', '.join(names)}{hint}", *loc,
-         value=name, kind="unknown_type")
+    """An unknown variant name; dlspec.spec.validation adds the "did you mean"."""
+    fail(f"unknown {what} '{name}'", *loc, value=name, kind="unknown_choice",
+         context={"choices": names})
 
 
 @dataclass(frozen=True, eq=False)

@@ -89,6 +89,9 @@ def _problem(error: dict[str, Any], path: Path, data: Any,
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         message = f"unknown type {ctx.get('tag')!r}; expected one of {', '.join(choices)}"
         hint = suggest(str(ctx.get("tag")), choices)
+    elif kind == "unknown_choice":  # raised by dlspec.spec.sections for variant names
+        choices = list(ctx.get("choices", []))
+        hint = suggest(str(value), choices) or f"expected one of: {', '.join(choices)}"
     elif kind == "union_tag_not_found":
         message = f"missing key {ctx.get('discriminator', 'type')!r} saying which kind this is"
     elif kind.endswith("_type") or kind.endswith("_parsing") or kind in (
