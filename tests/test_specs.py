@@ -135,11 +135,11 @@ def test_compiled_module_runs_with_the_inferred_shapes(path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", [p for p in SPEC_PATHS if p.stem in PUBLISHED],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [SPECS / f"{name}.yaml" for name, count in PUBLISHED.items()
+                                  if count > BIG], ids=lambda p: p.stem)
 def test_big_model_runs_on_cpu(path: Path) -> None:
-    if not _is_big(path):
-        pytest.skip("run on the CPU by test_compiled_module_runs_with_the_inferred_shapes")
+    """The real forward pass of the big reference models (the smaller ones run it above)."""
+    assert _is_big(path)
     torch.manual_seed(0)
     for network, shaped in _shapes(path).items():
         model = dlspec.build(_load(path), network).eval()
@@ -240,3 +240,13 @@ def test_resnet18_state_dict_has_torchvisions_structure() -> None:
     renamed = {_to_torchvision_key(k): tuple(v.shape) for k, v in state.items()}
     assert renamed == reference
     assert list(renamed) == list(reference)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "resnet152"])
+def test_bottleneck_is_v1_5_with_the_stride_on_the_3x3(name: str) -> None:
+    graph = dlspec.graphs(_load(SPECS / f"{name}.yaml"))[name]
+    for stage in ("layer2", "layer3", "layer4"):
+        prefix = f"{stage}.first.residual."
+        assert graph.node(prefix + "conv1").params.stride == 1
+        assert graph.node(prefix + "conv2").params.stride == 2
+        assert graph.node(prefix + "conv2").params.kernel_size == 3
