@@ -113,6 +113,8 @@ def located(document: Document | None) -> Iterator[None]:
             for problem in exc.problems:
                 if problem.location is None:
                     problem.location = document.locate(problem.path, problem.on_key)
+                if problem.used_at is not None:
+                    problem.used_at_location = document.locate(problem.used_at)
             exc.problems.sort(key=_position)
         raise
 

@@ -45,7 +45,8 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
     for name, submodule in modules.items():  # in graph order, so state_dict follows the spec
         install(root, name, submodule)
     module = fx.GraphModule(root, graph, class_name=_class_name(shaped.graph.name))
-    module.dlspec_outputs = list(shaped.graph.outputs)  # names of the returned tensors
+    # names of the returned tensors, for export and prediction
+    module.dlspec_outputs = list(shaped.graph.outputs)  # type: ignore[assignment]
     return module
 
 

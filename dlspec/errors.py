@@ -11,7 +11,7 @@ them; only `dlspec.cli` turns them into text and exit codes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PathItem = str | int
 Path = tuple[PathItem, ...]
@@ -50,7 +50,10 @@ class Problem:
     location: Location | None = None
     # Where the node lies when it sits on the key rather than the value (unknown keys).
     on_key: bool = False
-    notes: list[str] = field(default_factory=list)
+    # For a problem inside a block's definition: which use of the block it arose in.
+    used_in: str | None = None
+    used_at: Path | None = None
+    used_at_location: Location | None = None
 
     def render(self) -> str:
         """`FILE:LINE:COL: PATH: message (hint)` as a compiler would print it."""
@@ -59,8 +62,9 @@ class Problem:
         text = f"{where}{path}: {self.message}" if path else f"{where}{self.message}"
         if self.hint:
             text += f"; {self.hint}"
-        for note in self.notes:
-            text += f"\n    note: {note}"
+        if self.used_at is not None:
+            where = f" ({self.used_at_location})" if self.used_at_location else ""
+            text += f"\n    note: in {self.used_in}, used at {format_path(self.used_at)}{where}"
         return text
 
 

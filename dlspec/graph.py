@@ -239,11 +239,6 @@ def _check_dtypes(kind: str, accepts: str, incoming: list[TensorInfo]) -> None:
 def _shape_problem(node: Node, exc: ShapeProblem, tensors: dict[str, TensorInfo]) -> Problem:
     sources = ", ".join(f"{tensors[n]} from {n}" for n in node.inputs)
     message = f"{node.name}: {exc.message} (input: {sources})"
-    notes = [f"inside {node.scopes[-1].name}, used at {_fmt(node.used_at)}"] if node.used_at else []
-    return Problem(node.path, message, exc.hint, notes=notes)
-
-
-def _fmt(path: Path | None) -> str:
-    from dlspec.errors import format_path
-
-    return format_path(path or ())
+    block = next((s for s in reversed(node.scopes) if s.kind == "block"), None)
+    return Problem(node.path, message, exc.hint, used_at=node.used_at,
+                   used_in=f"block {block.label} ({block.name})" if block else None)

@@ -77,7 +77,7 @@ class Call:
 
     def custom_classes(self) -> list[type]:
         """dlspec's own module classes this call (or a nested one) constructs."""
-        found = [self.target] if _is_custom(self.target) else []
+        found: list[type] = [self.target] if _is_custom(self.target) else []  # type: ignore[list-item]
         for value in [*self.args, *self.kwargs.values()]:
             if isinstance(value, Call):
                 found += value.custom_classes()

@@ -30,6 +30,8 @@ PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
 }
 
+_ARTICLE = {"int": "an int", "float": "a number", "bool": "true or false", "str": "a string",
+            "list": "a list"}
 Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
 BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
 
@@ -110,10 +112,10 @@ class _Expander:
 
     def error(self, path: Path, message: str, hint: str | None = None,
               context: _Context | None = None, on_key: bool = False) -> None:
-        notes = []
-        if context is not None and context.used_at is not None:
-            notes.append(f"in block {context.blocks[-1]} used at {format_path(context.used_at)}")
-        self.problems.append(Problem(path, message, hint, on_key=on_key, notes=notes))
+        problem = Problem(path, message, hint, on_key=on_key)
+        if context is not None:
+            _note_block_use(problem, context)
+        self.problems.append(problem)
 
     # --- networks ----------------------------------------------------------------------
 
@@ -385,9 +387,7 @@ class _Expander:
                 if shorthand:
                     problem.path = ()
                 problem.path = (*path, *problem.path)
-                if context.used_at:
-                    problem.notes.append(f"in block {context.blocks[-1]} used at "
-                                         f"{format_path(context.used_at)}")
+                _note_block_use(problem, context)
                 self.problems.append(problem)
             return None
 
@@ -583,8 +583,8 @@ class _Expander:
                            suggest(key, list(block.params)), context, on_key=True)
                 ok = False
             elif decl.type != "any" and (type(value) not in PARAM_TYPES[decl.type]):
-                self.error((*path, key), f"parameter {key} of block {block_name} is a "
-                           f"{decl.type}, found {_describe(value)}", context=context)
+                self.error((*path, key), f"parameter {key} of block {block_name} must be "
+                           f"{_ARTICLE[decl.type]}, found {_describe(value)}", context=context)
                 ok = False
             else:
                 env[key] = value
@@ -610,6 +610,12 @@ class _Expander:
         def report(sub_path: tuple[Any, ...], message: str) -> None:
             self.error((*path, *sub_path), message, context=context)
         return report
+
+
+def _note_block_use(problem: Problem, context: _Context) -> None:
+    """Say which use of a block a problem in the block's definition came from."""
+    if context.used_at is not None:
+        problem.used_in, problem.used_at = f"block {context.blocks[-1]}", context.used_at
 
 
 def _describe(value: Any) -> str:

@@ -26,7 +26,7 @@ def problems_from_validation(exc: ValidationError, data: Any,
     seen: set[tuple[Path, str]] = set()
     for error in exc.errors(include_url=False):
         path = data_path(data, error["loc"])
-        problem = _problem(error, path, data, model)
+        problem = _problem(dict(error), path, data, model)
         key = (problem.path, problem.message)
         if key not in seen:
             seen.add(key)
@@ -79,8 +79,7 @@ def _problem(error: dict[str, Any], path: Path, data: Any,
         hint = suggest(key, allowed) or (f"allowed: {', '.join(allowed)}" if allowed else None)
         return Problem(path, f"unknown key {key!r}", hint, on_key=True)
     if kind == "missing":
-        key = path[-1] if path else "?"
-        return Problem(path[:-1], f"missing required key {key!r}")
+        return Problem(path[:-1], f"missing required key {(path[-1] if path else '?')!r}")
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         message = f"expected one of {', '.join(choices)}; found {value!r}"
@@ -120,7 +119,7 @@ def allowed_keys(model: type[BaseModel], data: Any, path: Path) -> list[str]:
             node = node.get("items", {})
         else:
             node = node.get("properties", {}).get(step) or node.get("additionalProperties") or {}
-        current = current[step] if isinstance(current, (dict, list)) else None
+        current = current[step] if _has(current, step) else None
     node = _select(schema, node, current)
     return sorted(node.get("properties", {}))
 
