@@ -213,11 +213,10 @@ def _torchvision_resnet18_state_dict() -> dict[str, tuple[int, ...]]:
 
 
 def _to_torchvision_key(key: str) -> str:
-    """Our names → torchvision's: a stage's blocks `first`, `rest.K` are its 0, K+1 (and
-    `rest` alone is block 1: `repeat: 1` adds no index level)."""
+    """Our names → torchvision's: a stage's blocks `first`, `rest.K` are its 0, K+1."""
     key = re.sub(r"^(layer\d)\.first\.residual\.", r"\1.0.", key)
-    key = re.sub(r"^(layer\d)\.rest\.(?:(\d+)\.)?residual\.",
-                 lambda m: f"{m.group(1)}.{int(m.group(2) or 0) + 1}.", key)
+    key = re.sub(r"^(layer\d)\.rest\.(\d+)\.residual\.",
+                 lambda m: f"{m.group(1)}.{int(m.group(2)) + 1}.", key)
     return key.replace(".shortcut.", ".downsample.")
 
 
@@ -230,9 +229,9 @@ def test_resnet18_state_dict_has_torchvisions_structure() -> None:
     assert sum(1 for _ in model.parameters()) == 62
     # readable, nested names
     for key in ("conv1.weight", "bn1.running_mean", "layer1.first.residual.conv1.weight",
-                "layer1.rest.residual.bn2.num_batches_tracked",
+                "layer1.rest.0.residual.bn2.num_batches_tracked",
                 "layer2.first.residual.shortcut.0.weight",
-                "layer4.rest.residual.conv2.weight", "fc.bias"):
+                "layer4.rest.0.residual.conv2.weight", "fc.bias"):
         assert key in state, key
     assert not any("layer1.first.residual.shortcut" in k for k in state), \
         "layer1 keeps its shape: identity shortcut, no projection"

@@ -199,16 +199,16 @@ class _Expander:
         kind, args, common = parsed
         sources = self.sources(common, path, context, current) or [BROKEN]
         local = common.get("name") or self.auto_name(kind, context)
-        if local in context.names and local not in context.later:
+        if local in context.names:
             self.error((*path, "name"), f"name {local!r} is already used in this scope",
-                       context=context)
+                       "give each layer and input its own name", context)
         context.later.pop(local, None)
         flags = self.flags(common, path, context) or (context.trainable, context.init)
-        repeat = common.get("repeat", 1)
-        if repeat == 1:
-            out = self.one(kind, args, path, context, local, sources, flags)
+        if "repeat" in common:  # copies are always indexed, even `repeat: 1` (stable names)
+            out = self.repeated(kind, args, path, context, local, sources, flags,
+                                common["repeat"])
         else:
-            out = self.repeated(kind, args, path, context, local, sources, flags, repeat)
+            out = self.one(kind, args, path, context, local, sources, flags)
         out = BROKEN if out is None else out
         context.names[local] = out if isinstance(out, str) else out[-1]
         return out
@@ -622,7 +622,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     if value is None:
         return "nothing"
     return f"{type(value).__name__} {value!r}"
