@@ -34,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - no user ever sees a traceback
-        print(f"dlspec: internal error: {type(exc).__name__}: {exc}\n"
+        first_line = (str(exc).splitlines() or [""])[0]
+        print(f"dlspec: internal error: {type(exc).__name__}: {first_line}\n"
               "this is a bug in dlspec; please report it with the spec that caused it",
               file=sys.stderr)
         return EXIT_INTERNAL

@@ -11,18 +11,24 @@ them; only `dlspec.cli` turns them into text and exit codes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PathItem = str | int
 Path = tuple[PathItem, ...]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def format_path(path: Path) -> str:
-    """Render `("network", 3, "conv2d")` as `network[3].conv2d`."""
+    """Render `("network", 3, "conv2d")` as `network[3].conv2d` (odd keys quoted)."""
     out = ""
     for item in path:
         if isinstance(item, int):
             out += f"[{item}]"
+        elif not _PLAIN_KEY.match(item):
+            out += f"[{item!r}]"  # quoted so no key can break a line or the terminal
         else:
             out += f".{item}" if out else str(item)
     return out

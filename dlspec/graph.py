@@ -58,6 +58,8 @@ class Node:
     shape_inputs: list[str] = field(default_factory=list)
     # where a block was used, when the node comes from a block's definition
     used_at: Path | None = None
+    # advice for a shape error that expansion knows better than the kind (residual merges)
+    shape_hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,9 +190,12 @@ def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) ->
             output, macs = _run(module, examples, count_macs)
             params = sum(p.numel() for p in module.parameters())
             trainable = params if node.trainable else 0
-    except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+    except (RuntimeError, ValueError, IndexError, TypeError, OverflowError) as exc:
         # torch's own message is precise; say which layer and input it is about
-        raise ShapeProblem(str(exc).split("\n")[0]) from None
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "overflow" in message.lower():
+            message = "its sizes are too large for PyTorch to represent"
+        raise ShapeProblem(message) from None
     if not isinstance(output, torch.Tensor):
         raise ShapeProblem(f"{node.kind} returned {type(output).__name__}, not a tensor")
     dtype = str(output.dtype).removeprefix("torch.")
@@ -240,5 +245,5 @@ def _shape_problem(node: Node, exc: ShapeProblem, tensors: dict[str, TensorInfo]
     sources = ", ".join(f"{tensors[n]} from {n}" for n in node.inputs)
     message = f"{node.name}: {exc.message} (input: {sources})"
     block = next((s for s in reversed(node.scopes) if s.kind == "block"), None)
-    return Problem(node.path, message, exc.hint, used_at=node.used_at,
+    return Problem(node.path, message, node.shape_hint or exc.hint, used_at=node.used_at,
                    used_in=f"block {block.label} ({block.name})" if block else None)

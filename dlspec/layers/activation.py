@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import PositiveFloat
 
-from dlspec.layers.registry import Call, LayerKind, LayerParams, NoParams, Shape, register
+from dlspec.layers.registry import (
+    Call,
+    LayerKind,
+    LayerParams,
+    NoParams,
+    Shape,
+    ShapeProblem,
+    register,
+)
 
 
 class Activation(LayerKind):
@@ -20,6 +28,14 @@ class Activation(LayerKind):
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
+        rank = len(shapes[0]) + 1  # with the batch axis, as PyTorch counts `dim`
+        if "dim" in p.model_fields_set and not -rank <= p.dim < rank:
+            raise ShapeProblem(f"dim {p.dim} is out of range for {rank}-D tensors (the batch "
+                               f"axis is 0, so dims run from {-rank} to {rank - 1})")
+        channels = shapes[0][0] if shapes[0] else 1
+        if self.name == "prelu" and p.num_parameters not in (1, channels):
+            raise ShapeProblem(f"prelu num_parameters must be 1 or the {channels} channels of "
+                               f"its input, not {p.num_parameters}")
         return Call(getattr(nn, self.torch_name), **p.model_dump())
 
     def describe(self, p: Any) -> str:

@@ -36,7 +36,7 @@ Shape = tuple[int, ...]
 class LayerParams(BaseModel):
     """Base of every kind's parameters: unknown keys are errors, types are strict."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class NoParams(LayerParams):

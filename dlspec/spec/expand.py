@@ -17,7 +17,14 @@ from dlspec.errors import Path, Problem, SpecError, format_path
 from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
-from dlspec.spec.model import BlockSpec, NetworkPart, NetworkSpec, name_problem
+from dlspec.spec.model import (
+    PARAM_TYPE_WORDS,
+    BlockSpec,
+    NetworkPart,
+    NetworkSpec,
+    name_problem,
+    param_type_matches,
+)
 from dlspec.spec.validation import problems_from_validation
 
 COMMON_KEYS = ("name", "from", "repeat", "trainable", "init")
@@ -26,12 +33,7 @@ INIT_CHOICES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal",
                 "orthogonal", "normal", "uniform", "trunc_normal", "zeros", "ones")
 MAX_NODES = 50_000
 MAX_REPEAT = 10_000
-PARAM_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
-}
 
-_ARTICLE = {"int": "an int", "float": "a number", "bool": "true or false", "str": "a string",
-            "list": "a list"}
 Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
 BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
 
@@ -45,14 +47,23 @@ def expand(spec: NetworkPart) -> dict[str, Graph]:
         ['conv2d_1', 'tanh_1']
     """
     expander = _Expander(spec)
+    expander.check_block_names()
     graphs = {}
     for name, (network, base) in expander.networks().items():
         graph = expander.network(name, network, base)
         if graph is not None:
             graphs[name] = graph
     if expander.problems:
-        raise SpecError(expander.problems)
+        raise SpecError(_unique(expander.problems))
     return graphs
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """One report per place and message: a block used ten times has one bad line, not ten."""
+    seen: dict[tuple[Path, str], Problem] = {}
+    for problem in problems:
+        seen.setdefault((problem.path, problem.message), problem)
+    return list(seen.values())
 
 
 @dataclass
@@ -104,6 +115,15 @@ class _Expander:
         self.problems: list[Problem] = []
         self.nodes: list[Node] = []
         self.branch_names: dict[str, str] = {}  # last node of a parallel branch → branch key
+        self.visited = 0  # layers expanded, including broken ones: bounds runaway repeats
+        self.aborted = False
+
+    def check_block_names(self) -> None:
+        for name in self.spec.blocks:
+            if name in STRUCTURES or lookup_kind(name) is not None:
+                what = "a structure" if name in STRUCTURES else "a layer kind"
+                self.error(("blocks", name), f"block {name!r} has the name of {what}",
+                           "rename the block", on_key=True)
 
     def networks(self) -> dict[str, tuple[NetworkSpec, Path]]:
         if self.spec.networks is not None:
@@ -135,19 +155,17 @@ class _Expander:
         self.check_all_used(graph, (*base, "inputs"))
         return graph if len(self.problems) == before else None
 
-    def outputs(self, declared: Any, last: Outputs | None, path: Path,
+    def outputs(self, declared: dict[str, str] | None, last: Outputs | None, path: Path,
                 top: _Context) -> dict[str, str] | None:
         if declared is None:
             if isinstance(last, list):  # a final parallel without merge: one output per branch
                 return {self.branch_names.get(name, name): name for name in last}
             return {"output": last} if last is not None else None
-        pairs = ({declared: declared} if isinstance(declared, str)
-                 else {n: n for n in declared} if isinstance(declared, list) else declared)
         outputs = {}
-        for out_name, local in pairs.items():
+        for out_name, local in declared.items():
             node = top.resolve(local)
             if node is None:
-                self.error(path, f"output {local!r} is not a layer name",
+                self.error((*path, out_name), f"output {local!r} is not a layer name",
                            suggest(local, top.visible()))
             else:
                 outputs[out_name] = node
@@ -190,6 +208,8 @@ class _Expander:
     def entry(self, raw: Any, path: Path, context: _Context,
               current: Outputs | None) -> Outputs:
         """Expand one entry; on failure return BROKEN so later layers are still checked."""
+        if self.aborted:
+            return BROKEN
         parsed = self.parse_entry(raw, path, context)
         if parsed is None:
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
@@ -305,6 +325,11 @@ class _Expander:
         names = [common["from"]] if isinstance(common["from"], str) else common["from"]
         resolved = []
         for name in names:
+            if name == common.get("name"):
+                self.error((*path, "from"), f"layer {name!r} reads itself: a layer cannot "
+                           "take its own output as input",
+                           "name the layer it should read instead", context)
+                return None
             node = context.resolve(name)
             if node is None:
                 self.unknown_source(name, (*path, "from"), context)
@@ -320,6 +345,9 @@ class _Expander:
             return
         visible = context.visible()
         hint = suggest(name, visible) or (f"names here: {', '.join(visible)}" if visible else None)
+        if context.blocks and not hint:
+            hint = ("a block's layers see only names inside the block; its input is what the "
+                    "block's use reads")
         self.error(path, f"unknown layer {name!r} in from:", hint, context)
 
     def auto_name(self, kind: str, context: _Context) -> str:
@@ -350,23 +378,28 @@ class _Expander:
 
     def layer(self, layer_kind: LayerKind, args: Any, path: Path, context: _Context,
               local: str, sources: list[str], flags: tuple[bool, InitChoice | None],
-              shape_inputs: list[str] | None = None) -> str | None:
+              shape_inputs: list[str] | None = None, shape_hint: str | None = None,
+              ) -> str | None:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            if not self.aborted:
+                self.error(path, f"the network expands to more than {MAX_NODES:,} layers",
+                           context=context)
+            self.aborted = True
+            return None
+        before = len(self.problems)
         args = expr.substitute(args, context.env, self._ref_error(path, context))
+        if len(self.problems) > before:
+            return None  # a bad $reference: validating its raw text would only add noise
         params = self.validate_params(layer_kind, args, path, context)
         if params is None or not self.check_arity(layer_kind, len(sources), path, context):
             return None
         if BROKEN in sources:
             return BROKEN  # an input failed; this layer's own parameters are still checked
-        name = context.prefix + local
-        if len(self.nodes) >= MAX_NODES:
-            if len(self.nodes) == MAX_NODES:
-                self.error(path, f"the network expands to more than {MAX_NODES:,} layers",
-                           context=context)
-                self.nodes.append(self.nodes[-1])  # report once
-            return None
-        self.nodes.append(Node(name, layer_kind.name, params, sources, path, context.scopes,
-                               flags[0], flags[1], shape_inputs or [], context.used_at))
-        return name
+        self.nodes.append(Node(context.prefix + local, layer_kind.name, params, sources, path,
+                               context.scopes, flags[0], flags[1], shape_inputs or [],
+                               context.used_at, shape_hint))
+        return context.prefix + local
 
     def validate_params(self, layer_kind: LayerKind, args: Any, path: Path,
                         context: _Context) -> Any:
@@ -410,6 +443,8 @@ class _Expander:
         inner = context.child(local, scope)
         current: Outputs = sources if len(sources) > 1 else sources[0]
         for index in range(repeat):
+            if self.aborted:
+                return None
             inputs = [current] if isinstance(current, str) else current
             out = self.one(kind, args, path, inner, str(index), inputs, flags)
             if out is None or isinstance(out, list):
@@ -456,8 +491,10 @@ class _Expander:
             return None
         kind = lookup_kind(merge)
         assert kind is not None
+        hint = ("the shortcut is the identity: give the residual `shortcut: project` (or a list "
+                "of layers) to match the body's output" if shortcut == x else None)
         return self.layer(kind, None, path, inner, merge, [body, shortcut],
-                          (inner.trainable, inner.init))
+                          (inner.trainable, inner.init), shape_hint=hint)
 
     def shortcut(self, value: Any, path: Path, context: _Context, x: str,
                  body: str) -> str | None:
@@ -486,6 +523,11 @@ class _Expander:
         branches = fields["branches"]
         if isinstance(branches, list):
             branches = {str(i): b for i, b in enumerate(branches)}
+        elif isinstance(branches, dict):
+            for key in branches:
+                if problem := name_problem(key):
+                    self.error((*path, "branches", key), problem, context=context, on_key=True)
+                    return None
         if not isinstance(branches, dict) or len(branches) < 2:
             self.error((*path, "branches"), "parallel needs two or more branches, each a list "
                        "of layers", context=context)
@@ -582,9 +624,10 @@ class _Expander:
                 self.error((*path, key), f"block {block_name} has no parameter {key!r}",
                            suggest(key, list(block.params)), context, on_key=True)
                 ok = False
-            elif decl.type != "any" and (type(value) not in PARAM_TYPES[decl.type]):
+            elif not param_type_matches(decl.type, value):
                 self.error((*path, key), f"parameter {key} of block {block_name} must be "
-                           f"{_ARTICLE[decl.type]}, found {_describe(value)}", context=context)
+                           f"{PARAM_TYPE_WORDS[decl.type]}, found {_describe(value)}",
+                           context=context)
                 ok = False
             else:
                 env[key] = value
@@ -615,7 +658,8 @@ class _Expander:
 def _note_block_use(problem: Problem, context: _Context) -> None:
     """Say which use of a block a problem in the block's definition came from."""
     if context.used_at is not None:
-        problem.used_in, problem.used_at = f"block {context.blocks[-1]}", context.used_at
+        problem.used_in = "block " + " → ".join(context.blocks)
+        problem.used_at = context.used_at
 
 
 def _describe(value: Any) -> str:

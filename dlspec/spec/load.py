@@ -110,7 +110,13 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
         _check_depth(text, file)
         node = yaml.compose(text, Loader=_CoreSchemaLoader)
     except yaml.MarkedYAMLError as exc:
-        raise SpecError(_yaml_problem(exc, file)) from None
+        raise SpecError(_yaml_problem(exc, text, file)) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line, column = _line_column(text, exc.position)
+        problem = Problem((), f"invalid YAML: character {_codepoint(exc.character)} is not allowed",
+                          hint="remove it (control characters cannot appear in YAML)",
+                          location=Location(file, line, column))
+        raise SpecError(problem) from None
     except yaml.YAMLError as exc:  # errors without a position
         problem = Problem((), f"invalid YAML: {exc}", location=Location(file, 1, 1))
         raise SpecError(problem) from None
@@ -120,18 +126,35 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
     return doc
 
 
-def _yaml_problem(exc: yaml.MarkedYAMLError, file: str) -> Problem:
-    mark = exc.problem_mark or exc.context_mark
-    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
     message = exc.problem or "invalid YAML"
-    if exc.context:
+    mark = exc.problem_mark or exc.context_mark
+    if exc.context_mark and "<stream end>" in message:
+        # an unclosed bracket: the useful place is where it was opened, not the file's end
+        mark = exc.context_mark
+        opened = (exc.context or "a bracket").removeprefix("while parsing ")
+        message = f"{opened} opened here is never closed ({message})"
+    elif exc.context:
         message = f"{exc.context}: {message}"
+    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+    line_text = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
     hint = None
-    if "found character '\\t'" in message:
+    if "\t" in message or "\t" in line_text[: mark.column + 1 if mark else 0]:
         hint = "YAML indents with spaces, not tabs"
+    elif "${" in line_text:
+        hint = "write $name or $(expression): YAML reads the braces of ${...} as a mapping"
     elif "mapping values are not allowed" in message:
         hint = "a value containing ': ' must be quoted"
     return Problem((), f"invalid YAML: {message}", hint=hint, location=where)
+
+
+def _codepoint(character: int | str) -> str:
+    code = character if isinstance(character, int) else ord(character)
+    return f"U+{code:04X}"
+
+
+def _line_column(text: str, position: int) -> tuple[int, int]:
+    return text.count("\n", 0, position) + 1, position - (text.rfind("\n", 0, position) + 1) + 1
 
 
 def _check_depth(text: str, file: str) -> None:
@@ -155,6 +178,7 @@ class _Converter:
     def __init__(self, doc: Document):
         self.doc = doc
         self.count = 0
+        self.open: set[int] = set()  # nodes being converted: an alias to one is a cycle
 
     def convert(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
@@ -162,15 +186,26 @@ class _Converter:
             raise SpecError(Problem(
                 path, f"document expands to more than {MAX_NODES:,} values "
                 "(aliases expanding too far?)", location=self._where(node)))
+        if len(path) > MAX_DEPTH:  # aliases can nest deeper than the text does
+            raise SpecError(Problem((), f"document is nested more than {MAX_DEPTH} levels deep "
+                                    "once its aliases are expanded", location=self._where(node)))
+        if id(node) in self.open:
+            raise SpecError(Problem((), "an alias refers to the collection that contains it",
+                                    hint="YAML aliases must not be recursive",
+                                    location=self._where(node)))
         self.doc.value_positions.setdefault(path, _position(node))
         if node.tag not in _STANDARD_TAGS:
             raise SpecError(Problem(path, f"YAML tag {node.tag!r} is not allowed in a spec",
                                     hint="remove the tag", location=self._where(node)))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node, path)
+        finally:
+            self.open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -187,6 +222,8 @@ class _Converter:
                     hint="remove one of them", location=self._where(key_node)))
             first_seen[key] = key_node
             self.doc.key_positions[(*path, key)] = _position(key_node)
+            if _is_empty(value_node):  # `{add, from: x}`: point at the key, not past it
+                self.doc.value_positions[(*path, key)] = _position(key_node)
             out[key] = self.convert(value_node, (*path, key))
         return out
 
@@ -215,6 +252,10 @@ class _Converter:
     def _where(self, node: yaml.Node) -> Location:
         line, column = _position(node)
         return Location(self.doc.file, line, column)
+
+
+def _is_empty(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.value == "" and node.style is None
 
 
 def _position(node: yaml.Node) -> tuple[int, int]:

@@ -16,13 +16,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     PrivateAttr,
     WithJsonSchema,
     model_validator,
 )
 
-from dlspec.spec.sections import TrainingSections
+from dlspec.spec.sections import TrainingSections, fail
 
 FORMAT_VERSION = 1
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -51,7 +50,7 @@ def name_problem(name: str) -> str | None:
 class Strict(BaseModel):
     """Base of the spec's models: unknown keys are errors and types are not coerced."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _checked_name(value: Any) -> Any:
@@ -66,14 +65,31 @@ LAYER_MARKER = "x-dlspec-layer"
 LayerList = Annotated[list[Any], Field(min_length=1),
                       WithJsonSchema({"type": "array", "minItems": 1,
                                       "items": {LAYER_MARKER: True}})]
-Dtype = Literal["float32", "float64", "float16", "bfloat16", "int64", "int32", "bool"]
+# Modules are built in float32; other float precisions are a training setting (train.precision).
+Dtype = Literal["float32", "int64", "int32", "bool"]
+MAX_DIMENSION = 1 << 31
 
 
 class InputSpec(Strict):
     """One input tensor of a network, per sample (the batch axis is implicit)."""
 
-    shape: list[PositiveInt] = Field(description="per-sample shape, e.g. [1, 28, 28]")
+    shape: list[Annotated[int, Field(gt=0, le=MAX_DIMENSION)]] = Field(
+        description="per-sample shape, e.g. [1, 28, 28]")
     dtype: Dtype = Field("float32", description="int64 for token ids read by an embedding")
+
+
+# block parameter types → the Python types a value may have
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
+    "any": (object,),
+}
+PARAM_TYPE_WORDS = {"int": "an int", "float": "a number", "bool": "true or false",
+                    "str": "a string", "list": "a list", "any": "anything"}
+
+
+def param_type_matches(kind: str, value: Any) -> bool:
+    """Whether a block parameter value has the declared type (bool is not an int)."""
+    return kind == "any" or type(value) in PARAM_TYPES[kind]
 
 
 class ParamDecl(Strict):
@@ -88,8 +104,13 @@ class ParamDecl(Strict):
     def _shorthand(cls, value: Any) -> Any:
         return {"type": value} if isinstance(value, str) else value
 
-    def model_post_init(self, __context: Any) -> None:
+    @model_validator(mode="after")
+    def _default_has_the_type(self) -> ParamDecl:
         self._required = "default" not in self.model_fields_set
+        if not self._required and not param_type_matches(self.type, self.default):
+            fail(f"default {self.default!r} is not {PARAM_TYPE_WORDS[self.type]}", "default",
+                 value=self.default)
+        return self
 
     @property
     def required(self) -> bool:
@@ -97,11 +118,10 @@ class ParamDecl(Strict):
         return self._required
 
 
-_PARAM_TYPES = ["int", "float", "bool", "str", "list", "any"]
 ParamDeclField = Annotated[ParamDecl, WithJsonSchema({"anyOf": [
-    {"enum": _PARAM_TYPES, "description": "a required parameter of this type"},
+    {"enum": list(PARAM_TYPES), "description": "a required parameter of this type"},
     {"type": "object", "additionalProperties": False,
-     "properties": {"type": {"enum": _PARAM_TYPES}, "default": {}}},
+     "properties": {"type": {"enum": list(PARAM_TYPES)}, "default": {}}},
 ]})]
 
 
@@ -109,12 +129,45 @@ class BlockSpec(Strict):
     """A parameterised sub-network, used in `network:` like a layer kind."""
 
     params: dict[Name, ParamDeclField] = Field(default_factory=dict,
-                                          description="name: type, or {type, default}")
+                                               description="name: type, or {type, default}")
     layers: LayerList
     description: str | None = None
 
 
-Outputs = str | list[str] | dict[str, str]
+def _outputs(value: Any) -> Any:
+    """`outputs:` as {output name: layer name}, from a name, a list of names or a mapping."""
+    if isinstance(value, str):
+        return {value: value}
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                fail(f"outputs lists layer names; found {item!r}", i, value=item)
+        return {item: item for item in value}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if problem := name_problem(key):
+                fail(problem, key, value=key)
+            if not isinstance(item, str):
+                fail(f"output {key!r} should name a layer; found {item!r}", key, value=item)
+        return value
+    fail("outputs is a layer name, a list of names, or a mapping output name → layer name",
+         value=value)
+
+
+Outputs = Annotated[dict[str, str], BeforeValidator(_outputs), WithJsonSchema({"anyOf": [
+    {"type": "string"}, {"type": "array", "items": {"type": "string"}},
+    {"type": "object", "additionalProperties": {"type": "string"}}]})]
+
+
+def _format_version(value: Any) -> Any:
+    if type(value) is not int or value != FORMAT_VERSION:
+        raise ValueError(f"unsupported format version: this dlspec reads "
+                         f"`dlspec: {FORMAT_VERSION}`; found {value!r}")
+    return value
+
+
+FormatVersion = Annotated[int, BeforeValidator(_format_version),
+                          WithJsonSchema({"const": FORMAT_VERSION})]
 
 
 class NetworkSpec(Strict):
@@ -128,7 +181,7 @@ class NetworkSpec(Strict):
 class NetworkPart(Strict):
     """The part of a spec that describes networks (everything but the training sections)."""
 
-    dlspec: Literal[1] = Field(description="format version of this file")
+    dlspec: FormatVersion = Field(description="format version of this file")
     name: Name = Field(description="the model's name: run folders and files are named by it")
     description: str | None = None
     inputs: dict[Name, InputSpec] | None = Field(None, min_length=1)
@@ -142,13 +195,13 @@ class NetworkPart(Strict):
         if self.networks is not None:
             extra = [k for k in ("inputs", "network", "outputs") if getattr(self, k) is not None]
             if extra:
-                raise ValueError(f"a spec with `networks:` declares inputs and layers inside "
-                                 f"each network, not at the top level ({', '.join(extra)})")
+                fail("a spec with `networks:` declares inputs and layers inside each "
+                     "network, not at the top level", extra[0], kind="misplaced_key")
         elif self.network is None:
-            raise ValueError("a spec needs `network:` (a list of layers) or `networks:`")
+            fail("a spec needs `network:` (a list of layers) or `networks:`")
         elif self.inputs is None:
-            raise ValueError("`inputs:` is missing: name each input and give its shape, "
-                             "e.g. inputs: {image: {shape: [1, 28, 28]}}")
+            fail("`inputs:` is missing: name each input and give its shape, "
+                 "e.g. inputs: {image: {shape: [1, 28, 28]}}")
         return self
 
     def network_specs(self) -> dict[str, NetworkSpec]:

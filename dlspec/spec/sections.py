@@ -174,7 +174,7 @@ Patterns = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length
 class Section(BaseModel):
     """Base of every section: unknown keys are errors, types are strict."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def _exactly_one(model: BaseModel, keys: tuple[str, ...], what: str) -> None:

@@ -21,17 +21,41 @@ from dlspec.layers.registry import suggest
 
 def problems_from_validation(exc: ValidationError, data: Any,
                              model: type[BaseModel]) -> list[Problem]:
-    """One Problem per pydantic error, with a path into `data` and a helpful message."""
-    problems = []
-    seen: set[tuple[Path, str]] = set()
+    """One Problem per mistake, with a path into `data` and a helpful message.
+
+    A value checked against a union (`int | list[int]`) fails once per member; those
+    errors land on the same path and are merged into the one a user needs.
+    """
+    by_path: dict[Path, list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
-        path = data_path(data, error["loc"])
-        problem = _problem(dict(error), path, data, model)
-        key = (problem.path, problem.message)
-        if key not in seen:
-            seen.add(key)
-            problems.append(problem)
+        by_path.setdefault(data_path(data, error["loc"]), []).append(dict(error))
+    problems = []
+    for path, errors in by_path.items():
+        if any(other[:len(path)] == path and len(other) > len(path) for other in by_path):
+            # a deeper error says what is wrong inside this value; the union members that
+            # rejected the value as a whole (`'same' or 'valid'`) only add noise
+            noise = (*_TYPE_WORDS, "literal_error")
+            errors = [e for e in errors if e["type"] not in noise]
+        for error in _one_per_mistake(errors):
+            problems.append(_problem(error, path, data, model))
     return _drop_missing_explained_by_typos(problems)
+
+
+_TYPE_WORDS = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+               "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "none_required": "nothing"}
+
+
+def _one_per_mistake(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Among a union's failures on one value, keep what says what is wrong with it."""
+    if len(errors) <= 1:
+        return errors
+    specific = [e for e in errors if e["type"] not in _TYPE_WORDS]
+    if specific:  # "greater than 0" beats "should be a valid list" for the same value
+        unique = {e["msg"]: e for e in specific}
+        return list(unique.values())
+    wanted = " or ".join(dict.fromkeys(_TYPE_WORDS[e["type"]] for e in errors))
+    return [{**errors[0], "type": "union_type", "msg": f"expected {wanted}"}]
 
 
 def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
@@ -78,6 +102,8 @@ def _problem(error: dict[str, Any], path: Path, data: Any,
         allowed = allowed_keys(model, data, path[:-1])
         hint = suggest(key, allowed) or (f"allowed: {', '.join(allowed)}" if allowed else None)
         return Problem(path, f"unknown key {key!r}", hint, on_key=True)
+    if kind == "misplaced_key":  # a key that is valid but not here (dlspec.spec.model)
+        return Problem(path, message, on_key=True)
     if kind == "missing":
         return Problem(path[:-1], f"missing required key {(path[-1] if path else '?')!r}")
     if kind == "literal_error":
