@@ -36,8 +36,7 @@ def problems_from_validation(exc: ValidationError, data: Any,
             # rejected the value as a whole (`'same' or 'valid'`) only add noise
             noise = (*_TYPE_WORDS, "literal_error")
             errors = [e for e in errors if e["type"] not in noise]
-        for error in _one_per_mistake(errors):
-            problems.append(_problem(error, path, data, model))
+        problems += [_problem(detail, path, data, model) for detail in _one_per_mistake(errors)]
     return _drop_missing_explained_by_typos(problems)
 
 
