@@ -17,6 +17,7 @@ from dlspec.errors import Path, Problem, SpecError, format_path
 from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
+from dlspec.spec.entries import CommonKeys, describe, parse_entry
 from dlspec.spec.model import (
     PARAM_TYPE_WORDS,
     BlockSpec,
@@ -27,12 +28,8 @@ from dlspec.spec.model import (
 )
 from dlspec.spec.validation import problems_from_validation
 
-COMMON_KEYS = ("name", "from", "repeat", "trainable", "init")
 STRUCTURES = ("residual", "parallel", "sequential")
-INIT_CHOICES = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform",
-                "orthogonal", "normal", "uniform", "trunc_normal", "zeros", "ones")
 MAX_NODES = 50_000
-MAX_REPEAT = 10_000
 
 Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
 BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
@@ -132,9 +129,13 @@ class _Expander:
 
     def error(self, path: Path, message: str, hint: str | None = None,
               context: _Context | None = None, on_key: bool = False) -> None:
-        problem = Problem(path, message, hint, on_key=on_key)
-        if context is not None:
-            _note_block_use(problem, context)
+        self.report(Problem(path, message, hint, on_key=on_key), context)
+
+    def report(self, problem: Problem, context: _Context | None) -> None:
+        """Record a problem, noting which use of a block it arose in."""
+        if context is not None and context.used_at is not None:
+            problem.used_in = "block " + " → ".join(context.blocks)
+            problem.used_at = context.used_at
         self.problems.append(problem)
 
     # --- networks ----------------------------------------------------------------------
@@ -210,122 +211,44 @@ class _Expander:
         """Expand one entry; on failure return BROKEN so later layers are still checked."""
         if self.aborted:
             return BROKEN
-        parsed = self.parse_entry(raw, path, context)
+        parsed, problems = parse_entry(raw, path, context.env)
+        for problem in problems:
+            self.report(problem, context)
         if parsed is None:
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 context.names[raw["name"]] = BROKEN
                 context.later.pop(raw["name"], None)
             return BROKEN
-        kind, args, common = parsed
+        common = parsed.common
         sources = self.sources(common, path, context, current) or [BROKEN]
-        local = common.get("name") or self.auto_name(kind, context)
+        local = common.name or self.auto_name(parsed.kind, context)
         if local in context.names:
             self.error((*path, "name"), f"name {local!r} is already used in this scope",
                        "give each layer and input its own name", context)
         context.later.pop(local, None)
-        flags = self.flags(common, path, context) or (context.trainable, context.init)
-        if "repeat" in common:  # copies are always indexed, even `repeat: 1` (stable names)
-            out = self.repeated(kind, args, path, context, local, sources, flags,
-                                common["repeat"])
+        flags = (context.trainable and common.trainable is not False, _init_choice(common, context))
+        if common.repeat is not None:  # copies are always indexed, even `repeat: 1`
+            out = self.repeated(parsed.kind, parsed.args, path, context, local, sources, flags,
+                                common.repeat)
         else:
-            out = self.one(kind, args, path, context, local, sources, flags)
+            out = self.one(parsed.kind, parsed.args, path, context, local, sources, flags)
         out = BROKEN if out is None else out
         context.names[local] = out if isinstance(out, str) else out[-1]
         return out
 
-    def parse_entry(self, raw: Any, path: Path,
-                    context: _Context) -> tuple[str, Any, dict[str, Any]] | None:
-        if isinstance(raw, str):
-            raw = {raw: None}
-        if not isinstance(raw, dict):
-            self.error(path, f"a layer is a kind name (relu) or a mapping (linear: 10), "
-                       f"not {_describe(raw)}", context=context)
-            return None
-        common = {k: v for k, v in raw.items() if k in COMMON_KEYS}
-        kinds = [k for k in raw if k not in COMMON_KEYS]
-        common = expr.substitute(common, context.env, self._ref_error(path, context))
-        if len(kinds) != 1:
-            self.kind_count_error(kinds, path, context)
-            return None
-        kind = kinds[0]
-        return kind, raw[kind], self.check_common(common, path, context) or {}
-
-    def kind_count_error(self, kinds: list[str], path: Path, context: _Context) -> None:
-        if not kinds:
-            self.error(path, "this layer has no kind", "add one, e.g. `linear: 10`",
-                       context=context)
-            return
-        for key in kinds:
-            hint = suggest(key, COMMON_KEYS)
-            if hint:
-                self.error((*path, key), f"unknown key {key!r} beside the layer kind", hint,
-                           context, on_key=True)
-                return
-        self.error(path, f"a layer has exactly one kind, but this one has {len(kinds)}: "
-                   f"{', '.join(kinds)}", "split it into one entry per layer", context)
-
-    def check_common(self, common: dict[str, Any], path: Path,
-                     context: _Context) -> dict[str, Any] | None:
-        ok = True
-        checks = {
-            "name": (lambda v: isinstance(v, str) and name_problem(v) is None,
-                     lambda v: name_problem(v) if isinstance(v, str) else "a name is a string"),
-            "repeat": (lambda v: type(v) is int and 1 <= v <= MAX_REPEAT,
-                       lambda v: f"repeat must be an integer from 1 to {MAX_REPEAT}, "
-                                 f"found {v!r}"),
-            "trainable": (lambda v: type(v) is bool,
-                          lambda v: f"trainable must be true or false, found {v!r}"),
-            "from": (lambda v: isinstance(v, str) or (
-                isinstance(v, list) and v and all(isinstance(x, str) for x in v)),
-                     lambda v: f"from must be a layer name or a list of names, found {v!r}"),
-        }
-        for key, (good, why) in checks.items():
-            if key in common and not good(common[key]):
-                self.error((*path, key), str(why(common[key])), context=context)
-                ok = False
-        return common if ok else None
-
-    def flags(self, common: dict[str, Any], path: Path,
-              context: _Context) -> tuple[bool, InitChoice | None] | None:
-        trainable = context.trainable and common.get("trainable", True)
-        if "init" not in common:
-            return trainable, context.init
-        raw = common["init"]
-        weight, bias = (raw, None) if isinstance(raw, str) else (None, None)
-        if isinstance(raw, dict):
-            unknown = set(raw) - {"weight", "bias"}
-            if unknown:
-                key = sorted(unknown)[0]
-                self.error((*path, "init", key), f"unknown key {key!r} in init",
-                           suggest(key, ["weight", "bias"]) or "use weight: and bias:",
-                           context, on_key=True)
-                return None
-            weight, bias = raw.get("weight"), raw.get("bias")
-        elif not isinstance(raw, str):
-            self.error((*path, "init"), f"init is a scheme name or {{weight, bias}}, "
-                       f"found {_describe(raw)}", context=context)
-            return None
-        for part, value in (("weight", weight), ("bias", bias)):
-            if value is not None and value not in INIT_CHOICES:
-                self.error((*path, "init"), f"unknown init scheme {value!r} for {part}",
-                           suggest(str(value), INIT_CHOICES)
-                           or f"choose one of {', '.join(INIT_CHOICES)}", context)
-                return None
-        return trainable, InitChoice(weight, bias)
-
-    def sources(self, common: dict[str, Any], path: Path, context: _Context,
+    def sources(self, common: CommonKeys, path: Path, context: _Context,
                 current: Outputs | None) -> list[str] | None:
-        if "from" not in common:
+        names = common.sources()
+        if names is None:
             if current is None:
                 self.error(path, "this layer has no input: the network has several inputs "
                            f"({', '.join(n for n in context.visible())})",
                            "say which one it reads with `from:`", context)
                 return None
             return [current] if isinstance(current, str) else list(current)
-        names = [common["from"]] if isinstance(common["from"], str) else common["from"]
         resolved = []
         for name in names:
-            if name == common.get("name"):
+            if name == common.name:
                 self.error((*path, "from"), f"layer {name!r} reads itself: a layer cannot "
                            "take its own output as input",
                            "name the layer it should read instead", context)
@@ -417,11 +340,8 @@ class _Expander:
         except ValidationError as exc:
             shorthand = args is not None and not isinstance(args, dict)
             for problem in problems_from_validation(exc, data, layer_kind.Params):
-                if shorthand:
-                    problem.path = ()
-                problem.path = (*path, *problem.path)
-                _note_block_use(problem, context)
-                self.problems.append(problem)
+                problem.path = path if shorthand else (*path, *problem.path)
+                self.report(problem, context)
             return None
 
     def check_arity(self, layer_kind: LayerKind, count: int, path: Path,
@@ -509,7 +429,7 @@ class _Expander:
             scope = Scope(context.prefix + "shortcut", "sequential", "shortcut", path)
             return self.layer_list(value, path, context.child("shortcut", scope), x)
         self.error(path, f"shortcut must be identity, project or a list of layers, found "
-                   f"{_describe(value)}", suggest(str(value), ["identity", "project"]), context)
+                   f"{describe(value)}", suggest(str(value), ["identity", "project"]), context)
         return None
 
     def structure_parallel(self, args: Any, path: Path, context: _Context, local: str,
@@ -563,7 +483,7 @@ class _Expander:
                          optional: dict[str, Any]) -> dict[str, Any] | None:
         if not isinstance(args, dict):
             self.error(path, f"expected a mapping with {', '.join(required)}, found "
-                       f"{_describe(args)}", context=context)
+                       f"{describe(args)}", context=context)
             return None
         allowed = [*required, *optional]
         for key in args:
@@ -582,7 +502,7 @@ class _Expander:
 
     def layer_list(self, layers: Any, path: Path, context: _Context, x: str) -> str | None:
         if not isinstance(layers, list) or not layers:
-            self.error(path, f"expected a list of layers, found {_describe(layers)}",
+            self.error(path, f"expected a list of layers, found {describe(layers)}",
                        context=context)
             return None
         out = self.layers(layers, path, context, x)
@@ -626,7 +546,7 @@ class _Expander:
                 ok = False
             elif not param_type_matches(decl.type, value):
                 self.error((*path, key), f"parameter {key} of block {block_name} must be "
-                           f"{PARAM_TYPE_WORDS[decl.type]}, found {_describe(value)}",
+                           f"{PARAM_TYPE_WORDS[decl.type]}, found {describe(value)}",
                            context=context)
                 ok = False
             else:
@@ -655,19 +575,11 @@ class _Expander:
         return report
 
 
-def _note_block_use(problem: Problem, context: _Context) -> None:
-    """Say which use of a block a problem in the block's definition came from."""
-    if context.used_at is not None:
-        problem.used_in = "block " + " → ".join(context.blocks)
-        problem.used_at = context.used_at
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list" if value else "an empty list"
-    if value is None:
-        return "nothing"
-    return f"{type(value).__name__} {value!r}"
-
+def _init_choice(common: CommonKeys, context: _Context) -> InitChoice | None:
+    """The entry's init scheme, or the one inherited from its enclosing block/structure."""
+    init = common.init
+    if init is None:
+        return context.init
+    if isinstance(init, str):
+        return InitChoice(weight=init)
+    return InitChoice(weight=init.weight, bias=init.bias)

@@ -59,7 +59,8 @@ def _checked_name(value: Any) -> Any:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_checked_name)]
+Name = Annotated[str, BeforeValidator(_checked_name),
+                 WithJsonSchema({"type": "string", "pattern": NAME_PATTERN})]
 # Layer entries are validated by expand; dlspec.spec.schema replaces this marker with $ref Layer.
 LAYER_MARKER = "x-dlspec-layer"
 LayerList = Annotated[list[Any], Field(min_length=1),

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind
-from dlspec.spec.expand import COMMON_KEYS, INIT_CHOICES
-from dlspec.spec.model import LAYER_MARKER, NAME_PATTERN, Spec
+from dlspec.spec.entries import CommonKeys
+from dlspec.spec.model import LAYER_MARKER, Spec
 
 SCHEMA_ID = "https://dlspec.dev/schemas/dlspec.schema.json"
 _REFERENCE = {"type": "string", "pattern": r"^\$(\(.*\)|[A-Za-z_][A-Za-z0-9_]*)$",
@@ -55,6 +55,7 @@ def spec_schema() -> dict[str, Any]:
         "minProperties": 1, "properties": _common_properties(),
         "additionalProperties": {"type": ["object", "null"]}})
     defs["Layer"] = {"anyOf": branches}
+    defs.update(_COMMON_DEFS)
     _point_markers_at(schema, layer_ref)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
@@ -108,19 +109,11 @@ def _entry(kind: str, value: dict[str, Any], description: str | None) -> dict[st
 
 
 def _common_properties() -> dict[str, Any]:
-    names = {"type": "string", "pattern": NAME_PATTERN}
-    common = {
-        "name": {**names, "description": "the layer's name (state_dict keys, errors, diagrams)"},
-        "from": {"anyOf": [names, {"type": "array", "items": names, "minItems": 1}],
-                 "description": "the layer(s) this one reads; default: the layer above"},
-        "repeat": {"anyOf": [{"type": "integer", "minimum": 1}, _REFERENCE],
-                   "description": "stack this many copies"},
-        "trainable": {"type": "boolean", "description": "false freezes the parameters"},
-        "init": {"anyOf": [{"enum": list(INIT_CHOICES)}, {
-            "type": "object", "additionalProperties": False,
-            "properties": {"weight": {"enum": list(INIT_CHOICES)},
-                           "bias": {"enum": list(INIT_CHOICES)}}}],
-                 "description": "weight initialisation scheme"},
-    }
-    assert set(common) == set(COMMON_KEYS)
-    return common
+    """Schemas of the keys beside a kind, from entries.CommonKeys (references allowed)."""
+    schema = CommonKeys.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    _COMMON_DEFS.update(schema.get("$defs", {}))
+    return {key: {"anyOf": [prop, _REFERENCE], "description": prop.get("description", "")}
+            for key, prop in schema["properties"].items()}
+
+
+_COMMON_DEFS: dict[str, Any] = {}

@@ -28,7 +28,8 @@ def problems_from_validation(exc: ValidationError, data: Any,
     """
     by_path: dict[Path, list[dict[str, Any]]] = {}
     for error in exc.errors(include_url=False):
-        by_path.setdefault(data_path(data, error["loc"]), []).append(dict(error))
+        path = data_path(data, error["loc"], missing=error["type"] == "missing")
+        by_path.setdefault(path, []).append(dict(error))
     problems = []
     for path, errors in by_path.items():
         if any(other[:len(path)] == path and len(other) > len(path) for other in by_path):
@@ -65,17 +66,19 @@ def _drop_missing_explained_by_typos(problems: list[Problem]) -> list[Problem]:
                     (p.path, f"did you mean {p.message.rsplit(' ', 1)[-1]}?") in typos)]
 
 
-def data_path(data: Any, loc: tuple[Any, ...]) -> Path:
-    """The steps of `loc` that exist in `data` (drops union tags and validator names)."""
+def data_path(data: Any, loc: tuple[Any, ...], missing: bool = False) -> Path:
+    """The steps of `loc` that exist in `data` (drops union tags and validator names).
+
+    For a `missing` error the final step is kept: it names the missing key.
+    """
     path: list[str | int] = []
     current = data
-    for step in loc:
+    for i, step in enumerate(loc):
         if _has(current, step):
             current = current[step]
             path.append(step)
-        elif isinstance(current, dict) and isinstance(step, str) and not path_is_tag(step):
-            path.append(step)  # a missing key: keep it so the message can name it
-            current = None
+        elif missing and i == len(loc) - 1 and isinstance(step, str):
+            path.append(step)
     return tuple(path)
 
 
@@ -83,11 +86,6 @@ def _has(container: Any, step: Any) -> bool:
     if isinstance(container, dict):
         return step in container
     return isinstance(container, list) and isinstance(step, int) and 0 <= step < len(container)
-
-
-def path_is_tag(step: str) -> bool:
-    """pydantic's synthetic loc steps: `function-before[...]`, `list[...]`, union members."""
-    return "[" in step or step.endswith("]")
 
 
 def _problem(error: dict[str, Any], path: Path, data: Any,
@@ -118,11 +116,36 @@ def _problem(error: dict[str, Any], path: Path, data: Any,
         hint = suggest(str(value), choices) or f"expected one of: {', '.join(choices)}"
     elif kind == "union_tag_not_found":
         message = f"missing key {ctx.get('discriminator', 'type')!r} saying which kind this is"
+    elif kind in _PLAIN_MESSAGES:
+        subject = path[-1] if path and isinstance(path[-1], str) else "the value"
+        message = _PLAIN_MESSAGES[kind].format(subject=subject, **ctx) + f"; found {_show(value)}"
     elif kind.endswith("_type") or kind.endswith("_parsing") or kind in (
-            "greater_than", "greater_than_equal", "less_than", "less_than_equal",
-            "too_short", "too_long", "multiple_of"):
+            "multiple_of", "union_type"):
         message = f"{message}; found {_show(value)}"
     return Problem(path, message, hint)
+
+
+# pydantic's error types in words a spec's author uses
+_PLAIN_MESSAGES = {
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "int_type": "expected an integer",
+    "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "greater_than": "{subject} must be greater than {gt}",
+    "greater_than_equal": "{subject} must be at least {ge}",
+    "less_than": "{subject} must be less than {lt}",
+    "less_than_equal": "{subject} must be at most {le}",
+    "too_short": "{subject} needs at least {min_length} item(s)",
+    "too_long": "{subject} takes at most {max_length} item(s)",
+}
 
 
 def _show(value: Any) -> str:

@@ -1,0 +1,370 @@
+"""The spec's training sections: task, loss, optimizer, schedule, data, augment, train,
+transfer and export — validated here, before any training code exists.
+
+Every section rejects unknown keys and is strict (`true`/`false` only for booleans, no
+string-to-number coercion), so a typo anywhere is an error. This package imports no torch:
+`dlspec check --no-shapes` validates through it.
+
+Three kinds of flexible values, each validated so that errors stay clean (one error, at the
+key the user wrote, never pydantic's list of every union member that failed):
+
+* Variants (`Loss`, `Optimizer`, `Schedule`): a discriminated union on `type`; a bare
+  string is shorthand for `{type: NAME}`. `Variants` picks the variant by its tag and
+  validates with that class alone, so an error inside one is located at
+  `("optimizer", "momentum")`, not pydantic's `("optimizer", "adam", "momentum")`.
+* Per-network sections (`OptimizerSection`, `ScheduleSection`): one variant, or a mapping
+  network name -> variant for multi-network tasks (GANs).
+* Short forms (`Shorthand`): e.g. `resize: 32` for `[32, 32]`, `horizontal_flip: true`
+  for `0.5`, `onnx: false` to disable export.
+
+The declared types still give the JSON Schema (editors' completion), with the short forms
+listed beside the full ones.
+
+Layout: `base` (the `Section` base, `fail`, `Variants`, `PerNetwork`, `Shorthand`), `losses`,
+`optimizers`, `schedules`, `data` (data and augment); the small sections (task, train,
+transfer, export) and `TrainingSections` are here, and every public name is re-exported, so
+`from dlspec.spec.sections import X` works for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from dlspec.spec.sections.base import (
+    Fraction,
+    Patterns,
+    PerNetwork,
+    Section,
+    Shorthand,
+    Variants,
+    _exactly_one,
+    _unknown,
+    fail,
+)
+from dlspec.spec.sections.data import (
+    IMAGE_DATASETS,
+    SEQUENCE_DATASETS,
+    SYNTHETIC_DATASETS,
+    AugmentConfig,
+    BuiltinDataset,
+    ColorJitter,
+    DataConfig,
+    FlipProbability,
+    ImageAugment,
+    NormalizeStats,
+    RandomCrop,
+    SequenceAugment,
+    Size2d,
+    Split,
+)
+from dlspec.spec.sections.losses import (
+    BinaryCrossEntropyLoss,
+    ClassWeights,
+    CrossEntropyLoss,
+    CycleGanLoss,
+    GanLoss,
+    HingeLoss,
+    HuberLoss,
+    KlDivLoss,
+    L1Loss,
+    LeastSquaresLoss,
+    Loss,
+    LossBase,
+    MinimaxLoss,
+    MseLoss,
+    NllLoss,
+    NonSaturatingLoss,
+    Regularization,
+    SmoothL1Loss,
+    WassersteinGpLoss,
+    WassersteinLoss,
+)
+from dlspec.spec.sections.optimizers import (
+    AdadeltaOptimizer,
+    AdagradOptimizer,
+    AdamaxOptimizer,
+    AdamOptimizer,
+    AdamWOptimizer,
+    Betas,
+    NadamOptimizer,
+    Optimizer,
+    OptimizerBase,
+    OptimizerSection,
+    ParamGroup,
+    RadamOptimizer,
+    RmspropOptimizer,
+    SgdOptimizer,
+)
+from dlspec.spec.sections.schedules import (
+    ConstantSchedule,
+    CosineRestartsSchedule,
+    CosineSchedule,
+    CyclicSchedule,
+    ExponentialSchedule,
+    Interval,
+    MultiStepSchedule,
+    OneCycleSchedule,
+    Phase,
+    PolynomialSchedule,
+    ReduceOnPlateauSchedule,
+    Schedule,
+    ScheduleBase,
+    ScheduleSection,
+    SequentialSchedule,
+    StepSchedule,
+    Warmup,
+)
+
+# --------------------------------------------------------------------------- task
+
+TaskType = Literal[
+    "classification", "regression", "sequence_classification", "forecasting", "gan", "cyclegan"
+]
+_CLASSIFYING = ("classification", "sequence_classification")
+
+
+class TaskConfig(Section):
+    """What the network is trained to do; `task: NAME` is short for `{type: NAME}`."""
+
+    type: TaskType = Field(description="the training objective's family")
+    num_classes: PositiveInt | None = Field(
+        None, description="number of classes (default: inferred from the data)")
+    labels: list[str] | None = Field(
+        None, min_length=1, description="class names, in class-index order")
+    threshold: float | None = Field(
+        None, gt=0, lt=1, description="decision threshold of a binary classifier (0.5)")
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        for key in ("num_classes", "labels", "threshold"):
+            if getattr(self, key) is not None and self.type not in _CLASSIFYING:
+                fail(f"`{key}` applies to classification tasks, not {self.type}", key)
+        if self.labels and self.num_classes and len(self.labels) != self.num_classes:
+            fail(f"{len(self.labels)} labels given for num_classes {self.num_classes}",
+                 "labels", value=self.labels)
+        if self.threshold is not None and self.num_classes not in (None, 2):
+            fail(f"threshold applies to binary classification, not {self.num_classes} classes",
+                 "threshold", value=self.threshold)
+        if self.labels and len(set(self.labels)) != len(self.labels):
+            fail("labels must be distinct", "labels", value=self.labels)
+        return self
+
+
+def _task_shorthand(value: Any) -> Any:
+    names = list(get_args(TaskType))
+    if isinstance(value, str) and value not in names:
+        _unknown("task", value, names)
+    return {"type": value} if isinstance(value, str) else value
+
+
+Task = Annotated[
+    TaskConfig, Shorthand(_task_shorthand, {"type": "string", "enum": list(get_args(TaskType))}),
+]
+
+# --------------------------------------------------------------------------- train
+
+Metric = Literal[
+    "accuracy", "top5_accuracy", "precision", "recall", "f1", "mae", "mse", "rmse", "r2"
+]
+
+
+class EarlyStopping(Section):
+    metric: str = Field("val_loss", min_length=1, description="metric watched, e.g. val_accuracy")
+    mode: Literal["min", "max"] = Field("min", description="whether the metric should fall or rise")
+    patience: PositiveInt = Field(5, description="epochs without improvement before stopping")
+    min_delta: NonNegativeFloat = Field(0.0, description="smallest change that counts")
+
+
+class GradClip(Section):
+    """Gradient clipping: by total norm or by value, exactly one."""
+
+    norm: PositiveFloat | None = Field(None, description="clip the gradients' total L2 norm")
+    value: PositiveFloat | None = Field(None, description="clip every gradient to ±value")
+
+    @model_validator(mode="after")
+    def _check(self) -> GradClip:
+        _exactly_one(self, ("norm", "value"), "grad_clip")
+        return self
+
+
+class TrainConfig(Section):
+    """How the training loop runs."""
+
+    epochs: PositiveInt = Field(10, description="passes over the training data")
+    batch_size: PositiveInt = Field(32, description="samples per batch")
+    seed: NonNegativeInt = Field(0, description="seed of every random generator")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present")
+    amp: bool = Field(False, description="mixed precision in the device's default low precision")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast precision; fp16 adds a gradient scaler")
+    compile: bool = Field(False, description="compile the model with torch.compile")
+    early_stopping: EarlyStopping | None = Field(None, description="stop when a metric stalls")
+    grad_clip: GradClip | None = Field(None, description="gradient clipping")
+    checkpoint_every: PositiveInt = Field(1, description="epochs between checkpoints")
+    metrics: list[Metric] | None = Field(
+        None, description="metrics computed each epoch (default: the task's)")
+    log_grad_norms: bool = Field(False, description="log gradient norms per layer group")
+    num_workers: NonNegativeInt = Field(0, description="data-loading worker processes")
+    n_critic: PositiveInt = Field(1, description="GAN: discriminator steps per generator step")
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
+    deterministic: bool = Field(False, description="use deterministic algorithms only")
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether training runs under autocast."""
+        return self.amp or self.precision != "fp32"
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.metrics and len(set(self.metrics)) != len(self.metrics):
+            fail("metrics are listed twice", "metrics", value=self.metrics)
+        return self
+
+
+# --------------------------------------------------------------------------- transfer, export
+
+
+class TransferConfig(Section):
+    """Start from a trained checkpoint's weights."""
+
+    init_from: str = Field(min_length=1, description="path of the checkpoint to load")
+    layers: Patterns = Field(["*"], description="glob patterns of the layers to load")
+    freeze: list[Annotated[str, Field(min_length=1)]] = Field(
+        [], description="glob patterns of the layers not to train")
+    strict: bool = Field(False, description="fail when a matching weight cannot be loaded")
+
+
+class OnnxExport(Section):
+    opset: int = Field(18, ge=14, le=21, description="ONNX opset version")
+    dynamic_axes: list[str] = Field(["batch"], description="axes whose size may vary")
+    atol: NonNegativeFloat = Field(1e-4, description="absolute tolerance of the verification")
+    rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance of the verification")
+    optimize: bool = Field(False, description="optimise the exported graph")
+    file: str | None = Field(None, min_length=1, description="file name (default: model.onnx)")
+
+
+def _onnx(value: Any) -> Any:
+    return ({} if value else None) if isinstance(value, bool) else value
+
+
+class ExportConfig(Section):
+    onnx: Annotated[
+        OnnxExport | None,
+        Shorthand(_onnx, {"type": "boolean", "description": "true: defaults; false: no export"}),
+    ] = Field(default_factory=OnnxExport, description="ONNX export, verified in ONNX Runtime")
+
+
+# --------------------------------------------------------------------------- all together
+
+
+class TrainingSections(Section):
+    """The spec's top-level training sections; the full Spec model inherits these fields."""
+
+    task: Task | None = Field(None, description="what the network is trained to do")
+    loss: Loss | None = Field(None, description="the objective minimised")
+    optimizer: OptimizerSection | None = Field(
+        None, description="the optimizer, or one per network (GANs)")
+    schedule: ScheduleSection | None = Field(
+        None, description="the learning-rate schedule, or one per network (GANs)")
+    data: DataConfig | None = Field(None, description="the data and how it is prepared")
+    augment: AugmentConfig | None = Field(None, description="random changes to training samples")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the training loop")
+    transfer: TransferConfig | None = Field(None, description="start from trained weights")
+    export: ExportConfig | None = Field(None, description="exports of the trained model")
+
+
+__all__ = [
+    "AdadeltaOptimizer",
+    "AdagradOptimizer",
+    "AdamaxOptimizer",
+    "AdamOptimizer",
+    "AdamWOptimizer",
+    "AugmentConfig",
+    "Betas",
+    "BinaryCrossEntropyLoss",
+    "BuiltinDataset",
+    "ClassWeights",
+    "ColorJitter",
+    "ConstantSchedule",
+    "CosineRestartsSchedule",
+    "CosineSchedule",
+    "CrossEntropyLoss",
+    "CycleGanLoss",
+    "CyclicSchedule",
+    "DataConfig",
+    "EarlyStopping",
+    "ExponentialSchedule",
+    "ExportConfig",
+    "fail",
+    "FlipProbability",
+    "Fraction",
+    "GanLoss",
+    "GradClip",
+    "HingeLoss",
+    "HuberLoss",
+    "IMAGE_DATASETS",
+    "ImageAugment",
+    "Interval",
+    "KlDivLoss",
+    "L1Loss",
+    "LeastSquaresLoss",
+    "Loss",
+    "LossBase",
+    "Metric",
+    "MinimaxLoss",
+    "MseLoss",
+    "MultiStepSchedule",
+    "NadamOptimizer",
+    "NllLoss",
+    "NonSaturatingLoss",
+    "NormalizeStats",
+    "OneCycleSchedule",
+    "OnnxExport",
+    "Optimizer",
+    "OptimizerBase",
+    "OptimizerSection",
+    "ParamGroup",
+    "Patterns",
+    "PerNetwork",
+    "Phase",
+    "PolynomialSchedule",
+    "RadamOptimizer",
+    "RandomCrop",
+    "ReduceOnPlateauSchedule",
+    "Regularization",
+    "RmspropOptimizer",
+    "Schedule",
+    "ScheduleBase",
+    "ScheduleSection",
+    "Section",
+    "SEQUENCE_DATASETS",
+    "SequenceAugment",
+    "SequentialSchedule",
+    "SgdOptimizer",
+    "Shorthand",
+    "Size2d",
+    "SmoothL1Loss",
+    "Split",
+    "StepSchedule",
+    "SYNTHETIC_DATASETS",
+    "Task",
+    "TaskConfig",
+    "TaskType",
+    "TrainConfig",
+    "TrainingSections",
+    "TransferConfig",
+    "Variants",
+    "Warmup",
+    "WassersteinGpLoss",
+    "WassersteinLoss",
+]

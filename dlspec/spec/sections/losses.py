@@ -1,0 +1,139 @@
+"""The `loss` section: supervised losses, GAN objectives and the CycleGAN loss."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, model_validator
+
+from dlspec.spec.sections.base import Fraction, Section, Shorthand, Variants, fail
+
+
+def _scalar_list(value: Any) -> Any:
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+# --------------------------------------------------------------------------- loss
+
+
+class Regularization(Section):
+    """Penalties added to the loss (distinct from the optimizer's weight_decay)."""
+
+    l1: NonNegativeFloat = Field(0.0, description="λ of the L1 penalty on the weights")
+    l2: NonNegativeFloat = Field(0.0, description="λ of the L2 penalty on the weights")
+
+
+class LossBase(Section):
+    regularization: Regularization | None = Field(
+        None, description="L1/L2 penalties added to this loss")
+
+
+class _Reduced(LossBase):
+    reduction: Literal["mean", "sum"] = Field("mean", description="how per-sample losses combine")
+
+
+ClassWeights = Annotated[list[NonNegativeFloat], Field(min_length=1)]
+
+
+class CrossEntropyLoss(_Reduced):
+    type: Literal["cross_entropy"] = "cross_entropy"
+    label_smoothing: Fraction = Field(0.0, description="label smoothing, 0 (off) to 1")
+    weight: ClassWeights | None = Field(None, description="a weight per class")
+    ignore_index: int = Field(-100, description="target value that contributes no loss")
+
+
+class BinaryCrossEntropyLoss(_Reduced):
+    type: Literal["binary_cross_entropy"] = "binary_cross_entropy"
+    pos_weight: Annotated[
+        list[PositiveFloat], Field(min_length=1),
+        Shorthand(_scalar_list, {"type": "number", "exclusiveMinimum": 0}),
+    ] | None = Field(None, description="weight of positive examples (one, or one per output)")
+
+
+class MseLoss(_Reduced):
+    type: Literal["mse"] = "mse"
+
+
+class L1Loss(_Reduced):
+    type: Literal["l1"] = "l1"
+
+
+class SmoothL1Loss(_Reduced):
+    type: Literal["smooth_l1"] = "smooth_l1"
+    beta: NonNegativeFloat = Field(1.0, description="where the loss turns from quadratic to L1")
+
+
+class HuberLoss(_Reduced):
+    type: Literal["huber"] = "huber"
+    delta: PositiveFloat = Field(1.0, description="where the loss turns from quadratic to linear")
+
+
+class NllLoss(_Reduced):
+    type: Literal["nll"] = "nll"
+    weight: ClassWeights | None = Field(None, description="a weight per class")
+    ignore_index: int = Field(-100, description="target value that contributes no loss")
+
+
+class KlDivLoss(LossBase):
+    type: Literal["kl_div"] = "kl_div"
+    reduction: Literal["batchmean", "mean", "sum"] = Field(
+        "batchmean", description="how per-sample losses combine (batchmean is the true KL)")
+    log_target: bool = Field(False, description="the target is given as log-probabilities")
+
+
+class MinimaxLoss(LossBase):
+    type: Literal["minimax"] = "minimax"
+
+
+class NonSaturatingLoss(LossBase):
+    type: Literal["non_saturating"] = "non_saturating"
+
+
+class LeastSquaresLoss(LossBase):
+    type: Literal["least_squares"] = "least_squares"
+
+
+class HingeLoss(LossBase):
+    type: Literal["hinge"] = "hinge"
+
+
+class WassersteinLoss(LossBase):
+    type: Literal["wasserstein"] = "wasserstein"
+    clip_value: PositiveFloat = Field(0.01, description="critic weights are clipped to ±this")
+
+
+class WassersteinGpLoss(LossBase):
+    type: Literal["wasserstein_gp"] = "wasserstein_gp"
+    gp_weight: NonNegativeFloat = Field(10.0, description="λ of the gradient penalty")
+
+
+_GanLosses = (
+    MinimaxLoss | NonSaturatingLoss | LeastSquaresLoss | HingeLoss | WassersteinLoss
+    | WassersteinGpLoss
+)
+GanLoss = Annotated[_GanLosses, Field(discriminator="type"), Variants("GAN objective")]
+
+
+class CycleGanLoss(LossBase):
+    type: Literal["cyclegan"] = "cyclegan"
+    adversarial: GanLoss = Field(
+        default_factory=LeastSquaresLoss, description="the GAN objective of both domains")
+    cycle_weight: NonNegativeFloat = Field(10.0, description="λ of the cycle-consistency loss")
+    identity_weight: NonNegativeFloat = Field(
+        0.5, description="identity loss weight, relative to cycle_weight")
+    pool_size: NonNegativeInt = Field(
+        50, description="past generated samples kept for the discriminators (0: none)")
+
+    @model_validator(mode="after")
+    def _check(self) -> CycleGanLoss:
+        if self.adversarial.regularization is not None:
+            fail("set regularization on the cyclegan loss itself",
+                 "adversarial", "regularization")
+        return self
+
+
+Loss = Annotated[
+    CrossEntropyLoss | BinaryCrossEntropyLoss | MseLoss | L1Loss | SmoothL1Loss | HuberLoss
+    | NllLoss | KlDivLoss | _GanLosses | CycleGanLoss,
+    Field(discriminator="type"), Variants("loss"),
+]
