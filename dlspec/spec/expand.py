@@ -6,9 +6,6 @@ path of the entry that caused it, and all are raised together as a SpecError.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,22 +14,17 @@ from dlspec.errors import Path, Problem, SpecError, format_path
 from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
-from dlspec.spec.entries import CommonKeys, describe, parse_entry
+from dlspec.spec.context import BROKEN, Context, Outputs
+from dlspec.spec.entries import CommonKeys, parse_entry
 from dlspec.spec.model import (
-    PARAM_TYPE_WORDS,
-    BlockSpec,
     NetworkPart,
     NetworkSpec,
-    name_problem,
-    param_type_matches,
 )
+from dlspec.spec.structures import STRUCTURES, StructureExpansion
 from dlspec.spec.validation import problems_from_validation
 
-STRUCTURES = ("residual", "parallel", "sequential")
 MAX_NODES = 50_000
 
-Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
-BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
 
 
 def expand(spec: NetworkPart) -> dict[str, Graph]:
@@ -63,50 +55,9 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return list(seen.values())
 
 
-@dataclass
-class _Context:
-    """Lexical scope for names, block parameters and inherited flags."""
+class _Expander(StructureExpansion):
+    """Walks a spec's layer lists, creating nodes and collecting problems."""
 
-    prefix: str  # qualified-name prefix of nodes made here: "stage1.0."
-    env: Mapping[str, Any]  # block parameter values
-    parent: _Context | None = None
-    names: dict[str, str] = field(default_factory=dict)  # local name → qualified node
-    later: dict[str, Path] = field(default_factory=dict)  # names defined below, for errors
-    counters: Counter[str] = field(default_factory=Counter)
-    scopes: tuple[Scope, ...] = ()
-    blocks: tuple[str, ...] = ()  # blocks being expanded, to catch recursion
-    trainable: bool = True
-    init: InitChoice | None = None
-    used_at: Path | None = None
-
-    def child(self, local: str, scope: Scope | None, **changes: Any) -> _Context:
-        """A nested context whose nodes are named `<prefix><local>.<name>`."""
-        scopes = (*self.scopes, scope) if scope else self.scopes
-        base = {"parent": self, "scopes": scopes, "blocks": self.blocks,
-                "trainable": self.trainable, "init": self.init, "used_at": self.used_at,
-                "env": self.env}
-        return _Context(prefix=f"{self.prefix}{local}.", **{**base, **changes})
-
-    def resolve(self, name: str) -> str | None:
-        """The qualified node a local name refers to, searching enclosing scopes."""
-        context: _Context | None = self
-        while context is not None:
-            if name in context.names:
-                return context.names[name]
-            context = context.parent
-        return None
-
-    def visible(self) -> list[str]:
-        """Every name `from:` could use here."""
-        out: list[str] = []
-        context: _Context | None = self
-        while context is not None:
-            out += list(context.names)
-            context = context.parent
-        return out
-
-
-class _Expander:
     def __init__(self, spec: NetworkPart):
         self.spec = spec
         self.problems: list[Problem] = []
@@ -128,10 +79,10 @@ class _Expander:
         return {name: (net, ()) for name, net in self.spec.network_specs().items()}
 
     def error(self, path: Path, message: str, hint: str | None = None,
-              context: _Context | None = None, on_key: bool = False) -> None:
+              context: Context | None = None, on_key: bool = False) -> None:
         self.report(Problem(path, message, hint, on_key=on_key), context)
 
-    def report(self, problem: Problem, context: _Context | None) -> None:
+    def report(self, problem: Problem, context: Context | None) -> None:
         """Record a problem, noting which use of a block it arose in."""
         if context is not None and context.used_at is not None:
             problem.used_in = "block " + " → ".join(context.blocks)
@@ -144,7 +95,7 @@ class _Expander:
         self.nodes = []
         before = len(self.problems)
         inputs = {k: InputDecl(tuple(v.shape), v.dtype) for k, v in net.inputs.items()}
-        top = _Context(prefix="", env={})
+        top = Context(prefix="", env={})
         for input_name in inputs:
             top.names[input_name] = input_name
         current: Outputs | None = next(iter(inputs)) if len(inputs) == 1 else None
@@ -157,7 +108,7 @@ class _Expander:
         return graph if len(self.problems) == before else None
 
     def outputs(self, declared: dict[str, str] | None, last: Outputs | None, path: Path,
-                top: _Context) -> dict[str, str] | None:
+                top: Context) -> dict[str, str] | None:
         if declared is None:
             if isinstance(last, list):  # a final parallel without merge: one output per branch
                 return {self.branch_names.get(name, name): name for name in last}
@@ -186,7 +137,7 @@ class _Expander:
 
     # --- lists and entries -------------------------------------------------------------
 
-    def layers(self, entries: list[Any], path: Path, context: _Context,
+    def layers(self, entries: list[Any], path: Path, context: Context,
                current: Outputs | None, allow_split: bool = False) -> Outputs | None:
         """Expand a list of layer entries top to bottom; return the last one's output."""
         context.later = {}
@@ -206,7 +157,7 @@ class _Expander:
                 return None
         return current
 
-    def entry(self, raw: Any, path: Path, context: _Context,
+    def entry(self, raw: Any, path: Path, context: Context,
               current: Outputs | None) -> Outputs:
         """Expand one entry; on failure return BROKEN so later layers are still checked."""
         if self.aborted:
@@ -236,7 +187,7 @@ class _Expander:
         context.names[local] = out if isinstance(out, str) else out[-1]
         return out
 
-    def sources(self, common: CommonKeys, path: Path, context: _Context,
+    def sources(self, common: CommonKeys, path: Path, context: Context,
                 current: Outputs | None) -> list[str] | None:
         names = common.sources()
         if names is None:
@@ -260,7 +211,7 @@ class _Expander:
             resolved.append(node)
         return resolved
 
-    def unknown_source(self, name: str, path: Path, context: _Context) -> None:
+    def unknown_source(self, name: str, path: Path, context: Context) -> None:
         if name in context.later:
             line_path = format_path(context.later[name])
             self.error(path, f"{name!r} is defined below ({line_path}); a layer reads only "
@@ -273,7 +224,7 @@ class _Expander:
                     "block's use reads")
         self.error(path, f"unknown layer {name!r} in from:", hint, context)
 
-    def auto_name(self, kind: str, context: _Context) -> str:
+    def auto_name(self, kind: str, context: Context) -> str:
         while True:
             context.counters[kind] += 1
             candidate = f"{kind}_{context.counters[kind]}"
@@ -282,7 +233,7 @@ class _Expander:
 
     # --- one layer, a repeat, a structure or a block ------------------------------------
 
-    def one(self, kind: str, args: Any, path: Path, context: _Context, local: str,
+    def one(self, kind: str, args: Any, path: Path, context: Context, local: str,
             sources: list[str], flags: tuple[bool, InitChoice | None]) -> Outputs | None:
         trainable, init = flags
         sub = {"trainable": trainable, "init": init}
@@ -299,7 +250,7 @@ class _Expander:
             return None
         return self.layer(layer_kind, args, (*path, kind), context, local, sources, flags)
 
-    def layer(self, layer_kind: LayerKind, args: Any, path: Path, context: _Context,
+    def layer(self, layer_kind: LayerKind, args: Any, path: Path, context: Context,
               local: str, sources: list[str], flags: tuple[bool, InitChoice | None],
               shape_inputs: list[str] | None = None, shape_hint: str | None = None,
               ) -> str | None:
@@ -311,7 +262,7 @@ class _Expander:
             self.aborted = True
             return None
         before = len(self.problems)
-        args = expr.substitute(args, context.env, self._ref_error(path, context))
+        args = expr.substitute(args, context.env, self.ref_error(path, context))
         if len(self.problems) > before:
             return None  # a bad $reference: validating its raw text would only add noise
         params = self.validate_params(layer_kind, args, path, context)
@@ -325,7 +276,7 @@ class _Expander:
         return context.prefix + local
 
     def validate_params(self, layer_kind: LayerKind, args: Any, path: Path,
-                        context: _Context) -> Any:
+                        context: Context) -> Any:
         data = args
         if args is None:
             data = {}
@@ -345,7 +296,7 @@ class _Expander:
             return None
 
     def check_arity(self, layer_kind: LayerKind, count: int, path: Path,
-                    context: _Context) -> bool:
+                    context: Context) -> bool:
         arity = layer_kind.arity
         low, high = (arity, arity) if isinstance(arity, int) else arity
         if count >= low and (high is None or count <= high):
@@ -356,7 +307,7 @@ class _Expander:
                    f"but receives {count}", hint, context)
         return False
 
-    def repeated(self, kind: str, args: Any, path: Path, context: _Context, local: str,
+    def repeated(self, kind: str, args: Any, path: Path, context: Context, local: str,
                  sources: list[str], flags: tuple[bool, InitChoice | None],
                  repeat: int) -> Outputs | None:
         scope = Scope(context.prefix + local, "repeat", f"×{repeat}", path)
@@ -375,207 +326,22 @@ class _Expander:
             current = out
         return current
 
-    def structure_sequential(self, args: Any, path: Path, context: _Context, local: str,
-                             sources: list[str], sub: dict[str, Any]) -> Outputs | None:
-        layers = args.get("layers") if isinstance(args, dict) and set(args) == {"layers"} else args
-        if not isinstance(layers, list) or not layers:
-            self.error(path, "sequential takes a list of layers", context=context)
-            return None
-        scope = Scope(context.prefix + local, "sequential", "", path)
-        inner = context.child(local, scope, **sub)
-        return self.layers(layers, path if layers is args else (*path, "layers"), inner,
-                           self._single(sources, path, context))
-
-    def structure_residual(self, args: Any, path: Path, context: _Context, local: str,
-                           sources: list[str], sub: dict[str, Any]) -> str | None:
-        fields = self.structure_fields(args, path, context, required=("body",),
-                                       optional={"shortcut": "identity", "merge": "add"})
-        if fields is None:
-            return None
-        x = self._single(sources, path, context)
-        if x is None:
-            return None
-        scope = Scope(context.prefix + local, "residual", "", path)
-        inner = context.child(local, scope, **sub)
-        body = self.layer_list(fields["body"], (*path, "body"), inner, x)
-        if body is None:
-            return None
-        shortcut = self.shortcut(fields["shortcut"], (*path, "shortcut"), inner, x, body)
-        if shortcut is None:
-            return None
-        merge = fields["merge"]
-        if merge not in ("add", "concat", "multiply"):
-            self.error((*path, "merge"), f"residual merge must be add, concat or multiply, "
-                       f"found {merge!r}", suggest(str(merge), ["add", "concat", "multiply"]),
-                       context)
-            return None
-        kind = lookup_kind(merge)
-        assert kind is not None
-        hint = ("the shortcut is the identity: give the residual `shortcut: project` (or a list "
-                "of layers) to match the body's output" if shortcut == x else None)
-        return self.layer(kind, None, path, inner, merge, [body, shortcut],
-                          (inner.trainable, inner.init), shape_hint=hint)
-
-    def shortcut(self, value: Any, path: Path, context: _Context, x: str,
-                 body: str) -> str | None:
-        if value == "identity":
-            return x
-        if value == "project":
-            projection = lookup_kind("projection")
-            assert projection is not None
-            return self.layer(projection, None, path, context, "shortcut", [x],
-                              (context.trainable, context.init), shape_inputs=[body])
-        if isinstance(value, list):
-            scope = Scope(context.prefix + "shortcut", "sequential", "shortcut", path)
-            return self.layer_list(value, path, context.child("shortcut", scope), x)
-        self.error(path, f"shortcut must be identity, project or a list of layers, found "
-                   f"{describe(value)}", suggest(str(value), ["identity", "project"]), context)
-        return None
-
-    def structure_parallel(self, args: Any, path: Path, context: _Context, local: str,
-                           sources: list[str], sub: dict[str, Any]) -> Outputs | None:
-        if isinstance(args, list):
-            args = {"branches": args}
-        fields = self.structure_fields(args, path, context, required=("branches",),
-                                       optional={"merge": "none", "dim": 1})
-        if fields is None:
-            return None
-        branches = fields["branches"]
-        if isinstance(branches, list):
-            branches = {str(i): b for i, b in enumerate(branches)}
-        elif isinstance(branches, dict):
-            for key in branches:
-                if problem := name_problem(key):
-                    self.error((*path, "branches", key), problem, context=context, on_key=True)
-                    return None
-        if not isinstance(branches, dict) or len(branches) < 2:
-            self.error((*path, "branches"), "parallel needs two or more branches, each a list "
-                       "of layers", context=context)
-            return None
-        x = self._single(sources, path, context)
-        if x is None:
-            return None
-        scope = Scope(context.prefix + local, "parallel", "", path)
-        inner = context.child(local, scope, **sub)
-        outs = []
-        for key, layers in branches.items():
-            branch_path = (*path, "branches", int(key) if key.isdigit() else key)
-            branch_scope = Scope(inner.prefix + key, "sequential", key, branch_path)
-            out = self.layer_list(layers, branch_path, inner.child(key, branch_scope), x)
-            if out is None:
-                return None
-            self.branch_names[out] = key if not key.isdigit() else f"{local}_{key}"
-            outs.append(out)
-        merge = fields["merge"]
-        if merge == "none":
-            return outs
-        kind = lookup_kind(merge) if merge in ("add", "concat", "multiply") else None
-        if kind is None:
-            self.error((*path, "merge"), f"parallel merge must be none, concat, add or "
-                       f"multiply, found {merge!r}",
-                       suggest(str(merge), ["none", "concat", "add", "multiply"]), context)
-            return None
-        args = {"dim": fields["dim"]} if merge == "concat" else None
-        return self.layer(kind, args, path, inner, merge, outs, (inner.trainable, inner.init))
-
-    def structure_fields(self, args: Any, path: Path, context: _Context,
-                         required: tuple[str, ...],
-                         optional: dict[str, Any]) -> dict[str, Any] | None:
-        if not isinstance(args, dict):
-            self.error(path, f"expected a mapping with {', '.join(required)}, found "
-                       f"{describe(args)}", context=context)
-            return None
-        allowed = [*required, *optional]
-        for key in args:
-            if key not in allowed:
-                self.error((*path, key), f"unknown key {key!r}",
-                           suggest(key, allowed) or f"allowed: {', '.join(allowed)}",
-                           context, on_key=True)
-                return None
-        for key in required:
-            if key not in args:
-                self.error(path, f"missing {key!r}", context=context)
-                return None
-        return {**optional, **expr.substitute(
-            {k: v for k, v in args.items() if k not in required}, context.env,
-            self._ref_error(path, context)), **{k: args[k] for k in required}}
-
-    def layer_list(self, layers: Any, path: Path, context: _Context, x: str) -> str | None:
-        if not isinstance(layers, list) or not layers:
-            self.error(path, f"expected a list of layers, found {describe(layers)}",
-                       context=context)
-            return None
-        out = self.layers(layers, path, context, x)
-        return out if isinstance(out, str) else None
-
-    def block(self, block_name: str, args: Any, path: Path, context: _Context, local: str,
-              sources: list[str], sub: dict[str, Any]) -> Outputs | None:
-        block = self.spec.blocks[block_name]
-        if block_name in context.blocks:
-            chain = " → ".join([*context.blocks, block_name])
-            self.error((*path, block_name), f"block {block_name!r} uses itself ({chain})",
-                       "blocks may not be recursive", context)
-            return None
-        args = expr.substitute(args, context.env, self._ref_error(path, context))
-        env = self.bind_block_params(block_name, block, args, (*path, block_name), context)
-        x = self._single(sources, path, context)
-        if env is None or x is None:
-            return None
-        label = f"{block_name}(" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
-        scope = Scope(context.prefix + local, "block", label, path)
-        inner = context.child(local, scope, env=env, parent=None,
-                              blocks=(*context.blocks, block_name),
-                              used_at=context.used_at or path, **sub)
-        return self.layers(block.layers, ("blocks", block_name, "layers"), inner, x)
-
-    def bind_block_params(self, block_name: str, block: BlockSpec, args: Any, path: Path,
-                          context: _Context) -> dict[str, Any] | None:
-        if args is None:
-            args = {}
-        if not isinstance(args, dict):
-            self.error(path, f"block {block_name} takes a mapping of its parameters "
-                       f"({', '.join(block.params) or 'none'})", context=context)
-            return None
-        env: dict[str, Any] = {}
-        ok = True
-        for key, value in args.items():
-            decl = block.params.get(key)
-            if decl is None:
-                self.error((*path, key), f"block {block_name} has no parameter {key!r}",
-                           suggest(key, list(block.params)), context, on_key=True)
-                ok = False
-            elif not param_type_matches(decl.type, value):
-                self.error((*path, key), f"parameter {key} of block {block_name} must be "
-                           f"{PARAM_TYPE_WORDS[decl.type]}, found {describe(value)}",
-                           context=context)
-                ok = False
-            else:
-                env[key] = value
-        for key, decl in block.params.items():
-            if key not in env and decl.required and key not in args:
-                self.error(path, f"block {block_name} needs parameter {key!r}",
-                           f"add `{key}: ...`", context)
-                ok = False
-            elif key not in env and not decl.required:
-                env[key] = decl.default
-        return env if ok else None
-
     # --- helpers -----------------------------------------------------------------------
 
-    def _single(self, sources: list[str], path: Path, context: _Context) -> str | None:
+    def single(self, sources: list[str], path: Path, context: Context) -> str | None:
         if len(sources) != 1:
             self.error(path, f"this reads one input, but receives {len(sources)}",
                        "merge them first with add or concat", context)
             return None
         return sources[0]
 
-    def _ref_error(self, path: Path, context: _Context) -> Any:
+    def ref_error(self, path: Path, context: Context) -> Any:
         def report(sub_path: tuple[Any, ...], message: str) -> None:
             self.error((*path, *sub_path), message, context=context)
         return report
 
 
-def _init_choice(common: CommonKeys, context: _Context) -> InitChoice | None:
+def _init_choice(common: CommonKeys, context: Context) -> InitChoice | None:
     """The entry's init scheme, or the one inherited from its enclosing block/structure."""
     init = common.init
     if init is None:
