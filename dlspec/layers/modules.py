@@ -40,17 +40,20 @@ class Permute(nn.Module):
         return f"dims={self.dims}"
 
 
-class RNN(nn.RNN):
-    """nn.RNN (batch-first) returning one tensor: the output sequence (B, T, H * dirs) if
-    `return_sequence`, else the last layer's final hidden state (B, H * dirs), read from
-    h_n (forward then backward direction) so it exports with dynamic sequence lengths."""
+class _LastOrSequence(nn.RNNBase):
+    """Makes a batch-first recurrent layer return one tensor: the output sequence
+    (B, T, H * dirs) if `return_sequence`, else the last layer's final hidden state
+    (B, H * dirs), read from h_n (forward then backward direction) so that it exports
+    with dynamic sequence lengths. Mixed in before nn.RNN/LSTM/GRU, whose state_dict
+    keys (weight_ih_l0 ...) stay PyTorch's own."""
 
     def __init__(self, *args, return_sequence: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self.return_sequence = return_sequence
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        output, h_n = super().forward(x)
+        output, state = super().forward(x)
+        h_n = state[0] if isinstance(state, tuple) else state  # an LSTM's state is (h, c)
         if self.return_sequence:
             return output
         if self.bidirectional:
@@ -61,46 +64,16 @@ class RNN(nn.RNN):
         return f"{super().extra_repr()}, return_sequence={self.return_sequence}"
 
 
-class LSTM(nn.LSTM):
-    """nn.LSTM (batch-first) returning one tensor: the output sequence (B, T, H * dirs) if
-    `return_sequence`, else the last layer's final hidden state (B, H * dirs), read from
-    h_n (forward then backward direction) so it exports with dynamic sequence lengths."""
-
-    def __init__(self, *args, return_sequence: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.return_sequence = return_sequence
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        output, (h_n, _) = super().forward(x)
-        if self.return_sequence:
-            return output
-        if self.bidirectional:
-            return torch.cat([h_n[-2], h_n[-1]], dim=-1)
-        return h_n[-1]
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, return_sequence={self.return_sequence}"
+class RNN(_LastOrSequence, nn.RNN):  # type: ignore[misc]  # forward returns one tensor
+    """nn.RNN returning one tensor (see _LastOrSequence)."""
 
 
-class GRU(nn.GRU):
-    """nn.GRU (batch-first) returning one tensor: the output sequence (B, T, H * dirs) if
-    `return_sequence`, else the last layer's final hidden state (B, H * dirs), read from
-    h_n (forward then backward direction) so it exports with dynamic sequence lengths."""
+class LSTM(_LastOrSequence, nn.LSTM):  # type: ignore[misc]  # forward returns one tensor
+    """nn.LSTM returning one tensor (see _LastOrSequence)."""
 
-    def __init__(self, *args, return_sequence: bool, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.return_sequence = return_sequence
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        output, h_n = super().forward(x)
-        if self.return_sequence:
-            return output
-        if self.bidirectional:
-            return torch.cat([h_n[-2], h_n[-1]], dim=-1)
-        return h_n[-1]
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, return_sequence={self.return_sequence}"
+class GRU(_LastOrSequence, nn.GRU):  # type: ignore[misc]  # forward returns one tensor
+    """nn.GRU returning one tensor (see _LastOrSequence)."""
 
 
 class MultiheadAttention(nn.MultiheadAttention):

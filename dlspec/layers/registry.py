@@ -77,7 +77,9 @@ class Call:
 
     def custom_classes(self) -> list[type]:
         """dlspec's own module classes this call (or a nested one) constructs."""
-        found: list[type] = [self.target] if _is_custom(self.target) else []  # type: ignore[list-item]
+        found: list[type] = []
+        if _is_custom(self.target):  # with the dlspec bases it builds on, bases first
+            found = [c for c in reversed(type.mro(self.target)) if _is_custom(c)]  # type: ignore[arg-type]
         for value in [*self.args, *self.kwargs.values()]:
             if isinstance(value, Call):
                 found += value.custom_classes()
