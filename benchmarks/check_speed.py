@@ -57,7 +57,9 @@ dlspec.graphs(spec); t.append(time.perf_counter())
 import torch; t.append(time.perf_counter())
 dynamo_before = "torch._dynamo" in sys.modules
 dlspec.shapes(spec); t.append(time.perf_counter())
-print(*[b - a for a, b in zip(t, t[1:])], dynamo_before, "torch._dynamo" in sys.modules)
+dynamo_after = "torch._dynamo" in sys.modules
+dlspec.shapes(spec); t.append(time.perf_counter())
+print(*[b - a for a, b in zip(t, t[1:])], dynamo_before, dynamo_after)
 """
 
 
@@ -67,10 +69,13 @@ def phases(spec: str) -> str:
     if result.returncode != 0:
         return f"phase timing failed: {result.stderr.strip().splitlines()[-1:]}"
     *seconds, before, after = result.stdout.split()
+    *seconds, again = (float(s) for s in seconds)
     names = ["import dlspec", "load+validate", "expand", "import torch", "shape inference"]
-    text = ", ".join(f"{n} {float(s):.3f}" for n, s in zip(names, seconds, strict=True))
+    text = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, seconds, strict=True))
+    text += (f"\n  shape inference run again in the same process: {again:.3f} s, so "
+             f"{seconds[-1] - again:.3f} s of the first run is one-time start-up")
     if before == "False" and after == "True":
-        text += "\n  (shape inference imported torch._dynamo, which `import torch` alone does not)"
+        text += "\n  (the first run imported torch._dynamo, which `import torch` alone does not)"
     return text
 
 
@@ -105,8 +110,7 @@ def main() -> int:
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, median of {args.runs} "
           f"runs each, load average {load_before:.2f} → {load_after:.2f}"
-          + (", PYTHONDONTWRITEBYTECODE set (no .pyc cache for dlspec)"
-             if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""))
+          + (", PYTHONDONTWRITEBYTECODE=1" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""))
     print()
     print(f"{'measurement':44} {'median s':>9} {'min s':>7} {'target':>8}  result")
     print("-" * 80)
@@ -126,7 +130,7 @@ def main() -> int:
         print(f"\n`check` minus `import torch`: {medians[full] - medians[torch_start]:.3f} s "
               f"(dlspec's own import, validation, expansion and shape inference)")
 
-    print(f"one in-process `check`, seconds by phase: {phases(args.spec)}")
+    print(f"one in-process `check`, seconds by phase:\n  {phases(args.spec)}")
 
     torchy, count, said = torch_imports(args.spec)
     print(f"\n--no-shapes under -X importtime: {count} modules imported, "

@@ -18,8 +18,9 @@ mode. Reported: median time per iteration of each model, the ratio compiled/hand
 the medians (the headline), the median and quartiles of the per-round ratios (robust to drift
 in machine load) and the ratio of the minima. Target: ratio ≤ 1.02.
 
-It also reports the fixed per-call cost of each model: the best time of a no-grad forward
-of one sample, where Python overhead (module calls, the fx GraphModule wrapper) is visible.
+It also reports the fixed per-call cost of each model: the best time of a no-grad eval
+forward of one small sample (1×1×32×32 for LeNet-5, 1×3×32×32 for ResNet-18), where Python
+overhead (module calls, the fx GraphModule wrapper) is a visible share of the time.
 
 Usage: python benchmarks/compiled_vs_handwritten.py [--image-size 224] [--batch 8]
        [--lenet-batch 64] [--threads 2] [--budget 40] [--networks lenet5 resnet18]
@@ -247,7 +248,7 @@ def block_time(step: Callable[[], None], iterations: int) -> float:
 
 
 def compare(title: str, compiled: nn.Module, hand: nn.Module, x: torch.Tensor, y: torch.Tensor,
-            budget: float, min_rounds: int) -> dict[str, float]:
+            budget: float, min_rounds: int, probe: torch.Tensor) -> dict[str, float]:
     """Check the two models agree, then time them interleaved for about `budget` seconds."""
     print(f"\n{title}")
     randomise(compiled)
@@ -270,12 +271,15 @@ def compare(title: str, compiled: nn.Module, hand: nn.Module, x: torch.Tensor, y
             times[key].append(block_time(steps[key], per_block))
         rounds += 1
     med = {k: statistics.median(v) for k, v in times.items()}
-    one_sample = x[:1]
     with torch.no_grad():
         for model in (compiled, hand):
             model.eval()
-        call = {k: min(timeit.repeat(lambda m=m: m(one_sample), number=20, repeat=10)) / 20
-                for k, m in (("compiled", compiled), ("hand-written", hand))}
+        number = max(1, round(0.01 / timeit.timeit(lambda: hand(probe), number=1)))
+        call = {"compiled": float("inf"), "hand-written": float("inf")}
+        for _ in range(15):  # interleaved; best of 15 blocks of ≈ 10 ms
+            for key, model in (("compiled", compiled), ("hand-written", hand)):
+                seconds = timeit.timeit(lambda m=model: m(probe), number=number) / number
+                call[key] = min(call[key], seconds)
     ratio = med["compiled"] / med["hand-written"]
     paired = [a / b for a, b in zip(times["compiled"], times["hand-written"], strict=True)]
     q = statistics.quantiles(paired, n=4)
@@ -283,14 +287,20 @@ def compare(title: str, compiled: nn.Module, hand: nn.Module, x: torch.Tensor, y
     print(f"  {rounds} rounds × {per_block} iteration(s) per model, interleaved, after warm-up")
     for key, value in med.items():
         print(f"  {key:13} median {value * 1e3:9.2f} ms/iteration "
-              f"(min {min(times[key]) * 1e3:.2f}); 1-sample no-grad forward "
+              f"(min {min(times[key]) * 1e3:.2f}); no-grad forward of {shape(probe)} "
               f"{call[key] * 1e6:.0f} µs")
     verdict = "pass" if ratio <= TARGET_RATIO else "FAIL"
     print(f"  ratio compiled/hand-written: {ratio:.3f} of medians; per-round ratios: median "
           f"{statistics.median(paired):.3f}, quartiles {q[0]:.3f}–{q[2]:.3f}; of minima "
           f"{best:.3f}")
-    print(f"  target ≤ {TARGET_RATIO}: {verdict}")
+    noisy = q[2] - q[0] > 0.1 or abs(statistics.median(paired) - ratio) > 0.02
+    print(f"  target ≤ {TARGET_RATIO}: {verdict}"
+          + ("  (noisy: the machine was busy; rerun when it is quiet)" if noisy else ""))
     return {"ratio": ratio, **med}
+
+
+def shape(tensor: torch.Tensor) -> str:
+    return "×".join(str(d) for d in tensor.shape)
 
 
 def main() -> int:
@@ -324,7 +334,7 @@ def lenet5(args: argparse.Namespace) -> None:
     x = torch.randn(args.lenet_batch, 1, 32, 32)
     y = torch.randint(0, 10, (args.lenet_batch,))
     compare(f"LeNet-5, batch {args.lenet_batch} × 1×32×32", lenet, LeNet5(), x, y,
-            budget=args.budget / 2, min_rounds=10)
+            budget=args.budget / 2, min_rounds=10, probe=x[:1])
 
 
 def resnet18(args: argparse.Namespace) -> None:
@@ -333,7 +343,7 @@ def resnet18(args: argparse.Namespace) -> None:
     x = torch.randn(args.batch, 3, size, size)
     y = torch.randint(0, 1000, (args.batch,))
     compare(f"ResNet-18, batch {args.batch} × 3×{size}×{size}", resnet, ResNet18(), x, y,
-            budget=args.budget, min_rounds=5)
+            budget=args.budget, min_rounds=5, probe=torch.randn(1, 3, 32, 32))
 
 
 if __name__ == "__main__":

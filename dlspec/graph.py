@@ -166,8 +166,6 @@ def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
 
 
 def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) -> NodeInfo:
-    import torch
-
     kind = lookup_kind(node.kind)
     assert kind is not None, node.kind  # expansion only creates registered kinds
     incoming = [tensors[name] for name in node.inputs]
@@ -176,30 +174,55 @@ def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) ->
                        + [tensors[n].shape for n in node.shape_inputs])
     if build is None:
         return NodeInfo(incoming[0], None)
-    examples = [_meta_tensor(t) for t in incoming]
     try:
-        if kind.preserves_shape and isinstance(build, Call):
-            params = sum(p.numel() for p in build.instantiate().parameters())
-            trainable = params if node.trainable else 0
-            return NodeInfo(incoming[0], build, params, trainable, 0)
-        if isinstance(build, Function):
-            output, macs = apply_function(build, examples), 0
-            params = trainable = 0
-        else:
-            module = build.instantiate()
-            output, macs = _run(module, examples, count_macs)
-            params = sum(p.numel() for p in module.parameters())
-            trainable = params if node.trainable else 0
+        return _measure(node, build, incoming, known_output(kind, build, incoming),
+                        count_macs)
     except (RuntimeError, ValueError, IndexError, TypeError, OverflowError) as exc:
         # torch's own message is precise; say which layer and input it is about
         message = (str(exc).splitlines() or [type(exc).__name__])[0]
         if "overflow" in message.lower():
             message = "its sizes are too large for PyTorch to represent"
         raise ShapeProblem(message) from None
+
+
+def known_output(kind: Any, build: Call | Function,
+                 incoming: list[TensorInfo]) -> TensorInfo | None:
+    """The output a kind declares (or preserves), without running anything."""
+    shape = incoming[0].shape if kind.preserves_shape else build.output
+    if shape is None:
+        return None
+    dtype = "float32" if kind.accepts == "int" else incoming[0].dtype  # embeddings make floats
+    return TensorInfo(tuple(shape), dtype)
+
+
+def _measure(node: Node, build: Call | Function, incoming: list[TensorInfo],
+             known: TensorInfo | None, count_macs: bool) -> NodeInfo:
+    """Parameters always; the output by running on meta unless known; MACs on request."""
+    if isinstance(build, Function):
+        if known is not None:
+            return NodeInfo(known, build)
+        output = apply_function(build, [_meta_tensor(t) for t in incoming])
+        return NodeInfo(_tensor_info(output, node), build)
+    module = build.instantiate()  # on the meta device: no memory, no initialisation cost
+    params = sum(p.numel() for p in module.parameters())
+    trainable = params if node.trainable else 0
+    if known is not None and not (count_macs and _has_macs(module)):
+        return NodeInfo(known, build, params, trainable)
+    output, macs = _run(module, [_meta_tensor(t) for t in incoming], count_macs)
+    return NodeInfo(_tensor_info(output, node), build, params, trainable, macs)
+
+
+def _has_macs(module: Any) -> bool:
+    """Whether a module may do multiply-accumulates worth counting (it has weights)."""
+    return any(True for _ in module.parameters())
+
+
+def _tensor_info(output: Any, node: Node) -> TensorInfo:
+    import torch
+
     if not isinstance(output, torch.Tensor):
         raise ShapeProblem(f"{node.kind} returned {type(output).__name__}, not a tensor")
-    dtype = str(output.dtype).removeprefix("torch.")
-    return NodeInfo(TensorInfo(tuple(output.shape[1:]), dtype), build, params, trainable, macs)
+    return TensorInfo(tuple(output.shape[1:]), str(output.dtype).removeprefix("torch."))
 
 
 def apply_function(function: Function, inputs: list[Any]) -> Any:

@@ -82,3 +82,18 @@ def test_compiled_forward_and_backward(name: str) -> None:
     out = model(torch.randn(3, *decl.shape))
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["resnet18", "unet_small", "inception_block", "multi_input",
+                                  "transformer_encoder"])
+def test_inferred_shapes_match_a_real_forward_pass(name: str) -> None:
+    """Shapes declared by kinds (no meta run) agree with what PyTorch computes."""
+    spec = dlspec.load(SPECS / f"{name}.yaml")
+    shaped = dlspec.shapes(spec)[spec.name]
+    model = dlspec.build(spec).eval()
+    example = [torch.randint(0, 2, (1, *d.shape)) if d.dtype.startswith("int")
+               else torch.randn(1, *d.shape) for d in shaped.graph.inputs.values()]
+    ShapeProp(model).propagate(*example)
+    for node in model.graph.nodes:
+        if node.op == "call_module":
+            assert tuple(node.meta["tensor_meta"].shape[1:]) == shaped.tensors[node.target].shape

@@ -149,6 +149,8 @@ def test_kind_builds_runs_and_prints(name: str, params: dict[str, Any],
     if isinstance(built, Function):
         out = _apply(built, inputs)
         assert out.shape[0] == 2
+        if built.output is not None:
+            assert built.output == tuple(out.shape[1:])
         return
     assert isinstance(built, Call)
     module = built.instantiate()
@@ -167,6 +169,9 @@ def test_kind_builds_runs_and_prints(name: str, params: dict[str, Any],
     with FlopCounterMode(display=False):
         meta_out = meta_module(*_inputs(kind, shapes, dtype, batch=1, device="meta"))
     assert meta_out.shape[1:] == out.shape[1:]
+    # a declared output shape (which spares shape inference the meta run) must be exact
+    if built.output is not None:
+        assert built.output == tuple(out.shape[1:])
 
     # `dlspec code` prints the call; evaluated it rebuilds the same state_dict
     src = built.source()

@@ -148,7 +148,10 @@ class _Conv(LayerKind):
             kwargs["bias"] = False
         if p.padding_mode != "zeros":
             kwargs["padding_mode"] = p.padding_mode
-        return Call(getattr(nn, self.torch_name), c_in, p.out_channels, **kwargs)
+        out = tuple((pd - sp) // st + 1 for pd, sp, st in
+                    zip(padded, span, spatial(p.stride, n), strict=True))
+        return Call(getattr(nn, self.torch_name), c_in, p.out_channels,
+                    **kwargs).producing((p.out_channels, *out))
 
     def describe(self, p: Any) -> str:
         return _describe(p, self.dims)
@@ -279,7 +282,8 @@ class _ConvTranspose(LayerKind):
             kwargs["groups"] = p.groups
         if not p.bias:
             kwargs["bias"] = False
-        return Call(getattr(nn, self.torch_name), c_in, p.out_channels, **kwargs)
+        return Call(getattr(nn, self.torch_name), c_in, p.out_channels,
+                    **kwargs).producing((p.out_channels, *out))
 
     def describe(self, p: Any) -> str:
         return _describe(p, self.dims)
@@ -360,12 +364,14 @@ class Upsample(LayerKind):
             if any(o < 1 for o in out):
                 raise ShapeProblem(f"scale_factor {text(p.scale_factor)} shrinks the "
                                    f"{format_shape(size)} input to {format_shape(out)}")
+        else:
+            out = spatial(p.size, n)
         kwargs: dict[str, Any] = {name: plain(target)}
         if p.mode != "nearest":
             kwargs["mode"] = p.mode
         if p.align_corners is not None:
             kwargs["align_corners"] = p.align_corners
-        return Call(nn.Upsample, **kwargs)
+        return Call(nn.Upsample, **kwargs).producing((shape[0], *out))
 
     def describe(self, p: Any) -> str:
         target = f"×{text(p.scale_factor)}" if p.scale_factor is not None else \

@@ -46,7 +46,8 @@ class Linear(LayerKind):
                 f"linear expects a 1-D input per sample (or 2-D: a sequence), but receives "
                 f"{format_shape(shape)}", "add `flatten` before it")
         features = infer_field(p, "in_features", shape[-1])
-        return Call(nn.Linear, features, p.out_features, bias=p.bias)
+        return Call(nn.Linear, features, p.out_features, bias=p.bias).producing(
+            (*shape[:-1], p.out_features))
 
     def describe(self, p: Any) -> str:
         units = f"{p.out_features} unit" + ("s" if p.out_features != 1 else "")
@@ -69,10 +70,17 @@ class Flatten(LayerKind):
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
-        if p.start_dim == 0:
+        full = (1, *shapes[0])  # PyTorch's dims count the batch axis
+        start, end = (d % len(full) if -len(full) <= d < len(full) else None
+                      for d in (p.start_dim, p.end_dim))
+        if start is None or end is None or start > end:
+            raise ShapeProblem(f"flatten dims {p.start_dim}..{p.end_dim} are out of range "
+                               f"for {len(full)}-D tensors (the batch axis is 0)")
+        if start == 0:
             raise ShapeProblem("flatten with start_dim 0 would merge the batch axis",
                                "use start_dim 1 (the default)")
-        return Call(nn.Flatten, p.start_dim, p.end_dim)
+        out = (*full[1:start], prod(full[start:end + 1]), *full[end + 1:])
+        return Call(nn.Flatten, p.start_dim, p.end_dim).producing(out)
 
     def describe(self, p: Any) -> str:
         return ""
@@ -102,7 +110,7 @@ class Reshape(LayerKind):
         elif known != size:
             raise ShapeProblem(f"cannot reshape {format_shape(shapes[0])} ({size} values) to "
                                f"{format_shape(tuple(target))} ({known} values)")
-        return Call(modules.Reshape, tuple(target))
+        return Call(modules.Reshape, tuple(target)).producing(target)
 
     def describe(self, p: Any) -> str:
         return "→ " + format_shape(tuple(p.shape))
@@ -126,7 +134,9 @@ class Permute(LayerKind):
                                f"for input {format_shape(shapes[0])} (batch axis is 0)")
         if p.dims[0] != 0:
             raise ShapeProblem("permute must keep the batch axis (0) first")
-        return Call(modules.Permute, tuple(p.dims))
+        full = (1, *shapes[0])
+        return Call(modules.Permute, tuple(p.dims)).producing(
+            tuple(full[d] for d in p.dims[1:]))
 
 
 @register("dropout", family="regularization", main="p")
@@ -185,7 +195,8 @@ class Embedding(LayerKind):
             kwargs["max_norm"] = p.max_norm
         if p.scale_grad_by_freq:
             kwargs["scale_grad_by_freq"] = True
-        return Call(nn.Embedding, p.num_embeddings, p.embedding_dim, **kwargs)
+        return Call(nn.Embedding, p.num_embeddings, p.embedding_dim, **kwargs).producing(
+            (*shapes[0], p.embedding_dim))
 
     def describe(self, p: Any) -> str:
         return f"{p.num_embeddings} tokens → {p.embedding_dim}"

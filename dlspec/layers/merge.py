@@ -39,7 +39,7 @@ class Add(LayerKind):
         import torch
 
         _same_shapes("add", shapes)
-        return Function(torch.add, fold=True)
+        return Function(torch.add, fold=True, output=shapes[0])
 
 
 @register("multiply", family="merge")
@@ -54,7 +54,7 @@ class Multiply(LayerKind):
         import torch
 
         _same_shapes("multiply", shapes)
-        return Function(torch.mul, fold=True)
+        return Function(torch.mul, fold=True, output=shapes[0])
 
 
 class _ConcatParams(LayerParams):
@@ -87,4 +87,6 @@ class Concat(LayerKind):
                 raise ShapeProblem(
                     f"concat along dim {p.dim} needs every other axis to match, but input 1 "
                     f"is {format_shape(shapes[0])} and input {i + 1} is {format_shape(other)}")
-        return Function(torch.cat, {"dim": p.dim}, pack_inputs=True)
+        joined = sum(s[axis - 1] for s in shapes)
+        out = (*shapes[0][:axis - 1], joined, *shapes[0][axis:])
+        return Function(torch.cat, {"dim": p.dim}, pack_inputs=True, output=out)

@@ -104,7 +104,8 @@ class _Pool(LayerKind):
             kwargs["ceil_mode"] = True
         if not getattr(p, "count_include_pad", True):
             kwargs["count_include_pad"] = False
-        return Call(getattr(nn, self.torch_name), plain(p.kernel_size), **kwargs)
+        return Call(getattr(nn, self.torch_name), plain(p.kernel_size),
+                    **kwargs).producing((shape[0], *out))
 
     def describe(self, p: Any) -> str:
         parts = [text(list(spatial(p.kernel_size, self.dims)))]
@@ -192,9 +193,12 @@ class _Adaptive(LayerKind):
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
-        require_rank(shapes[0], self.dims + 1, self.name,
-                     hint=layout_hint(self.name, self.dims))
-        return Call(getattr(nn, self.torch_name), plain(p.output_size))
+        shape = require_rank(shapes[0], self.dims + 1, self.name,
+                             hint=layout_hint(self.name, self.dims))
+        out = tuple(size if wanted is None else wanted for size, wanted in
+                    zip(shape[1:], spatial(p.output_size, self.dims), strict=True))
+        return Call(getattr(nn, self.torch_name), plain(p.output_size)).producing(
+            (shape[0], *out))
 
     def describe(self, p: Any) -> str:
         return "→ " + text(list(spatial(p.output_size, self.dims)))

@@ -54,14 +54,25 @@ class ShapeProblem(Exception):
 
 @dataclass
 class Call:
-    """A call `target(*args, **kwargs)` that can be run and also printed as Python source."""
+    """A call `target(*args, **kwargs)` that can be run and also printed as Python source.
+
+    `output` is the per-sample output shape when the kind knows it (it has computed the
+    geometry anyway): shape inference then need not run the module on the meta device,
+    whose first use costs about a second of torch start-up.
+    """
 
     target: Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    output: Shape | None = None
 
     def __init__(self, target: Callable[..., Any], *args: Any, **kwargs: Any):
-        self.target, self.args, self.kwargs = target, args, kwargs
+        self.target, self.args, self.kwargs, self.output = target, args, kwargs, None
+
+    def producing(self, shape: Sequence[int]) -> Call:
+        """Declare the output shape (batch axis excluded); returns the call itself."""
+        self.output = tuple(shape)
+        return self
 
     def instantiate(self) -> Any:
         """Run the call (nested Calls first)."""
@@ -94,6 +105,7 @@ class Function:
     kwargs: dict[str, Any] = field(default_factory=dict)
     pack_inputs: bool = False  # torch.cat takes its inputs as one list
     fold: bool = False  # torch.add(a, b) is applied pairwise over 3+ inputs
+    output: Shape | None = None  # the output shape, as for Call
 
 
 def _instantiate(value: Any) -> Any:
@@ -141,7 +153,7 @@ class LayerKind:
     #: the dtype family the kind reads: "float" (most), "int" (token ids) or "any"
     accepts: ClassVar[str] = "float"
     #: output shape and dtype equal the input's (norms, activations): shape inference need not
-    #: run the module — batch norm's meta kernel alone costs ~2 s of first-call imports
+    #: run the module (other kinds declare their output with `Call.producing`)
     preserves_shape: ClassVar[bool] = False
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call | Function | None:

@@ -40,7 +40,7 @@ class Projection(LayerKind):
             raise ShapeProblem(f"cannot project the shortcut from {format_shape(source)} to "
                                f"the body's {format_shape(target)}: their ranks differ")
         if len(source) == 1:
-            return Call(nn.Linear, source[0], target[0], bias=False)
+            return Call(nn.Linear, source[0], target[0], bias=False).producing(target)
         if len(source) > 4:
             raise ShapeProblem(f"cannot project a {len(source)}-D shortcut")
         pairs = zip(source[1:], target[1:], strict=True)
@@ -51,7 +51,7 @@ class Projection(LayerKind):
         return Call(nn.Sequential,
                     Call(conv, source[0], target[0], kernel_size=1, stride=kernel_stride,
                          bias=False),
-                    Call(norm, target[0]))
+                    Call(norm, target[0])).producing(target)
 
     def describe(self, p: Any) -> str:
         return "1×1 projection"
