@@ -91,16 +91,17 @@ def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule
 
     if not isinstance(spec, Spec):
         spec = load(spec)
-    shaped = shapes(spec)
+    networks = graphs(spec)
     if network is None:
-        if len(shaped) > 1:
+        if len(networks) > 1:
             raise SpecError(Problem((), f"spec {spec.name} has several networks "
-                                    f"({', '.join(shaped)}); say which one to build"))
-        network = next(iter(shaped))
-    if network not in shaped:
+                                    f"({', '.join(networks)}); say which one to build"))
+        network = next(iter(networks))
+    if network not in networks:
         raise SpecError(Problem((), f"spec {spec.name} has no network {network!r}; it has "
-                                f"{', '.join(shaped)}"))
-    return compile_graph(shaped[network])
+                                f"{', '.join(networks)}"))
+    with located(spec.document):
+        return compile_graph(infer_shapes(networks[network]))
 
 
 @contextmanager

@@ -8,17 +8,6 @@ import textwrap
 from dlspec.graph import ShapedGraph
 from dlspec.layers.registry import Call
 
-_INSTALL = '''
-def _install(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Set root.<a>.<b> = module, creating plain container modules on the way."""
-    *parents, leaf = path.split(".")
-    for part in parents:
-        if not hasattr(root, part):
-            root.add_module(part, nn.Module())
-        root = getattr(root, part)
-    root.add_module(leaf, module)
-'''
-
 
 def generate_code(shaped: ShapedGraph, source_file: str | None = None) -> str:
     """Python source defining an nn.Module with the same state_dict keys and forward.
@@ -29,7 +18,7 @@ def generate_code(shaped: ShapedGraph, source_file: str | None = None) -> str:
     import torch
 
     from dlspec import __version__
-    from dlspec.compile import compile_graph, init_plan
+    from dlspec.compile import compile_graph, init_plan, install
 
     with torch.device("meta"):  # only the graph's code is needed, not real weights
         compiled = compile_graph(shaped)
@@ -38,7 +27,7 @@ def generate_code(shaped: ShapedGraph, source_file: str | None = None) -> str:
     custom: list[type] = []
     for node, info in shaped:
         if isinstance(info.build, Call):
-            body.append(f"_install(self, {node.name!r}, {info.build.source()})")
+            body.append(f"install(self, {node.name!r}, {info.build.source()})")
             custom += [c for c in info.build.custom_classes() if c not in custom]
     for node, info in shaped:
         if isinstance(info.build, Call) and node.init is not None:
@@ -63,7 +52,8 @@ def generate_code(shaped: ShapedGraph, source_file: str | None = None) -> str:
         "from torch import nn",
         "",
         *(f"\n{textwrap.dedent(inspect.getsource(cls))}" for cls in custom),
-        _INSTALL,
+        "",
+        inspect.getsource(install),
         "",
         f"class {class_name}(nn.Module):",
         "    def __init__(self) -> None:",

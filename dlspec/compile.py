@@ -33,7 +33,7 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
         if info.build is None:
             values[node.name] = args[0]
         elif isinstance(info.build, Function):
-            values[node.name] = _emit_function(graph, info.build, args, node.name)
+            values[node.name] = _emit_function(graph, info.build, args)
         else:
             module = _instantiate(info.build, node.trainable, node.init)
             modules[node.name] = module
@@ -52,7 +52,7 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
 
 def install(root: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
     """Set `root.<a>.<b>.<c> = module`, creating plain container modules on the way."""
-    import torch
+    import torch  # also copied into `dlspec code` output, which must need nothing but torch
 
     *parents, leaf = path.split(".")
     for part in parents:
@@ -62,8 +62,8 @@ def install(root: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
     root.add_module(leaf, module)
 
 
-def _emit_function(graph: fx.Graph, function: Function, args: list[fx.Node],
-                   name: str) -> fx.Node:
+def _emit_function(graph: fx.Graph, function: Function, args: list[fx.Node]) -> fx.Node:
+    """Merges as call_function nodes: `torch.cat([a, b])`, `torch.add(torch.add(a, b), c)`."""
     if function.pack_inputs:
         return graph.call_function(function.target, (list(args),), dict(function.kwargs))
     result = args[0]
