@@ -104,6 +104,33 @@ def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule
         return compile_graph(infer_shapes(networks[network]))
 
 
+def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
+          epochs: int | None = None, device: str | None = None, resume: bool = False,
+          callbacks: Any = None) -> Any:
+    """Train a spec's network on its data; write the run folder (default runs/<name>).
+
+    (Not `dlspec.train`: that name is the `dlspec.train` package.)
+
+    Example:
+        >>> result = dlspec.train_spec("specs/lenet5.yaml", epochs=5)
+        >>> result.test["accuracy"]
+        0.97...
+    """
+    from dlspec.train.run import train_network
+
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    networks = graphs(spec)
+    if len(networks) > 1:
+        raise SpecError(Problem(("networks",), "training several networks together (GANs) "
+                                "is not available yet"))
+    (graph,) = networks.values()
+    run_dir = Path(out) if out is not None else Path("runs") / spec.name
+    with located(spec.document):
+        return train_network(spec, infer_shapes(graph), run_dir, epochs=epochs, device=device,
+                             resume=resume, callbacks=callbacks)
+
+
 @contextmanager
 def located(document: Document | None) -> Iterator[None]:
     """Give every problem raised inside the block its file:line:column."""

@@ -65,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     code.add_argument("-o", "--output", type=Path, help="write to this file")
     code.set_defaults(run=_code)
 
+    train = commands.add_parser("train", help="train the network on the spec's data")
+    _add_training_arguments(train)
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the run folder's last complete checkpoint")
+    train.set_defaults(run=_train)
+
+    build = commands.add_parser("build", help="check, train and evaluate into one run folder")
+    _add_training_arguments(build)
+    build.set_defaults(run=_build)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.add_argument("-o", "--output", type=Path, help="write to this file")
     schema.set_defaults(run=_schema)
@@ -73,6 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     kinds.add_argument("kind", nargs="?", help="show one kind's parameters")
     kinds.set_defaults(run=_kinds)
     return parser
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", type=Path)
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<spec name>)")
+    parser.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                        help="override train.device")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 def _version() -> str:
@@ -132,6 +157,48 @@ def _code(args: argparse.Namespace) -> int:
     source = generate_code(next(iter(shaped.values())), str(args.spec))
     _emit(source, args.output)
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    result = _run_training(args, resume=args.resume)
+    print(f"trained {result.run_dir}: " + _test_line(result))
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    import dlspec
+
+    spec = dlspec.load(args.spec)
+    for name, shaped in dlspec.shapes(spec).items():
+        print(f"check: ok {name}: {shaped.total_params:,} parameters", file=sys.stderr)
+    result = _run_training(args, resume=False, spec=spec)
+    skipped = ["ONNX export (issue 4)", "architecture diagram (issue 5)"]
+    with open(result.run_dir / "report.md", "a") as report:
+        report.write("\nNot built yet: " + "; ".join(skipped) + ".\n")
+    print(f"built {result.run_dir}: " + _test_line(result))
+    print("skipped: " + "; ".join(skipped), file=sys.stderr)
+    return 0
+
+
+def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> Any:
+    import dlspec
+    from dlspec.progress import progress_for
+
+    progress = progress_for()
+    try:
+        return dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
+                            device=args.device, resume=resume, callbacks=progress)
+    finally:
+        if hasattr(progress, "close"):
+            progress.close()
+
+
+def _test_line(result: Any) -> str:
+    numbers = result.test or (result.fit.history[-1] if result.fit.history else {})
+    where = "test" if result.test else "last epoch"
+    hidden = ("epoch", "seconds", "samples_per_second", "lr")
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in numbers.items() if k not in hidden)
+    return f"{where}: {shown} ({result.seconds:.1f} s; {result.fit.stop_reason})"
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -1,0 +1,302 @@
+"""Built-in datasets: scikit-learn's bundled tables and generated toy problems; nothing is
+downloaded.
+
+A dataset is a function `Options -> RawData` registered under its spec name with
+`@dataset(NAME)`; `generate` looks the name up in `DATASETS`. Generated data depends only on
+the options (seed included), so the same spec always yields the same samples.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlspec.data.fit import RawData
+from dlspec.errors import Problem, SpecError
+from dlspec.layers.registry import Shape
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a spec may say about generated data, with defaults already filled in."""
+
+    num_samples: int = 1000
+    noise: float | None = None  # None: the dataset's own default
+    seq_len: int = 20
+    seed: int = 0
+    input_shape: Shape | None = None  # the network input's per-sample shape, when known
+
+
+DatasetFunction = Callable[[Options], RawData]
+DATASETS: dict[str, DatasetFunction] = {}
+
+
+def dataset(name: str) -> Callable[[DatasetFunction], DatasetFunction]:
+    """Register a dataset function under `name`; a name registered twice is an error."""
+
+    def register(function: DatasetFunction) -> DatasetFunction:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        DATASETS[name] = function
+        return function
+
+    return register
+
+
+def generate(name: str, options: Options) -> RawData:
+    """The samples of built-in dataset `name`."""
+    function = DATASETS.get(name)
+    if function is None:
+        close = difflib.get_close_matches(name, DATASETS, n=1)
+        raise SpecError(Problem(("data", "dataset"), f"unknown dataset {name!r}",
+                                f"did you mean {close[0]!r}?" if close else None))
+    return function(options)
+
+
+def _noise(options: Options, default: float) -> float:
+    return default if options.noise is None else options.noise
+
+
+def _generated(name: str, options: Options, noise: float | None = None, what: str = "") -> str:
+    said = f", noise {noise:g}" if noise is not None else ""
+    return f"{name} (generated{' ' + what if what else ''}{said}, seed {options.seed})"
+
+
+# --------------------------------------------------------------------------- scikit-learn's own
+
+
+def _table(name: str, regression: bool = False) -> RawData:
+    from sklearn import datasets
+
+    loaded = getattr(datasets, f"load_{name}")()
+    x = np.asarray(loaded.data, dtype=np.float32)  # (N, features)
+    source = f"{name} (scikit-learn)"
+    if regression:
+        return RawData(x, np.asarray(loaded.target, dtype=np.float32), source, measured=True)
+    names = [str(n) for n in loaded.target_names]
+    return RawData(x, np.asarray(loaded.target, dtype=np.int64), source,
+                   num_classes=len(names), labels=names)
+
+
+def _digit_images() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8) in [0, 1]
+    return images, digits.target.astype(np.int64)
+
+
+@dataset("digits")
+def digits(options: Options) -> RawData:
+    """1797 handwritten digits, 1×8×8 images in [0, 1]; 10 classes."""
+    images, target = _digit_images()
+    return RawData(images, target, "digits (scikit-learn)", num_classes=10,
+                   labels=[str(d) for d in range(10)], images=True)
+
+
+@dataset("digits_pair")
+def digits_pair(options: Options) -> RawData:
+    """Two image domains for CycleGAN: digits (inputs) and colour-inverted digits (targets).
+
+    The inverted digits are shuffled, so pairs are not aligned: CycleGAN learns unpaired.
+    """
+    images, _ = _digit_images()
+    rng = np.random.default_rng(options.seed)
+    inverted = 1.0 - images[rng.permutation(len(images))]  # (N, 1, 8, 8)
+    return RawData(images, inverted, "digits_pair (scikit-learn digits and their inverses, "
+                   "unpaired)", images=True, target_images=True)
+
+
+@dataset("iris")
+def iris(options: Options) -> RawData:
+    """150 iris flowers, 4 measurements; 3 species."""
+    return _table("iris")
+
+
+@dataset("wine")
+def wine(options: Options) -> RawData:
+    """178 wines, 13 chemical measurements; 3 cultivars."""
+    return _table("wine")
+
+
+@dataset("breast_cancer")
+def breast_cancer(options: Options) -> RawData:
+    """569 tumours, 30 features; malignant or benign."""
+    return _table("breast_cancer")
+
+
+@dataset("diabetes")
+def diabetes(options: Options) -> RawData:
+    """442 patients, 10 features; disease progression after a year (regression)."""
+    return _table("diabetes", regression=True)
+
+
+# --------------------------------------------------------------------------- 2-D toy problems
+
+
+def _two_classes(name: str, options: Options, x: np.ndarray, y: np.ndarray,
+                 noise: float | None, labels: list[str] | None = None) -> RawData:
+    return RawData(x.astype(np.float32), y.astype(np.int64), _generated(name, options, noise),
+                   num_classes=2, labels=labels)
+
+
+@dataset("moons")
+def moons(options: Options) -> RawData:
+    """Two interleaving half circles (2 features); noise default 0.1."""
+    from sklearn.datasets import make_moons
+
+    noise = _noise(options, 0.1)
+    x, y = make_moons(options.num_samples, noise=noise, random_state=options.seed)
+    return _two_classes("moons", options, x, y, noise)
+
+
+@dataset("circles")
+def circles(options: Options) -> RawData:
+    """A small circle inside a large one (2 features); noise default 0.05."""
+    from sklearn.datasets import make_circles
+
+    noise = _noise(options, 0.05)
+    x, y = make_circles(options.num_samples, noise=noise, factor=0.5,
+                        random_state=options.seed)
+    return _two_classes("circles", options, x, y, noise)
+
+
+@dataset("blobs")
+def blobs(options: Options) -> RawData:
+    """Three Gaussian clusters (2 features); noise is their std, default 1.0."""
+    from sklearn.datasets import make_blobs
+
+    noise = _noise(options, 1.0)
+    x, y = make_blobs(options.num_samples, n_features=2, centers=3, cluster_std=noise,
+                      random_state=options.seed)
+    return RawData(x.astype(np.float32), y.astype(np.int64),
+                   _generated("blobs", options, noise), num_classes=3)
+
+
+_CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+_TRUTH_TABLES = {"xor": [0, 1, 1, 0], "and": [0, 0, 0, 1], "nand": [1, 1, 1, 0]}
+
+
+def _truth_table(name: str, options: Options) -> RawData:
+    # the 4 corners repeated in turn, so every corner appears equally often
+    corner = np.arange(options.num_samples) % 4
+    noise = _noise(options, 0.0)
+    rng = np.random.default_rng(options.seed)
+    x = _CORNERS[corner] + noise * rng.standard_normal((options.num_samples, 2))
+    y = np.asarray(_TRUTH_TABLES[name])[corner]
+    return _two_classes(name, options, x, y, noise, labels=["false", "true"])
+
+
+@dataset("xor")
+def xor(options: Options) -> RawData:
+    """XOR's 4 points (2 features), repeated; not linearly separable."""
+    return _truth_table("xor", options)
+
+
+@dataset("and")
+def and_(options: Options) -> RawData:
+    """AND's 4 points (2 features), repeated; linearly separable."""
+    return _truth_table("and", options)
+
+
+@dataset("nand")
+def nand(options: Options) -> RawData:
+    """NAND's 4 points (2 features), repeated; linearly separable."""
+    return _truth_table("nand", options)
+
+
+@dataset("spirals")
+def spirals(options: Options) -> RawData:
+    """Two interleaved spirals of 1.5 turns within the unit disc; noise default 0.05."""
+    rng = np.random.default_rng(options.seed)
+    n = options.num_samples
+    y = np.arange(n) % 2
+    radius = rng.uniform(0.1, 1.0, n)
+    angle = radius * 3 * math.pi + y * math.pi  # class 1 is class 0 turned half a turn
+    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)  # (N, 2)
+    noise = _noise(options, 0.05)
+    return _two_classes("spirals", options, x + noise * rng.standard_normal(x.shape), y, noise)
+
+
+@dataset("eight_gaussians")
+def eight_gaussians(options: Options) -> RawData:
+    """8 Gaussians on a ring of radius 2 (2 features) for GANs; target: the mode's index.
+
+    noise is each Gaussian's std, default 0.02 (as in the unrolled-GAN paper).
+    """
+    rng = np.random.default_rng(options.seed)
+    mode = rng.integers(0, 8, options.num_samples)
+    angle = mode * (math.pi / 4)
+    centres = 2.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (N, 2)
+    noise = _noise(options, 0.02)
+    x = centres + noise * rng.standard_normal(centres.shape)
+    return RawData(x.astype(np.float32), mode.astype(np.int64),
+                   _generated("eight_gaussians", options, noise), num_classes=8)
+
+
+# --------------------------------------------------------------------------- sequences
+
+_SINE_STEPS_PER_PERIOD = 25
+
+
+@dataset("sine")
+def sine(options: Options) -> RawData:
+    """Forecasting: seq_len noisy steps of a sine wave (seq_len, 1) → its next clean value.
+
+    Each window starts at a random phase; 25 steps make one period; noise default 0.05. The
+    target is the noise-free next value, so a perfect forecaster reaches zero error.
+    """
+    rng = np.random.default_rng(options.seed)
+    n, length = options.num_samples, options.seq_len
+    phase = rng.uniform(0.0, 2 * math.pi, (n, 1))
+    steps = np.arange(length + 1) * (2 * math.pi / _SINE_STEPS_PER_PERIOD)
+    clean = np.sin(phase + steps)  # (N, seq_len + 1)
+    noise = _noise(options, 0.05)
+    window = clean[:, :length] + noise * rng.standard_normal((n, length))
+    return RawData(window[:, :, None].astype(np.float32),
+                   clean[:, length:].astype(np.float32), _generated("sine", options, noise),
+                   measured=True)
+
+
+@dataset("sequence_sum")
+def sequence_sum(options: Options) -> RawData:
+    """The adding problem: (seq_len, 2) of values in [0, 1] and 0/1 markers → the sum of the
+    two marked values (regression).
+
+    When the network reads one feature per step, (seq_len, 1), the markers are left out and
+    the target is the sum of all values. noise (default 0) is added to the target.
+    """
+    rng = np.random.default_rng(options.seed)
+    n, length = options.num_samples, options.seq_len
+    values = rng.uniform(0.0, 1.0, (n, length))
+    plain = options.input_shape is not None and options.input_shape[-1:] == (1,)
+    if plain:
+        x, y = values[:, :, None], values.sum(axis=1)
+    else:
+        if length < 2:
+            raise SpecError(Problem(("data", "seq_len"), "the adding problem needs seq_len ≥ 2"))
+        marked = np.argsort(rng.random((n, length)), axis=1)[:, :2]  # two distinct steps
+        markers = np.zeros((n, length))
+        np.put_along_axis(markers, marked, 1.0, axis=1)
+        x, y = np.stack([values, markers], axis=2), (values * markers).sum(axis=1)
+    noise = _noise(options, 0.0)
+    y = y + noise * rng.standard_normal(n)
+    what = "sum of all values" if plain else "adding problem"
+    return RawData(x.astype(np.float32), y[:, None].astype(np.float32),
+                   _generated("sequence_sum", options, noise, what), measured=True)
+
+
+@dataset("parity")
+def parity(options: Options) -> RawData:
+    """Binary sequences (seq_len, 1) → even or odd number of ones; noise (default 0) is
+    Gaussian noise added to the bits."""
+    rng = np.random.default_rng(options.seed)
+    bits = rng.integers(0, 2, (options.num_samples, options.seq_len))
+    noise = _noise(options, 0.0)
+    x = bits[:, :, None] + noise * rng.standard_normal((*bits.shape, 1))  # (N, seq_len, 1)
+    return RawData(x.astype(np.float32), (bits.sum(axis=1) % 2).astype(np.int64),
+                   _generated("parity", options, noise), num_classes=2, labels=["even", "odd"])

@@ -1,0 +1,270 @@
+"""The supervised training loop: batches from in-memory tensors, evaluation, early stopping.
+
+Library code: it never prints. Progress reaches the caller through `Callbacks`, and every
+epoch's numbers are returned in the history.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from dlspec.data import DataSplits, TensorSet
+from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.spec.sections import TrainConfig
+from dlspec.train.checkpoint import load_checkpoint, save_checkpoint
+from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
+
+
+class Callbacks(Protocol):
+    """What the loop tells its caller (the CLI draws progress bars from it)."""
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+
+    def on_batch(self, batch: int, loss: float, samples: int) -> None: ...
+
+    def on_epoch_end(self, record: dict[str, float]) -> None: ...
+
+
+class _Silent:
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+
+    def on_batch(self, batch: int, loss: float, samples: int) -> None: ...
+
+    def on_epoch_end(self, record: dict[str, float]) -> None: ...
+
+
+@dataclass
+class Objective:
+    """Everything one optimisation step needs besides the model and the data."""
+
+    loss: Any  # (outputs, target) -> loss tensor
+    optimizer: torch.optim.Optimizer
+    schedule: Any  # dlspec.train.schedules.Schedule
+    regularization: Any = None  # model -> penalty tensor | None
+    task_type: str = "classification"
+    metrics: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FitResult:
+    """The history of a run and where it ended."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    stop_reason: str
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return the generator that orders the batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def batches(data: TensorSet, batch_size: int,
+            order: torch.Generator | None) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
+    """Mini-batches indexed straight out of the tensors: no per-sample Python work."""
+    count = len(data)
+    index = torch.randperm(count, generator=order) if order is not None else torch.arange(count)
+    for start in range(0, count, batch_size):
+        chosen = index[start:start + batch_size]
+        yield [tensor[chosen] for tensor in data.inputs.values()], data.target[chosen]
+
+
+def align_target(outputs: torch.Tensor, target: torch.Tensor, task_type: str,
+                 loss_is_binary: bool) -> torch.Tensor:
+    """Targets shaped as the loss expects: class indices, or values shaped like the outputs."""
+    if task_type in CLASSIFICATION_TASKS and not loss_is_binary:
+        return target.reshape(-1).long()
+    return target.reshape(outputs.shape).to(outputs.dtype)
+
+
+def evaluate(model: torch.nn.Module, data: TensorSet, objective: Objective, batch_size: int,
+             device: torch.device, binary: bool) -> dict[str, float]:
+    """Loss and metrics over a whole split, under inference mode."""
+    model.eval()
+    outputs, total, count = [], 0.0, 0
+    with torch.inference_mode():
+        for inputs, target in batches(data, batch_size, None):
+            out = model(*(x.to(device) for x in inputs))
+            aligned = align_target(out, target.to(device), objective.task_type, binary)
+            total += objective.loss(out, aligned).item() * len(target)
+            count += len(target)
+            outputs.append(out.cpu())
+    result = {"loss": total / max(count, 1)}
+    result.update(compute_metrics(objective.metrics, torch.cat(outputs), data.target))
+    return result
+
+
+def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: TrainConfig,
+        *, epochs: int, device: torch.device, run_dir: Path, resume: bool = False,
+        binary: bool = False, callbacks: Callbacks | None = None) -> FitResult:
+    """Train `model` in place; checkpoint every `train.checkpoint_every` epochs."""
+    callbacks = callbacks or _Silent()
+    order = seed_everything(train.seed)
+    history: list[dict[str, float]] = []
+    monitor = _Monitor(train, has_val=data.val is not None)
+    start = 1
+    if resume and (state := load_checkpoint(run_dir, model)) is not None:
+        start = _restore(state, objective, order, monitor, history) + 1
+    best_weights = copy.deepcopy(model.state_dict())
+    steps = math.ceil(len(data.train) / train.batch_size)
+    stop_reason = "completed"
+    for epoch in range(start, epochs + 1):
+        callbacks.on_epoch_start(epoch, epochs, steps)
+        began = time.perf_counter()
+        train_loss = _train_epoch(model, data.train, objective, train, device, order, epoch,
+                                  run_dir, binary, callbacks)
+        record = {"epoch": float(epoch), "train_loss": train_loss,
+                  "lr": _lr(objective.optimizer)}
+        splits = {"val": data.val} if data.val is not None else {"train": data.train}
+        for prefix, split in splits.items():
+            values = evaluate(model, split, objective, train.batch_size, device, binary)
+            record.update({f"{prefix}_{k}": v for k, v in values.items() if
+                           not (prefix == "train" and k == "loss")})
+        record["seconds"] = time.perf_counter() - began
+        record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
+        objective.schedule.step_epoch(record)
+        history.append(record)
+        callbacks.on_epoch_end(record)
+        if monitor.improved(record):
+            best_weights = copy.deepcopy(model.state_dict())
+        if epoch % train.checkpoint_every == 0 or epoch == epochs:
+            save_checkpoint(run_dir, model, _state(epoch, objective, order, monitor, history))
+        if monitor.should_stop():
+            stop_reason = monitor.reason()
+            break
+    model.load_state_dict(best_weights)
+    return FitResult(history, monitor.best_epoch or len(history), stop_reason)
+
+
+def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
+                 train: TrainConfig, device: torch.device, order: torch.Generator, epoch: int,
+                 run_dir: Path, binary: bool, callbacks: Callbacks) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
+        inputs, target = [x.to(device) for x in inputs], target.to(device)
+        with _autocast(train, device):
+            outputs = model(*inputs)
+            loss = objective.loss(outputs, align_target(outputs, target, objective.task_type,
+                                                        binary))
+            penalty = objective.regularization(model) if objective.regularization else None
+            if penalty is not None:
+                loss = loss + penalty
+        if not torch.isfinite(loss):
+            raise WorkError(Problem((), f"the loss became {loss.item()} at epoch {epoch}, "
+                                    f"batch {batch}", _resume_hint(run_dir)))
+        objective.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _clip(model, train)
+        objective.optimizer.step()
+        objective.schedule.step_batch()
+        total += loss.item() * len(target)
+        count += len(target)
+        callbacks.on_batch(batch, loss.item(), len(target))
+    return total / max(count, 1)
+
+
+def _autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
+    if not train.mixed_precision:
+        return nullcontext()
+    dtype = torch.float16 if train.precision == "fp16" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _clip(model: torch.nn.Module, train: TrainConfig) -> None:
+    if train.grad_clip is None:
+        return
+    if train.grad_clip.norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip.norm)
+    elif train.grad_clip.value is not None:
+        torch.nn.utils.clip_grad_value_(model.parameters(), train.grad_clip.value)
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def _resume_hint(run_dir: Path) -> str:
+    from dlspec.train.checkpoint import MARKER
+
+    if (run_dir / MARKER).is_file():
+        return f"the last good checkpoint is in {run_dir}; lower the learning rate and resume"
+    return "lower the learning rate, or add grad_clip under train:"
+
+
+class _Monitor:
+    """Tracks the best epoch of the watched metric and decides on early stopping."""
+
+    def __init__(self, train: TrainConfig, has_val: bool):
+        rule = train.early_stopping
+        default = "val_loss" if has_val else "train_loss"
+        self.metric = rule.metric if rule else default
+        self.mode = rule.mode if rule else "min"
+        self.patience = rule.patience if rule else None
+        self.min_delta = rule.min_delta if rule else 0.0
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.waited = 0
+
+    def improved(self, record: dict[str, float]) -> bool:
+        if self.metric not in record:
+            known = ", ".join(k for k in record if k not in ("epoch", "seconds"))
+            raise SpecError(Problem(("train", "early_stopping", "metric"),
+                                    f"no metric {self.metric!r} is measured",
+                                    f"choose one of {known}"))
+        value = record[self.metric]
+        better = self.best is None or (
+            value < self.best - self.min_delta if self.mode == "min"
+            else value > self.best + self.min_delta)
+        if better:
+            self.best, self.best_epoch, self.waited = value, int(record["epoch"]), 0
+        else:
+            self.waited += 1
+        return better
+
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.waited >= self.patience
+
+    def reason(self) -> str:
+        return (f"early stopping: {self.metric} did not improve for {self.patience} epochs "
+                f"(best {self.best:.4g} at epoch {self.best_epoch})")
+
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.waited = state["best"], state["best_epoch"], \
+            state["waited"]
+
+
+def _state(epoch: int, objective: Objective, order: torch.Generator, monitor: _Monitor,
+           history: list[dict[str, float]]) -> dict[str, Any]:
+    return {"epoch": epoch, "optimizer": objective.optimizer.state_dict(),
+            "schedule": objective.schedule.state_dict(), "batch_order": order.get_state(),
+            "torch_rng": torch.get_rng_state(), "monitor": monitor.state(),
+            "history": history}
+
+
+def _restore(state: dict[str, Any], objective: Objective, order: torch.Generator,
+             monitor: _Monitor, history: list[dict[str, float]]) -> int:
+    objective.optimizer.load_state_dict(state["optimizer"])
+    objective.schedule.load_state_dict(state["schedule"])
+    order.set_state(state["batch_order"])
+    torch.set_rng_state(state["torch_rng"])
+    monitor.restore(state["monitor"])
+    history.extend(state["history"])
+    return int(state["epoch"])

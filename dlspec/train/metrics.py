@@ -1,0 +1,87 @@
+"""Epoch metrics computed from a whole split's outputs and targets (no per-batch averaging bias)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+CLASSIFICATION_TASKS = ("classification", "sequence_classification")
+
+
+def predicted_classes(outputs: torch.Tensor) -> torch.Tensor:
+    """Class indices from logits: argmax, or `logit > 0` for a single output unit."""
+    if outputs.dim() == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(-1) > 0).long()
+    return outputs.argmax(dim=-1)
+
+
+def _accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    return (predicted_classes(outputs) == target.reshape(-1).long()).float().mean().item()
+
+
+def _top5_accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    k = min(5, outputs.shape[-1])
+    top = outputs.topk(k, dim=-1).indices
+    return (top == target.reshape(-1, 1)).any(dim=-1).float().mean().item()
+
+
+def _per_class(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """True positives, predicted positives and actual positives per class."""
+    predicted, actual = predicted_classes(outputs), target.reshape(-1).long()
+    classes = max(int(outputs.shape[-1]) if outputs.dim() > 1 else 1, 2)
+    tp = torch.bincount(actual[predicted == actual], minlength=classes).float()
+    return tp, torch.bincount(predicted, minlength=classes).float(), \
+        torch.bincount(actual, minlength=classes).float()
+
+
+def _precision(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    tp, predicted, _ = _per_class(outputs, target)
+    return (tp / predicted.clamp(min=1)).mean().item()  # macro average
+
+
+def _recall(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    tp, _, actual = _per_class(outputs, target)
+    return (tp / actual.clamp(min=1)).mean().item()
+
+
+def _f1(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    tp, predicted, actual = _per_class(outputs, target)
+    return (2 * tp / (predicted + actual).clamp(min=1)).mean().item()
+
+
+def _mae(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    return (outputs - target.reshape(outputs.shape)).abs().mean().item()
+
+
+def _mse(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    return ((outputs - target.reshape(outputs.shape)) ** 2).mean().item()
+
+
+def _rmse(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    return _mse(outputs, target) ** 0.5
+
+
+def _r2(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    target = target.reshape(outputs.shape).float()
+    residual = ((target - outputs) ** 2).sum()
+    total = ((target - target.mean(dim=0)) ** 2).sum().clamp(min=1e-12)
+    return (1 - residual / total).item()
+
+
+METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "accuracy": _accuracy, "top5_accuracy": _top5_accuracy, "precision": _precision,
+    "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
+}
+
+
+def default_metrics(task_type: str) -> list[str]:
+    """What to report when the spec names no metrics."""
+    return ["accuracy"] if task_type in CLASSIFICATION_TASKS else ["mae"]
+
+
+def compute_metrics(names: list[str], outputs: torch.Tensor,
+                    target: torch.Tensor) -> dict[str, float]:
+    """Each named metric over a whole split."""
+    outputs = outputs.float()
+    return {name: METRICS[name](outputs, target) for name in names}

@@ -1,0 +1,149 @@
+"""`dlspec train`: a spec's network trained on its data, and the run folder that explains it."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dlspec.compile import compile_graph
+from dlspec.data import DataSplits, check_outputs, load_data
+from dlspec.errors import Problem, SpecError
+from dlspec.graph import ShapedGraph
+from dlspec.spec.model import Spec
+from dlspec.spec.sections import TaskConfig
+from dlspec.train.checkpoint import save_weights
+from dlspec.train.loop import Callbacks, FitResult, Objective, evaluate, fit
+from dlspec.train.losses import check_loss_against_output, make_loss, regularization_penalty
+from dlspec.train.metrics import default_metrics
+from dlspec.train.optim import make_optimizer
+from dlspec.train.outputs import write_curves, write_metrics, write_report, write_resolved_spec
+from dlspec.train.schedules import make_schedule
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its folder, history, test numbers and the trained model."""
+
+    run_dir: Path
+    fit: FitResult
+    test: dict[str, float] | None
+    model: torch.nn.Module
+    data: DataSplits
+    seconds: float
+
+
+def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int | None = None,
+                  device: str | None = None, resume: bool = False,
+                  callbacks: Callbacks | None = None) -> TrainResult:
+    """Train one network of `spec` and write its run folder.
+
+    Example:
+        >>> spec = dlspec.load("specs/lenet5.yaml")
+        >>> result = train_network(spec, dlspec.shapes(spec)["lenet5"], Path("runs/lenet5"))
+        >>> result.test["accuracy"] > 0.95
+        True
+    """
+    began = time.perf_counter()
+    task = _task(spec)
+    if len(shaped.graph.outputs) != 1:
+        raise SpecError(Problem(("outputs",), "training a network with several outputs is "
+                                "not supported yet", "train one output, or wait for issue 7"))
+    (output,) = shaped.outputs().values()
+    data = _data(spec, task, shaped)
+    check_outputs(data, output.shape, task)
+    check_loss_against_output(spec.loss, task, output.shape)
+    _check_no_sigmoid_before_logit_loss(spec, shaped)
+    train = spec.train
+    epochs = epochs or train.epochs
+    target_device = _device(device or train.device)
+    torch.manual_seed(train.seed)  # the same initial weights for the same seed
+    model = compile_graph(shaped).to(target_device)
+    optimizer = make_optimizer(spec.optimizer, model)
+    steps = math.ceil(len(data.train) / train.batch_size)
+    objective = Objective(
+        loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
+        schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
+        regularization=_regularization(spec), task_type=task.type,
+        metrics=list(train.metrics or default_metrics(task.type)))
+    binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = fit(model, data, objective, train, epochs=epochs, device=target_device,
+                 run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks)
+    test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
+            if data.test is not None else None)
+    _write_run(run_dir, spec, model, result, test, data, epochs)
+    return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began)
+
+
+def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None:
+    """binary_cross_entropy is BCE-with-logits: a final sigmoid would apply it twice."""
+    if spec.loss is None or spec.loss.type != "binary_cross_entropy":
+        return
+    (last,) = shaped.graph.outputs.values()
+    node = next((n for n in shaped.graph.nodes if n.name == last), None)
+    if node is not None and node.kind == "sigmoid":
+        raise SpecError(Problem(node.path, f"{node.name}: the network ends in a sigmoid, but "
+                                "binary_cross_entropy applies the sigmoid itself "
+                                "(it is BCE-with-logits)", "remove the final sigmoid"))
+
+
+def _task(spec: Spec) -> TaskConfig:
+    if spec.task is None:
+        raise SpecError(Problem((), "training needs a `task:` (e.g. task: classification)"))
+    if spec.task.type not in ("classification", "regression", "sequence_classification",
+                              "forecasting"):
+        raise SpecError(Problem(("task",), f"training for task {spec.task.type!r} is not "
+                                "available yet (adversarial training arrives with issue 7)"))
+    return spec.task
+
+
+def _data(spec: Spec, task: TaskConfig, shaped: ShapedGraph) -> DataSplits:
+    if spec.data is None:
+        raise SpecError(Problem((), "training needs a `data:` section",
+                                "e.g. data: {dataset: digits}"))
+    base_dir = Path(spec.document.file).parent if spec.document is not None else Path.cwd()
+    return load_data(spec.data, task, dict(shaped.graph.inputs), seed=spec.train.seed,
+                     base_dir=base_dir)
+
+
+def _regularization(spec: Spec) -> object:
+    reg = getattr(spec.loss, "regularization", None) if spec.loss is not None else None
+    if reg is None:
+        return None
+    return lambda model: regularization_penalty(model, reg)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SpecError(Problem(("train", "device"), "device cuda was asked for, but no CUDA "
+                                "device is available", "use device: auto or cpu"))
+    return torch.device(name)
+
+
+def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitResult,
+               test: dict[str, float] | None, data: DataSplits, epochs: int) -> None:
+    save_weights(model, run_dir / "model.safetensors")
+    write_metrics(run_dir, result.history, test)
+    write_curves(run_dir, result.history, spec.name)
+    write_resolved_spec(run_dir, spec, epochs)
+    last = result.history[-1] if result.history else {}
+    lines = [f"# {spec.name}", "", f"Data: {data.source}; {len(data.train)} training samples"
+             + (f", {len(data.val)} validation" if data.val is not None else "")
+             + (f", {len(data.test)} test." if data.test is not None else "."), "",
+             f"Training: {len(result.history)} epochs ({result.stop_reason}); best epoch "
+             f"{result.best_epoch}; final learning rate {last.get('lr', 0):.3g}.", ""]
+    if test is not None:
+        lines += ["Test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()), ""]
+    lines += ["| file | what |", "| --- | --- |",
+              "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
+              "| [model.safetensors](model.safetensors) | the best weights |",
+              "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers |",
+              "| [curves.png](curves.png) | loss, metric and learning-rate curves |",
+              "| checkpoint.* | the latest checkpoint, for `--resume` |"]
+    write_report(run_dir, lines)

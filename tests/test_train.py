@@ -1,0 +1,124 @@
+"""Training: the real CLI, run folders, determinism, resume, and the loop's guards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dlspec
+from conftest import ROOT
+from dlspec.errors import SpecError, WorkError
+
+MOONS = """\
+dlspec: 1
+name: moons
+inputs:
+  x: {shape: [2]}
+network:
+  - {name: hidden, linear: 16}
+  - relu
+  - {name: out, linear: 2}
+task: classification
+loss: cross_entropy
+optimizer: {type: adam, lr: 0.02}
+schedule: {type: step, step_size: 2, gamma: 0.5}
+data: {dataset: moons, num_samples: 300, noise: 0.1, split: {train: 0.6, val: 0.2, test: 0.2}}
+train: {epochs: 4, batch_size: 32, seed: 3, metrics: [accuracy, f1]}
+"""
+
+
+def test_train_command_writes_the_run_folder(tmp_path: Path) -> None:
+    spec = tmp_path / "moons.yaml"
+    spec.write_text(MOONS)
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                             str(run), "--epochs", "6"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"trained {run}: test: loss ")
+    # not a terminal: one plain line per epoch
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == [
+        f"epoch {i}/6" for i in range(1, 7)]
+    for name in ("model.safetensors", "checkpoint.safetensors", "checkpoint.state.pt",
+                 "checkpoint.complete", "metrics.csv", "metrics.json", "curves.png",
+                 "spec.resolved.yaml", "report.md"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 6
+    assert [e["lr"] for e in metrics["epochs"]] == [0.02, 0.02, 0.01, 0.01, 0.005, 0.005]
+    assert metrics["test"]["accuracy"] > 0.75  # chance is 0.5: the network learnt
+    assert (run / "metrics.csv").read_text().splitlines()[0].startswith(
+        "epoch,train_loss,lr,val_loss,val_accuracy,val_f1")
+    resolved = dlspec.load(run / "spec.resolved.yaml")  # the resolved spec is a valid spec
+    assert resolved.train.epochs == 6 and resolved.optimizer.type == "adam"
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path: Path) -> None:
+    spec = dlspec.loads(MOONS)
+    first = dlspec.train_spec(spec, tmp_path / "a")
+    second = dlspec.train_spec(spec, tmp_path / "b")
+    assert _without_timing(first.fit.history) == _without_timing(second.fit.history)
+    assert first.test == second.test
+
+
+def _without_timing(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in r.items() if k not in ("seconds", "samples_per_second")}
+            for r in history]
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path: Path) -> None:
+    spec = dlspec.loads(MOONS)
+    whole = dlspec.train_spec(spec, tmp_path / "whole", epochs=4)
+    dlspec.train_spec(spec, tmp_path / "parts", epochs=2)
+    resumed = dlspec.train_spec(spec, tmp_path / "parts", epochs=4, resume=True)
+    assert _without_timing(resumed.fit.history) == _without_timing(whole.fit.history)
+    assert resumed.test == whole.test
+
+
+def test_early_stopping_ends_the_run(tmp_path: Path) -> None:
+    text = MOONS.replace("train: {epochs: 4,", "train: {epochs: 40, early_stopping: "
+                         "{metric: val_accuracy, mode: max, patience: 2, min_delta: 0.5},")
+    result = dlspec.train_spec(dlspec.loads(text), tmp_path / "run")
+    assert len(result.fit.history) == 3  # epoch 1 sets the best; 2 and 3 don't beat it by 0.5
+    assert result.fit.stop_reason.startswith("early stopping: val_accuracy did not improve")
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path: Path) -> None:
+    text = MOONS.replace("{type: adam, lr: 0.02}", "{type: sgd, lr: 1.0e+30}")
+    with pytest.raises(WorkError, match=r"the loss became (nan|inf) at epoch 1, batch \d+"):
+        dlspec.train_spec(dlspec.loads(text), tmp_path / "run")
+
+
+def test_data_that_does_not_fit_the_network_is_refused_before_training(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(MOONS.replace("{name: out, linear: 2}", "{name: out, linear: 3}"))
+    result = subprocess.run([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                             str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"{spec}:")
+    assert "3" in result.stderr and "2" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_final_sigmoid_before_logit_loss_is_an_error(tmp_path: Path) -> None:
+    text = MOONS.replace("  - {name: out, linear: 2}\n", "  - {name: out, linear: 1}\n"
+                         "  - sigmoid\n").replace("loss: cross_entropy",
+                                                  "loss: binary_cross_entropy")
+    with pytest.raises(SpecError, match="ends in a sigmoid"):
+        dlspec.train_spec(dlspec.loads(text, "s.yaml"), tmp_path / "run")
+
+
+def test_build_trains_and_says_what_it_skipped(tmp_path: Path) -> None:
+    spec = tmp_path / "moons.yaml"
+    spec.write_text(MOONS)
+    result = subprocess.run([sys.executable, "-m", "dlspec", "build", str(spec), "--out",
+                             str(tmp_path / "run"), "--epochs", "1"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"built {tmp_path / 'run'}: test:")
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "Not built yet: ONNX export (issue 4); architecture diagram (issue 5)." in report
