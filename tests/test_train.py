@@ -122,3 +122,42 @@ def test_build_trains_and_says_what_it_skipped(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"built {tmp_path / 'run'}: test:")
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Not built yet: ONNX export (issue 4); architecture diagram (issue 5)." in report
+
+
+def test_augmentation_changes_training_batches_only_and_reproducibly() -> None:
+    import torch
+
+    from dlspec.data.augment import augment_batch
+    from dlspec.spec.sections import AugmentConfig
+
+    section = AugmentConfig.model_validate({
+        "images": {"random_crop": {"padding": 2}, "horizontal_flip": 0.5, "rotation": 15,
+                   "color_jitter": {"brightness": 0.2, "contrast": 0.2}},
+        "sequences": {"noise": 0.1, "time_shift": 2, "time_scale": [0.8, 1.25]}})
+    images, steps = torch.rand(16, 1, 8, 8), torch.rand(16, 12, 3)
+    tokens = torch.randint(0, 5, (16, 12))
+
+    def draw(seed: int) -> list[torch.Tensor]:
+        return augment_batch([images, steps, tokens], section, torch.Generator().manual_seed(seed))
+
+    first, again, other = draw(0), draw(0), draw(1)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert [t.shape for t in first] == [images.shape, steps.shape, tokens.shape]
+    assert not torch.equal(first[0], images) and not torch.equal(first[1], steps)
+    assert torch.equal(first[2], tokens)  # token ids are never changed
+    assert not torch.equal(first[0], other[0])
+
+
+def test_random_crop_with_padding_moves_the_image_by_at_most_the_padding() -> None:
+    import torch
+
+    from dlspec.data.augment import augment_batch
+    from dlspec.spec.sections import AugmentConfig
+
+    section = AugmentConfig.model_validate({"images": {"random_crop": {"padding": 1}}})
+    image = torch.zeros(64, 1, 5, 5)
+    image[:, :, 2, 2] = 1.0  # one bright pixel in the middle
+    (out,) = augment_batch([image], section, torch.Generator().manual_seed(0))
+    rows, cols = (out[:, 0] == 1).nonzero()[:, 1], (out[:, 0] == 1).nonzero()[:, 2]
+    assert set(rows.tolist()) == {1, 2, 3} and set(cols.tolist()) == {1, 2, 3}
+    assert len(rows) == 64  # every crop keeps the pixel

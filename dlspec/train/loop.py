@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from dlspec.data import DataSplits, TensorSet
+from dlspec.data.augment import augment_batch
 from dlspec.errors import Problem, SpecError, WorkError
-from dlspec.spec.sections import TrainConfig
+from dlspec.spec.sections import AugmentConfig, TrainConfig
 from dlspec.train.checkpoint import load_checkpoint, save_checkpoint
 from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
 
@@ -54,6 +55,7 @@ class Objective:
     regularization: Any = None  # model -> penalty tensor | None
     task_type: str = "classification"
     metrics: list[str] = field(default_factory=list)
+    augment: AugmentConfig | None = None  # random changes to training batches
 
 
 @dataclass
@@ -156,6 +158,8 @@ def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
     model.train()
     total, count = 0.0, 0
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
+        if objective.augment is not None:  # drawn from the batch-order generator: resumable
+            inputs = augment_batch(inputs, objective.augment, order)
         inputs, target = [x.to(device) for x in inputs], target.to(device)
         with _autocast(train, device):
             outputs = model(*inputs)

@@ -11,6 +11,7 @@ import torch
 
 from dlspec.compile import compile_graph
 from dlspec.data import DataSplits, check_outputs, load_data
+from dlspec.data.augment import check_augment
 from dlspec.errors import Problem, SpecError
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
@@ -48,6 +49,7 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
         True
     """
     began = time.perf_counter()
+    _refuse_what_is_not_built_yet(spec)
     task = _task(spec)
     if len(shaped.graph.outputs) != 1:
         raise SpecError(Problem(("outputs",), "training a network with several outputs is "
@@ -55,12 +57,16 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     (output,) = shaped.outputs().values()
     data = _data(spec, task, shaped)
     check_outputs(data, output.shape, task)
+    if spec.augment is not None:
+        check_augment(spec.augment, {k: v.shape for k, v in shaped.graph.inputs.items()})
     check_loss_against_output(spec.loss, task, output.shape)
     _check_no_sigmoid_before_logit_loss(spec, shaped)
     train = spec.train
     epochs = epochs or train.epochs
     target_device = _device(device or train.device)
     torch.manual_seed(train.seed)  # the same initial weights for the same seed
+    if train.deterministic:
+        torch.use_deterministic_algorithms(True)
     model = compile_graph(shaped).to(target_device)
     optimizer = make_optimizer(spec.optimizer, model)
     steps = math.ceil(len(data.train) / train.batch_size)
@@ -68,7 +74,7 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
         loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
         schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
         regularization=_regularization(spec), task_type=task.type,
-        metrics=list(train.metrics or default_metrics(task.type)))
+        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment)
     binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
     run_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, data, objective, train, epochs=epochs, device=target_device,
@@ -89,6 +95,18 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
         raise SpecError(Problem(node.path, f"{node.name}: the network ends in a sigmoid, but "
                                 "binary_cross_entropy applies the sigmoid itself "
                                 "(it is BCE-with-logits)", "remove the final sigmoid"))
+
+
+def _refuse_what_is_not_built_yet(spec: Spec) -> None:
+    """Settings the loop cannot honour yet are errors, never silently ignored."""
+    pending = {("transfer",): spec.transfer is not None,
+               ("train", "log_grad_norms"): spec.train.log_grad_norms,
+               ("train", "compile"): spec.train.compile,
+               ("train", "ema"): spec.train.ema is not None}
+    problems = [Problem(path, f"`{path[-1]}` is not available in training yet",
+                        "remove it for now") for path, asked in pending.items() if asked]
+    if problems:
+        raise SpecError(problems)
 
 
 def _task(spec: Spec) -> TaskConfig:

@@ -1,0 +1,130 @@
+"""Random changes to training batches, applied to whole batches at once (no per-sample Python).
+
+Images are (B, C, H, W); sequences are (B, T, F). Every random draw comes from the
+generator passed in, so a seeded run is reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from dlspec.errors import Problem, SpecError
+from dlspec.spec.sections import AugmentConfig, ImageAugment, SequenceAugment
+
+
+def check_augment(augment: AugmentConfig, input_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse augmentation that no input can take (images need C×H×W, sequences T×F)."""
+    ranks = {len(shape) for shape in input_shapes.values()}
+    for key, rank, layout in (("images", 3, "channels × height × width"),
+                              ("sequences", 2, "steps × features")):
+        if getattr(augment, key) is not None and rank not in ranks:
+            listed = ", ".join(f"{k} {'×'.join(map(str, s))}" for k, s in input_shapes.items())
+            raise SpecError(Problem(("augment", key), f"augment.{key} needs an input of "
+                                    f"{layout}, but the inputs are {listed}"))
+    jitter = augment.images.color_jitter if augment.images else None
+    if jitter is not None and jitter.hue > 0:
+        raise SpecError(Problem(("augment", "images", "color_jitter", "hue"),
+                                "hue jitter is not available yet", "remove hue for now"))
+
+
+def augment_batch(inputs: list[torch.Tensor], augment: AugmentConfig,
+                  generator: torch.Generator) -> list[torch.Tensor]:
+    """The batch's float inputs, randomly changed as the section says."""
+    out = []
+    for x in inputs:
+        if x.is_floating_point() and x.dim() == 4 and augment.images is not None:
+            x = _images(x, augment.images, generator)
+        elif x.is_floating_point() and x.dim() == 3 and augment.sequences is not None:
+            x = _sequences(x, augment.sequences, generator)
+        out.append(x)
+    return out
+
+
+def _uniform(count: int, low: float, high: float, generator: torch.Generator,
+             like: torch.Tensor) -> torch.Tensor:
+    return (torch.rand(count, generator=generator) * (high - low) + low).to(like.device)
+
+
+def _chosen(count: int, probability: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(count, generator=generator) < probability
+
+
+def _images(x: torch.Tensor, spec: ImageAugment, generator: torch.Generator) -> torch.Tensor:
+    if spec.random_crop is not None:
+        x = _random_crop(x, spec.random_crop.size, spec.random_crop.padding, generator)
+    for probability, axis in ((spec.horizontal_flip, -1), (spec.vertical_flip, -2)):
+        if probability > 0:
+            flip = _chosen(len(x), probability, generator).to(x.device)
+            x = torch.where(flip[:, None, None, None], x.flip(axis), x)
+    if spec.rotation is not None:
+        x = _rotate(x, spec.rotation, generator)
+    if spec.color_jitter is not None:
+        x = _jitter(x, spec.color_jitter, generator)
+    return x
+
+
+def _random_crop(x: torch.Tensor, size: list[int] | None, padding: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Pad with zeros, then cut one random window per sample (by gathering indices)."""
+    batch, _, height, width = x.shape
+    out_h, out_w = size or (height, width)
+    padded = F.pad(x, (padding,) * 4)
+    top = torch.randint(0, padded.shape[2] - out_h + 1, (batch,), generator=generator)
+    left = torch.randint(0, padded.shape[3] - out_w + 1, (batch,), generator=generator)
+    rows = (top[:, None] + torch.arange(out_h)).to(x.device)  # (B, h)
+    cols = (left[:, None] + torch.arange(out_w)).to(x.device)  # (B, w)
+    samples = torch.arange(batch, device=x.device)[:, None, None]
+    window = padded.permute(0, 2, 3, 1)[samples, rows[:, :, None], cols[:, None, :]]  # (B,h,w,C)
+    return window.permute(0, 3, 1, 2).contiguous()
+
+
+def _rotate(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+    angle = _uniform(len(x), -degrees, degrees, generator, x) * (math.pi / 180)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+
+
+def _jitter(x: torch.Tensor, spec: object, generator: torch.Generator) -> torch.Tensor:
+    batch = len(x)
+    brightness = getattr(spec, "brightness", 0.0)
+    contrast = getattr(spec, "contrast", 0.0)
+    saturation = getattr(spec, "saturation", 0.0)
+    if brightness > 0:
+        x = x * _uniform(batch, 1 - brightness, 1 + brightness, generator, x)[:, None, None, None]
+    if contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        factor = _uniform(batch, 1 - contrast, 1 + contrast, generator, x)[:, None, None, None]
+        x = (x - mean) * factor + mean
+    if saturation > 0 and x.shape[1] == 3:
+        gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+        factor = _uniform(batch, 1 - saturation, 1 + saturation, generator, x)[:, None, None, None]
+        x = (x - gray) * factor + gray
+    return x
+
+
+def _sequences(x: torch.Tensor, spec: SequenceAugment,
+               generator: torch.Generator) -> torch.Tensor:
+    batch, steps, _ = x.shape
+    if spec.time_scale is not None:
+        scale = _uniform(batch, spec.time_scale[0], spec.time_scale[1], generator, x)
+        # stretch along time with grid_sample: the sequence as a (F, 1, T) image
+        position = torch.linspace(-1, 1, steps, device=x.device)[None, :] / scale[:, None]
+        grid = torch.stack([position, torch.zeros_like(position)], -1)[:, None]  # (B,1,T,2)
+        image = x.transpose(1, 2)[:, :, None, :]  # (B, F, 1, T)
+        x = F.grid_sample(image, grid.to(x.dtype), align_corners=True,
+                          padding_mode="border")[:, :, 0].transpose(1, 2)
+    if spec.time_shift is not None:
+        shift = torch.randint(-spec.time_shift, spec.time_shift + 1, (batch,),
+                              generator=generator).to(x.device)
+        index = (torch.arange(steps, device=x.device)[None, :] - shift[:, None]).clamp(
+            0, steps - 1)  # shifted, repeating the edge value
+        x = x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
+    if spec.noise is not None:
+        noise = torch.randn(x.shape, generator=generator).to(x.device)
+        x = x + noise * spec.noise
+    return x
