@@ -161,3 +161,13 @@ def test_random_crop_with_padding_moves_the_image_by_at_most_the_padding() -> No
     rows, cols = (out[:, 0] == 1).nonzero()[:, 1], (out[:, 0] == 1).nonzero()[:, 2]
     assert set(rows.tolist()) == {1, 2, 3} and set(cols.tolist()) == {1, 2, 3}
     assert len(rows) == 64  # every crop keeps the pixel
+
+
+def test_gradient_norms_are_logged_per_layer(tmp_path: Path) -> None:
+    text = MOONS.replace("train: {epochs: 4,", "train: {epochs: 2, log_grad_norms: true,")
+    result = dlspec.train_spec(dlspec.loads(text), tmp_path / "run")
+    record = result.fit.history[-1]
+    assert {k for k in record if k.startswith("grad_norm/")} == {"grad_norm/hidden",
+                                                                 "grad_norm/out"}
+    assert all(record[k] > 0 for k in ("grad_norm/hidden", "grad_norm/out"))
+    assert "grad_norm/out" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]

@@ -127,10 +127,10 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
     for epoch in range(start, epochs + 1):
         callbacks.on_epoch_start(epoch, epochs, steps)
         began = time.perf_counter()
-        train_loss = _train_epoch(model, data.train, objective, train, device, order, epoch,
-                                  run_dir, binary, callbacks)
+        train_loss, grad_norms = _train_epoch(model, data.train, objective, train, device,
+                                              order, epoch, run_dir, binary, callbacks)
         record = {"epoch": float(epoch), "train_loss": train_loss,
-                  "lr": _lr(objective.optimizer)}
+                  "lr": _lr(objective.optimizer), **grad_norms}
         splits = {"val": data.val} if data.val is not None else {"train": data.train}
         for prefix, split in splits.items():
             values = evaluate(model, split, objective, train.batch_size, device, binary)
@@ -154,9 +154,11 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
 
 def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
                  train: TrainConfig, device: torch.device, order: torch.Generator, epoch: int,
-                 run_dir: Path, binary: bool, callbacks: Callbacks) -> float:
+                 run_dir: Path, binary: bool,
+                 callbacks: Callbacks) -> tuple[float, dict[str, float]]:
     model.train()
     total, count = 0.0, 0
+    norms = GradientNorms(model) if train.log_grad_norms else None
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
         if objective.augment is not None:  # drawn from the batch-order generator: resumable
             inputs = augment_batch(inputs, objective.augment, order)
@@ -173,13 +175,40 @@ def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
                                     f"batch {batch}", _resume_hint(run_dir)))
         objective.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if norms is not None:
+            norms.measure()
         _clip(model, train)
         objective.optimizer.step()
         objective.schedule.step_batch()
         total += loss.item() * len(target)
         count += len(target)
         callbacks.on_batch(batch, loss.item(), len(target))
-    return total / max(count, 1)
+    return total / max(count, 1), (norms.means() if norms is not None else {})
+
+
+class GradientNorms:
+    """Mean gradient L2 norm per top-level layer over an epoch (before clipping), so that
+    vanishing or exploding gradients show in metrics.csv as `grad_norm/<layer>`."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.groups: dict[str, list[torch.nn.Parameter]] = {}
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                self.groups.setdefault(name.split(".")[0], []).append(parameter)
+        self.sums = dict.fromkeys(self.groups, 0.0)
+        self.count = 0
+
+    def measure(self) -> None:
+        """Add this step's norms (call after backward)."""
+        for group, parameters in self.groups.items():
+            grads = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+            if grads:
+                self.sums[group] += torch.stack(grads).norm().item()
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        """The epoch's mean norm per group."""
+        return {f"grad_norm/{g}": total / max(self.count, 1) for g, total in self.sums.items()}
 
 
 def _autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:

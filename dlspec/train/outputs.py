@@ -37,7 +37,9 @@ def write_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> 
     epochs = [r["epoch"] for r in history]
     metrics = [k for k in history[0] if k.startswith(("val_", "train_")) and
                not k.endswith("loss")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    norms = [k for k in history[0] if k.startswith("grad_norm/")]
+    fig, axes = plt.subplots(1, 4 if norms else 3, figsize=(17 if norms else 13, 3.8),
+                             constrained_layout=True)
     for key in ("train_loss", "val_loss"):
         if key in history[0]:
             axes[0].plot(epochs, [r[key] for r in history], label=key.replace("_", " "))
@@ -47,9 +49,13 @@ def write_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> 
     axes[1].set(title="metrics", xlabel="epoch")
     axes[2].plot(epochs, [r["lr"] for r in history], color="tab:purple")
     axes[2].set(title="learning rate", xlabel="epoch")
-    for axis in axes[:2]:
+    if norms:
+        for key in norms:
+            axes[3].plot(epochs, [r[key] for r in history], label=key.split("/", 1)[1])
+        axes[3].set(title="gradient norm per layer", xlabel="epoch", yscale="log")
+    for axis in [*axes[:2], *axes[3:]]:
         if axis.lines:
-            axis.legend(frameon=False)
+            axis.legend(frameon=False, fontsize="small")
     for axis in axes:
         axis.grid(alpha=0.3)
     fig.suptitle(title)

@@ -100,7 +100,6 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
 def _refuse_what_is_not_built_yet(spec: Spec) -> None:
     """Settings the loop cannot honour yet are errors, never silently ignored."""
     pending = {("transfer",): spec.transfer is not None,
-               ("train", "log_grad_norms"): spec.train.log_grad_norms,
                ("train", "compile"): spec.train.compile,
                ("train", "ema"): spec.train.ema is not None}
     problems = [Problem(path, f"`{path[-1]}` is not available in training yet",
