@@ -186,11 +186,14 @@ def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> A
 
     progress = progress_for()
     try:
-        return dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
-                            device=args.device, resume=resume, callbacks=progress)
+        result = dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
+                                   device=args.device, resume=resume, callbacks=progress)
     finally:
         if hasattr(progress, "close"):
             progress.close()
+    if result.transfer is not None:
+        print(result.transfer.lines()[0], file=sys.stderr)
+    return result
 
 
 def _test_line(result: Any) -> str:

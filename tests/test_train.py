@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import dlspec
 from conftest import ROOT
@@ -171,3 +172,27 @@ def test_gradient_norms_are_logged_per_layer(tmp_path: Path) -> None:
                                                                  "grad_norm/out"}
     assert all(record[k] > 0 for k in ("grad_norm/hidden", "grad_norm/out"))
     assert "grad_norm/out" in (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_transfer_loads_matching_weights_freezes_and_reports(tmp_path: Path) -> None:
+    source = dlspec.train_spec(dlspec.loads(MOONS), tmp_path / "source", epochs=2)
+    trained_hidden = source.model.hidden.weight.detach().clone()
+    # a new head of another width: the trunk loads, the head is skipped with its reason
+    text = MOONS.replace("{name: out, linear: 2}", "{name: extra, linear: 4}\n  - relu\n"
+                         "  - {name: out, linear: 2}") + \
+        f"transfer: {{init_from: {tmp_path / 'source'}, freeze: [hidden]}}\n"
+    result = dlspec.train_spec(dlspec.loads(text), tmp_path / "target", epochs=2)
+    report = result.transfer
+    assert report.loaded == ["hidden.weight", "hidden.bias", "out.bias"]  # same shapes
+    assert report.skipped == {"extra.weight": "missing from the checkpoint",
+                              "extra.bias": "missing from the checkpoint",
+                              "out.weight": "shape (2, 16) in the checkpoint, (2, 4) here"}
+    assert report.frozen == ["hidden.weight", "hidden.bias"]
+    assert torch.equal(result.model.hidden.weight, trained_hidden)  # frozen: not trained
+    assert "Transfer from" in (tmp_path / "target" / "report.md").read_text()
+    strict = text.replace("freeze: [hidden]}", "freeze: [hidden], strict: true}")
+    with pytest.raises(SpecError, match="3 selected tensors cannot be loaded"):
+        dlspec.train_spec(dlspec.loads(strict), tmp_path / "strict", epochs=1)
+    typo = text.replace("freeze: [hidden]", "freeze: [hiden]")
+    with pytest.raises(SpecError, match="pattern 'hiden' matches no layer; did you mean"):
+        dlspec.train_spec(dlspec.loads(typo), tmp_path / "typo", epochs=1)

@@ -14,7 +14,6 @@ carries a `name` ("default", "param_groups[0]", ...) for logging. Frozen paramet
 from __future__ import annotations
 
 from collections.abc import Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from dlspec.errors import Path, Problem, SpecError
 from dlspec.layers.registry import suggest
 from dlspec.spec.sections import AdamOptimizer, Optimizer, ParamGroup
+from dlspec.train.patterns import pattern_hint, selects
 
 # Spec name -> PyTorch class; the sections' field names are the classes' keyword names.
 _OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -97,38 +97,18 @@ def _param_groups(specs: list[ParamGroup], model: nn.Module, path: Path) -> list
                                 "parameters", "check transfer.freeze"))
     for name, parameter in trainable:
         index = next((i + 1 for i, spec in enumerate(specs)
-                      if any(_selects(pattern, name) for pattern in spec.layers)), 0)
+                      if any(selects(pattern, name) for pattern in spec.layers)), 0)
         groups[index]["params"].append(parameter)
     return groups
-
-
-def _selects(pattern: str, parameter: str) -> bool:
-    """Whether `pattern` matches the parameter's name or the name of a module holding it."""
-    parts = parameter.split(".")
-    return any(fnmatchcase(".".join(parts[:n]), pattern) for n in range(1, len(parts) + 1))
 
 
 def _check_patterns(specs: list[ParamGroup], names: list[str], path: Path) -> None:
     """SpecError for every pattern that selects no parameter, with a did-you-mean."""
     problems = [
         Problem((*path, "param_groups", i, "layers"),
-                f"pattern {pattern!r} matches no parameter", _pattern_hint(pattern, names))
+                f"pattern {pattern!r} matches no parameter", pattern_hint(pattern, names))
         for i, spec in enumerate(specs) for pattern in spec.layers
-        if not any(_selects(pattern, name) for name in names)
+        if not any(selects(pattern, name) for name in names)
     ]
     if problems:
         raise SpecError(problems)
-
-
-def _pattern_hint(pattern: str, names: list[str]) -> str:
-    modules = sorted({".".join(n.split(".")[:k]) for n in names
-                      for k in range(1, n.count(".") + 1)})
-    depth = pattern.removesuffix(".*").count(".")  # compare like with like: layr4 / layer4
-    modules = [m for m in modules if m.count(".") == depth] or modules
-    if pattern.endswith(".*"):
-        modules = [f"{m}.*" for m in modules]
-    if close := suggest(pattern, modules):
-        return close
-    top = sorted({n.split(".")[0] for n in names})
-    shown = ", ".join(top[:8]) + (", ..." if len(top) > 8 else "")
-    return f"layers with parameters: {shown}" if top else "the network has no parameters"

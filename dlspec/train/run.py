@@ -23,6 +23,7 @@ from dlspec.train.metrics import default_metrics
 from dlspec.train.optim import make_optimizer
 from dlspec.train.outputs import write_curves, write_metrics, write_report, write_resolved_spec
 from dlspec.train.schedules import make_schedule
+from dlspec.train.transfer import TransferReport, apply_transfer
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TrainResult:
     model: torch.nn.Module
     data: DataSplits
     seconds: float
+    transfer: TransferReport | None = None
 
 
 def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int | None = None,
@@ -67,7 +69,10 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     torch.manual_seed(train.seed)  # the same initial weights for the same seed
     if train.deterministic:
         torch.use_deterministic_algorithms(True)
-    model = compile_graph(shaped).to(target_device)
+    model = compile_graph(shaped)
+    transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
+                if spec.transfer is not None else None)  # before the optimizer: frozen = left out
+    model = model.to(target_device)
     optimizer = make_optimizer(spec.optimizer, model)
     steps = math.ceil(len(data.train) / train.batch_size)
     objective = Objective(
@@ -81,8 +86,9 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
                  run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks)
     test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
             if data.test is not None else None)
-    _write_run(run_dir, spec, model, result, test, data, epochs)
-    return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began)
+    _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
+    return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began,
+                       transfer)
 
 
 def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None:
@@ -99,8 +105,7 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
 
 def _refuse_what_is_not_built_yet(spec: Spec) -> None:
     """Settings the loop cannot honour yet are errors, never silently ignored."""
-    pending = {("transfer",): spec.transfer is not None,
-               ("train", "compile"): spec.train.compile,
+    pending = {("train", "compile"): spec.train.compile,
                ("train", "ema"): spec.train.ema is not None}
     problems = [Problem(path, f"`{path[-1]}` is not available in training yet",
                         "remove it for now") for path, asked in pending.items() if asked]
@@ -122,9 +127,13 @@ def _data(spec: Spec, task: TaskConfig, shaped: ShapedGraph) -> DataSplits:
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section",
                                 "e.g. data: {dataset: digits}"))
-    base_dir = Path(spec.document.file).parent if spec.document is not None else Path.cwd()
     return load_data(spec.data, task, dict(shaped.graph.inputs), seed=spec.train.seed,
-                     base_dir=base_dir)
+                     base_dir=_base_dir(spec))
+
+
+def _base_dir(spec: Spec) -> Path:
+    """Where relative paths in the spec start: the spec file's folder."""
+    return Path(spec.document.file).parent if spec.document is not None else Path.cwd()
 
 
 def _regularization(spec: Spec) -> object:
@@ -144,7 +153,8 @@ def _device(name: str) -> torch.device:
 
 
 def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitResult,
-               test: dict[str, float] | None, data: DataSplits, epochs: int) -> None:
+               test: dict[str, float] | None, data: DataSplits, epochs: int,
+               transfer: TransferReport | None) -> None:
     save_weights(model, run_dir / "model.safetensors")
     write_metrics(run_dir, result.history, test)
     write_curves(run_dir, result.history, spec.name)
@@ -155,6 +165,8 @@ def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitRes
              + (f", {len(data.test)} test." if data.test is not None else "."), "",
              f"Training: {len(result.history)} epochs ({result.stop_reason}); best epoch "
              f"{result.best_epoch}; final learning rate {last.get('lr', 0):.3g}.", ""]
+    if transfer is not None:
+        lines += [*transfer.lines(), ""]
     if test is not None:
         lines += ["Test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()), ""]
     lines += ["| file | what |", "| --- | --- |",
