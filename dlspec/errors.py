@@ -4,6 +4,7 @@
      ├── SpecError              the spec is wrong (YAML, keys, values, wiring)   → exit 2
      │    └── ShapeError        the spec is well formed but tensors don't fit    → exit 2
      └── WorkError              the work itself failed (training diverged, ...)  → exit 1
+          └── Interrupted         the user pressed Ctrl-C                          → exit 130
 
 Stages collect `Problem`s (where, what, hint) and raise one error holding all of
 them; only `dlspec.cli` turns them into text and exit codes.
@@ -105,3 +106,9 @@ class WorkError(DlspecError):
     """The work failed although the input was valid (diverged training, ONNX mismatch)."""
 
     exit_code = 1
+
+
+class Interrupted(WorkError):
+    """The user stopped the work (Ctrl-C); what was saved is named in the message."""
+
+    exit_code = 130

@@ -196,3 +196,51 @@ def test_transfer_loads_matching_weights_freezes_and_reports(tmp_path: Path) -> 
     typo = text.replace("freeze: [hidden]", "freeze: [hiden]")
     with pytest.raises(SpecError, match="pattern 'hiden' matches no layer; did you mean"):
         dlspec.train_spec(dlspec.loads(typo), tmp_path / "typo", epochs=1)
+
+
+SLOW_MOONS = MOONS.replace("num_samples: 300", "num_samples: 6000").replace(
+    "train: {epochs: 4,", "train: {epochs: 8,")
+
+
+def _start_and_wait_for_epoch(spec: Path, run: Path, epoch: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                                str(run)], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stderr is not None
+    for line in process.stderr:  # one line per finished epoch
+        if line.startswith(f"epoch {epoch}/"):
+            return process
+    raise AssertionError(f"the run ended before epoch {epoch}: {process.wait()}")
+
+
+def test_a_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
+    import signal
+
+    spec = tmp_path / "moons.yaml"
+    spec.write_text(SLOW_MOONS)
+    whole = dlspec.train_spec(dlspec.load(spec), tmp_path / "whole")
+    process = _start_and_wait_for_epoch(spec, tmp_path / "killed", 3)
+    process.send_signal(signal.SIGKILL)  # no chance to clean up: only complete epochs count
+    process.wait()
+    resumed = subprocess.run([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                              str(tmp_path / "killed"), "--resume"], capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    # epoch 2's checkpoint was written before epoch 3 began (epoch 3's maybe too): no restart
+    assert int(resumed.stderr.split("/")[0].split()[-1]) in (3, 4)
+    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert _without_timing(metrics["epochs"]) == _without_timing(whole.fit.history)
+    assert metrics["test"] == pytest.approx(whole.test, abs=1e-6)
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
+    import signal
+
+    spec = tmp_path / "moons.yaml"
+    spec.write_text(SLOW_MOONS)
+    process = _start_and_wait_for_epoch(spec, tmp_path / "run", 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert "interrupted during epoch" in stderr and "--resume" in stderr

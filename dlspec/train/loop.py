@@ -21,7 +21,7 @@ import torch
 
 from dlspec.data import DataSplits, TensorSet
 from dlspec.data.augment import augment_batch
-from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.errors import Interrupted, Problem, SpecError, WorkError
 from dlspec.spec.sections import AugmentConfig, TrainConfig
 from dlspec.train.checkpoint import load_checkpoint, save_checkpoint
 from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
@@ -124,32 +124,47 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
     best_weights = copy.deepcopy(model.state_dict())
     steps = math.ceil(len(data.train) / train.batch_size)
     stop_reason = "completed"
-    for epoch in range(start, epochs + 1):
-        callbacks.on_epoch_start(epoch, epochs, steps)
-        began = time.perf_counter()
-        train_loss, grad_norms = _train_epoch(model, data.train, objective, train, device,
-                                              order, epoch, run_dir, binary, callbacks)
-        record = {"epoch": float(epoch), "train_loss": train_loss,
-                  "lr": _lr(objective.optimizer), **grad_norms}
-        splits = {"val": data.val} if data.val is not None else {"train": data.train}
-        for prefix, split in splits.items():
-            values = evaluate(model, split, objective, train.batch_size, device, binary)
-            record.update({f"{prefix}_{k}": v for k, v in values.items() if
-                           not (prefix == "train" and k == "loss")})
-        record["seconds"] = time.perf_counter() - began
-        record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
-        objective.schedule.step_epoch(record)
-        history.append(record)
-        callbacks.on_epoch_end(record)
-        if monitor.improved(record):
-            best_weights = copy.deepcopy(model.state_dict())
-        if epoch % train.checkpoint_every == 0 or epoch == epochs:
-            save_checkpoint(run_dir, model, _state(epoch, objective, order, monitor, history))
-        if monitor.should_stop():
-            stop_reason = monitor.reason()
-            break
+    epoch = start
+    try:
+        for epoch in range(start, epochs + 1):
+            record = _epoch(model, data, objective, train, device, order, epoch, epochs,
+                            run_dir, binary, callbacks, steps)
+            history.append(record)
+            callbacks.on_epoch_end(record)
+            if monitor.improved(record):
+                best_weights = copy.deepcopy(model.state_dict())
+            if epoch % train.checkpoint_every == 0 or epoch == epochs:
+                save_checkpoint(run_dir, model,
+                                _state(epoch, objective, order, monitor, history))
+            if monitor.should_stop():
+                stop_reason = monitor.reason()
+                break
+    except KeyboardInterrupt:  # checkpoints are atomic: the last complete one stands
+        raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
+                                  _resume_hint(run_dir, interrupted=True))) from None
     model.load_state_dict(best_weights)
     return FitResult(history, monitor.best_epoch or len(history), stop_reason)
+
+
+def _epoch(model: torch.nn.Module, data: DataSplits, objective: Objective, train: TrainConfig,
+           device: torch.device, order: torch.Generator, epoch: int, epochs: int,
+           run_dir: Path, binary: bool, callbacks: Callbacks, steps: int) -> dict[str, float]:
+    """One epoch: train, evaluate, step the schedule; the epoch's record."""
+    callbacks.on_epoch_start(epoch, epochs, steps)
+    began = time.perf_counter()
+    train_loss, grad_norms = _train_epoch(model, data.train, objective, train, device,
+                                          order, epoch, run_dir, binary, callbacks)
+    record = {"epoch": float(epoch), "train_loss": train_loss,
+              "lr": _lr(objective.optimizer), **grad_norms}
+    splits = {"val": data.val} if data.val is not None else {"train": data.train}
+    for prefix, split in splits.items():
+        values = evaluate(model, split, objective, train.batch_size, device, binary)
+        record.update({f"{prefix}_{k}": v for k, v in values.items() if
+                       not (prefix == "train" and k == "loss")})
+    record["seconds"] = time.perf_counter() - began
+    record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
+    objective.schedule.step_epoch(record)
+    return record
 
 
 def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
@@ -231,11 +246,16 @@ def _lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
 
-def _resume_hint(run_dir: Path) -> str:
+def _resume_hint(run_dir: Path, interrupted: bool = False) -> str:
     from dlspec.train.checkpoint import MARKER
 
     if (run_dir / MARKER).is_file():
+        if interrupted:
+            return (f"the last complete epoch is saved in {run_dir}: continue with "
+                    "`dlspec train SPEC --resume`")
         return f"the last good checkpoint is in {run_dir}; lower the learning rate and resume"
+    if interrupted:
+        return "no epoch had finished, so nothing was saved"
     return "lower the learning rate, or add grad_clip under train:"
 
 
