@@ -244,3 +244,13 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert "Traceback" not in stderr
     assert "interrupted during epoch" in stderr and "--resume" in stderr
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_training(tmp_path: Path) -> None:
+    eager = dlspec.train_spec(dlspec.loads(MOONS), tmp_path / "eager", epochs=2)
+    text = MOONS.replace("train: {epochs: 4,", "train: {epochs: 4, compile: true,")
+    compiled = dlspec.train_spec(dlspec.loads(text), tmp_path / "compiled", epochs=2)
+    for ours, theirs in zip(compiled.fit.history, eager.fit.history, strict=True):
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
+    assert list(compiled.model.state_dict()) == list(eager.model.state_dict())

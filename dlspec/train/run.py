@@ -73,6 +73,8 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
                 if spec.transfer is not None else None)  # before the optimizer: frozen = left out
     model = model.to(target_device)
+    if train.compile:  # torch.compile in place: state_dict keys stay the spec's names
+        model.compile()
     optimizer = make_optimizer(spec.optimizer, model)
     steps = math.ceil(len(data.train) / train.batch_size)
     objective = Objective(
@@ -105,8 +107,7 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
 
 def _refuse_what_is_not_built_yet(spec: Spec) -> None:
     """Settings the loop cannot honour yet are errors, never silently ignored."""
-    pending = {("train", "compile"): spec.train.compile,
-               ("train", "ema"): spec.train.ema is not None}
+    pending = {("train", "ema"): spec.train.ema is not None}
     problems = [Problem(path, f"`{path[-1]}` is not available in training yet",
                         "remove it for now") for path, asked in pending.items() if asked]
     if problems:
