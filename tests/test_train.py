@@ -254,3 +254,15 @@ def test_compiled_training_matches_eager_training(tmp_path: Path) -> None:
     for ours, theirs in zip(compiled.fit.history, eager.fit.history, strict=True):
         assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-4)
     assert list(compiled.model.state_dict()) == list(eager.model.state_dict())
+
+
+def test_ema_averages_the_weights_that_are_evaluated_and_saved(tmp_path: Path) -> None:
+    plain = dlspec.train_spec(dlspec.loads(MOONS), tmp_path / "plain", epochs=3)
+    text = MOONS.replace("train: {epochs: 4,", "train: {epochs: 4, ema: 0.9,")
+    averaged = dlspec.train_spec(dlspec.loads(text), tmp_path / "ema", epochs=3)
+    # the average never feeds back into training: the same steps, different evaluations
+    assert [r["train_loss"] for r in averaged.fit.history] == \
+        [r["train_loss"] for r in plain.fit.history]
+    assert [r["val_loss"] for r in averaged.fit.history] != \
+        [r["val_loss"] for r in plain.fit.history]
+    assert not torch.equal(averaged.model.out.weight, plain.model.out.weight)

@@ -24,10 +24,6 @@ def check_augment(augment: AugmentConfig, input_shapes: dict[str, tuple[int, ...
             listed = ", ".join(f"{k} {'×'.join(map(str, s))}" for k, s in input_shapes.items())
             raise SpecError(Problem(("augment", key), f"augment.{key} needs an input of "
                                     f"{layout}, but the inputs are {listed}"))
-    jitter = augment.images.color_jitter if augment.images else None
-    if jitter is not None and jitter.hue > 0:
-        raise SpecError(Problem(("augment", "images", "color_jitter", "hue"),
-                                "hue jitter is not available yet", "remove hue for now"))
 
 
 def augment_batch(inputs: list[torch.Tensor], augment: AugmentConfig,

@@ -56,6 +56,12 @@ class Objective:
     task_type: str = "classification"
     metrics: list[str] = field(default_factory=list)
     augment: AugmentConfig | None = None  # random changes to training batches
+    # an exponential moving average of the weights (train.ema): evaluated and saved instead
+    average: torch.optim.swa_utils.AveragedModel | None = None
+
+    def evaluated(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module whose weights are evaluated and kept: the average, when there is one."""
+        return self.average.module if self.average is not None else model
 
 
 @dataclass
@@ -121,7 +127,7 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
     start = 1
     if resume and (state := load_checkpoint(run_dir, model)) is not None:
         start = _restore(state, objective, order, monitor, history) + 1
-    best_weights = copy.deepcopy(model.state_dict())
+    best_weights = copy.deepcopy(objective.evaluated(model).state_dict())
     steps = math.ceil(len(data.train) / train.batch_size)
     stop_reason = "completed"
     epoch = start
@@ -132,7 +138,7 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
             history.append(record)
             callbacks.on_epoch_end(record)
             if monitor.improved(record):
-                best_weights = copy.deepcopy(model.state_dict())
+                best_weights = copy.deepcopy(objective.evaluated(model).state_dict())
             if epoch % train.checkpoint_every == 0 or epoch == epochs:
                 save_checkpoint(run_dir, model,
                                 _state(epoch, objective, order, monitor, history))
@@ -158,7 +164,8 @@ def _epoch(model: torch.nn.Module, data: DataSplits, objective: Objective, train
               "lr": _lr(objective.optimizer), **grad_norms}
     splits = {"val": data.val} if data.val is not None else {"train": data.train}
     for prefix, split in splits.items():
-        values = evaluate(model, split, objective, train.batch_size, device, binary)
+        values = evaluate(objective.evaluated(model), split, objective, train.batch_size,
+                          device, binary)
         record.update({f"{prefix}_{k}": v for k, v in values.items() if
                        not (prefix == "train" and k == "loss")})
     record["seconds"] = time.perf_counter() - began
@@ -194,6 +201,8 @@ def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
             norms.measure()
         _clip(model, train)
         objective.optimizer.step()
+        if objective.average is not None:
+            objective.average.update_parameters(model)
         objective.schedule.step_batch()
         total += loss.item() * len(target)
         count += len(target)
@@ -309,7 +318,8 @@ def _state(epoch: int, objective: Objective, order: torch.Generator, monitor: _M
     return {"epoch": epoch, "optimizer": objective.optimizer.state_dict(),
             "schedule": objective.schedule.state_dict(), "batch_order": order.get_state(),
             "torch_rng": torch.get_rng_state(), "monitor": monitor.state(),
-            "history": history}
+            "history": history,
+            "average": objective.average.state_dict() if objective.average else None}
 
 
 def _restore(state: dict[str, Any], objective: Objective, order: torch.Generator,
@@ -320,4 +330,6 @@ def _restore(state: dict[str, Any], objective: Objective, order: torch.Generator
     torch.set_rng_state(state["torch_rng"])
     monitor.restore(state["monitor"])
     history.extend(state["history"])
+    if objective.average is not None and state.get("average") is not None:
+        objective.average.load_state_dict(state["average"])
     return int(state["epoch"])

@@ -73,6 +73,9 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
                 if spec.transfer is not None else None)  # before the optimizer: frozen = left out
     model = model.to(target_device)
+    average = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train.ema),
+        use_buffers=True) if train.ema is not None else None)
     if train.compile:  # torch.compile in place: state_dict keys stay the spec's names
         model.compile()
     optimizer = make_optimizer(spec.optimizer, model)
@@ -81,7 +84,8 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
         loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
         schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
         regularization=_regularization(spec), task_type=task.type,
-        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment)
+        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
+        average=average)
     binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
     run_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, data, objective, train, epochs=epochs, device=target_device,
@@ -107,11 +111,10 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
 
 def _refuse_what_is_not_built_yet(spec: Spec) -> None:
     """Settings the loop cannot honour yet are errors, never silently ignored."""
-    pending = {("train", "ema"): spec.train.ema is not None}
-    problems = [Problem(path, f"`{path[-1]}` is not available in training yet",
-                        "remove it for now") for path, asked in pending.items() if asked]
-    if problems:
-        raise SpecError(problems)
+    jitter = spec.augment.images.color_jitter if spec.augment and spec.augment.images else None
+    if jitter is not None and jitter.hue > 0:
+        raise SpecError(Problem(("augment", "images", "color_jitter", "hue"),
+                                "hue jitter is not available yet", "remove hue for now"))
 
 
 def _task(spec: Spec) -> TaskConfig:
