@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,6 +52,31 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
         True
     """
     began = time.perf_counter()
+    task, data, binary = _prepare(spec, shaped)
+    train = spec.train
+    epochs = epochs or train.epochs
+    target_device = _device(device or train.device)
+    model, transfer, average = _model(spec, shaped, target_device)
+    steps = math.ceil(len(data.train) / train.batch_size)
+    optimizer = make_optimizer(spec.optimizer, model)
+    objective = Objective(
+        loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
+        schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
+        regularization=_regularization(spec), task_type=task.type,
+        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
+        average=average)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = fit(model, data, objective, train, epochs=epochs, device=target_device,
+                 run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks)
+    test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
+            if data.test is not None else None)
+    _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
+    return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began,
+                       transfer)
+
+
+def _prepare(spec: Spec, shaped: ShapedGraph) -> tuple[TaskConfig, DataSplits, bool]:
+    """Every check that can fail before training starts; the task, the data, binary loss."""
     _refuse_what_is_not_built_yet(spec)
     task = _task(spec)
     if len(shaped.graph.outputs) != 1:
@@ -63,38 +89,26 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
         check_augment(spec.augment, {k: v.shape for k, v in shaped.graph.inputs.items()})
     check_loss_against_output(spec.loss, task, output.shape)
     _check_no_sigmoid_before_logit_loss(spec, shaped)
+    binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
+    return task, data, binary
+
+
+def _model(spec: Spec, shaped: ShapedGraph, device: torch.device,
+           ) -> tuple[torch.nn.Module, TransferReport | None, Any]:
+    """The initialised model (transferred weights, frozen layers), its average, on device."""
     train = spec.train
-    epochs = epochs or train.epochs
-    target_device = _device(device or train.device)
     torch.manual_seed(train.seed)  # the same initial weights for the same seed
-    if train.deterministic:
-        torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(train.deterministic)
     model = compile_graph(shaped)
     transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
                 if spec.transfer is not None else None)  # before the optimizer: frozen = left out
-    model = model.to(target_device)
+    model = model.to(device)
     average = (torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train.ema),
         use_buffers=True) if train.ema is not None else None)
     if train.compile:  # torch.compile in place: state_dict keys stay the spec's names
         model.compile()
-    optimizer = make_optimizer(spec.optimizer, model)
-    steps = math.ceil(len(data.train) / train.batch_size)
-    objective = Objective(
-        loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
-        schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
-        regularization=_regularization(spec), task_type=task.type,
-        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
-        average=average)
-    binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result = fit(model, data, objective, train, epochs=epochs, device=target_device,
-                 run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks)
-    test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
-            if data.test is not None else None)
-    _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
-    return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began,
-                       transfer)
+    return model, transfer, average
 
 
 def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None:
