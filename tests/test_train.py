@@ -266,3 +266,20 @@ def test_ema_averages_the_weights_that_are_evaluated_and_saved(tmp_path: Path) -
     assert [r["val_loss"] for r in averaged.fit.history] != \
         [r["val_loss"] for r in plain.fit.history]
     assert not torch.equal(averaged.model.out.weight, plain.model.out.weight)
+
+
+def test_hue_jitter_matches_colorsys_and_keeps_gray_pixels() -> None:
+    import colorsys
+
+    from dlspec.data.augment import _shift_hue
+
+    image = torch.rand(3, 3, 4, 4)
+    shifted = _shift_hue(image, torch.tensor([0.0, 0.25, -0.4]))
+    assert torch.allclose(shifted[0], image[0], atol=1e-6)  # no shift: unchanged
+    for sample, turn in ((1, 0.25), (2, -0.4)):
+        for i, j in ((0, 0), (3, 2)):
+            h, s, v = colorsys.rgb_to_hsv(*image[sample, :, i, j].tolist())
+            expected = colorsys.hsv_to_rgb((h + turn) % 1.0, s, v)
+            assert shifted[sample, :, i, j].tolist() == pytest.approx(expected, abs=1e-5)
+    gray = torch.full((1, 3, 2, 2), 0.5)
+    assert torch.allclose(_shift_hue(gray, torch.tensor([0.3])), gray)

@@ -100,7 +100,28 @@ def _jitter(x: torch.Tensor, spec: object, generator: torch.Generator) -> torch.
         gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
         factor = _uniform(batch, 1 - saturation, 1 + saturation, generator, x)[:, None, None, None]
         x = (x - gray) * factor + gray
+    hue = getattr(spec, "hue", 0.0)
+    if hue > 0 and x.shape[1] == 3:
+        x = _shift_hue(x, _uniform(batch, -hue, hue, generator, x))
     return x
+
+
+def _shift_hue(rgb: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate each image's hue by `shift` turns (RGB → HSV → RGB, all vectorised)."""
+    r, g, b = rgb.unbind(1)  # (B, H, W) each
+    high, low = rgb.max(1).values, rgb.min(1).values
+    chroma = high - low
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    hue = torch.where(high == r, ((g - b) / safe) % 6,
+                      torch.where(high == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    hue = torch.where(chroma > 0, hue, torch.zeros_like(hue))
+    hue = (hue + shift[:, None, None]) % 1.0
+    # HSV → RGB with value `high` and chroma `chroma`: f(n) = v - c·clamp(min(k, 4-k), 0, 1)
+    channels = []
+    for n in (5, 3, 1):
+        k = (n + hue * 6) % 6
+        channels.append(high - chroma * torch.clamp(torch.minimum(k, 4 - k), 0, 1))
+    return torch.stack(channels, 1)
 
 
 def _sequences(x: torch.Tensor, spec: SequenceAugment,

@@ -77,7 +77,6 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
 
 def _prepare(spec: Spec, shaped: ShapedGraph) -> tuple[TaskConfig, DataSplits, bool]:
     """Every check that can fail before training starts; the task, the data, binary loss."""
-    _refuse_what_is_not_built_yet(spec)
     task = _task(spec)
     if len(shaped.graph.outputs) != 1:
         raise SpecError(Problem(("outputs",), "training a network with several outputs is "
@@ -121,14 +120,6 @@ def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None
         raise SpecError(Problem(node.path, f"{node.name}: the network ends in a sigmoid, but "
                                 "binary_cross_entropy applies the sigmoid itself "
                                 "(it is BCE-with-logits)", "remove the final sigmoid"))
-
-
-def _refuse_what_is_not_built_yet(spec: Spec) -> None:
-    """Settings the loop cannot honour yet are errors, never silently ignored."""
-    jitter = spec.augment.images.color_jitter if spec.augment and spec.augment.images else None
-    if jitter is not None and jitter.hue > 0:
-        raise SpecError(Problem(("augment", "images", "color_jitter", "hue"),
-                                "hue jitter is not available yet", "remove hue for now"))
 
 
 def _task(spec: Spec) -> TaskConfig:
