@@ -189,8 +189,7 @@ def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> A
         result = dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
                                    device=args.device, resume=resume, callbacks=progress)
     finally:
-        if hasattr(progress, "close"):
-            progress.close()
+        progress.close()
     if result.transfer is not None:
         print(result.transfer.lines()[0], file=sys.stderr)
     return result

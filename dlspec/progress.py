@@ -32,6 +32,9 @@ class PlainProgress:
         print(f"epoch {int(record['epoch'])}/{self.epochs}: {_summary(record)}",
               file=self.stream, flush=True)
 
+    def close(self) -> None:
+        """Nothing to tear down."""
+
 
 class BarProgress:
     """A rich progress bar per epoch: loss, samples/s and time left."""
@@ -74,8 +77,6 @@ class BarProgress:
     def on_epoch_end(self, record: dict[str, float]) -> None:
         self.progress.console.print(f"epoch {int(record['epoch'])}/{self.epochs}: "
                                     f"{_summary(record)}")
-        if record["epoch"] >= self.epochs:
-            self.close()
 
     def close(self) -> None:
         """Stop drawing (also on early stopping and errors)."""
