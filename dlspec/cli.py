@@ -7,6 +7,7 @@ module catches DlspecErrors and turns them into messages.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,11 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     command: Callable[[argparse.Namespace], int] = args.run
     try:
         return command(args)
     except DlspecError as exc:
-        print(str(exc), file=sys.stderr)
+        if not _other_worker():  # data-parallel workers fail alike: process 0 says why
+            print(str(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -91,6 +94,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=_positive_int, help="override train.epochs")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
                         help="override train.device")
+    parser.add_argument("--nproc", type=_positive_int, default=1, metavar="N",
+                        help="train data-parallel in N processes (DistributedDataParallel "
+                        "through torchrun; gloo on CPU, one GPU each with nccl)")
 
 
 def _positive_int(text: str) -> int:
@@ -160,8 +166,14 @@ def _code(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if _launches_workers(args):
+        import dlspec
+
+        dlspec.shapes(dlspec.load(args.spec))  # spec errors once, before any worker starts
+        return _launch_workers(args)
     result = _run_training(args, resume=args.resume)
-    print(f"trained {result.run_dir}: " + _test_line(result))
+    if not _other_worker():
+        print(f"trained {result.run_dir}: " + _test_line(result))
     return 0
 
 
@@ -171,26 +183,52 @@ def _build(args: argparse.Namespace) -> int:
     spec = dlspec.load(args.spec)
     for name, shaped in dlspec.shapes(spec).items():
         print(f"check: ok {name}: {shaped.total_params:,} parameters", file=sys.stderr)
-    result = _run_training(args, resume=False, spec=spec)
+    if _launches_workers(args):
+        code = _launch_workers(args)
+        if code != 0:
+            return code
+        run_dir, line = args.out or Path("runs") / spec.name, "see report.md"
+    else:
+        result = _run_training(args, resume=False, spec=spec)
+        run_dir, line = result.run_dir, _test_line(result)
     skipped = ["ONNX export (issue 4)", "architecture diagram (issue 5)"]
-    with open(result.run_dir / "report.md", "a") as report:
+    with open(run_dir / "report.md", "a") as report:
         report.write("\nNot built yet: " + "; ".join(skipped) + ".\n")
-    print(f"built {result.run_dir}: " + _test_line(result))
+    print(f"built {run_dir}: {line}")
     print("skipped: " + "; ".join(skipped), file=sys.stderr)
     return 0
+
+
+def _launches_workers(args: argparse.Namespace) -> bool:
+    """--nproc N in the command a user typed (workers, started by it, train themselves)."""
+    return bool(args.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ)
+
+
+def _launch_workers(args: argparse.Namespace) -> int:
+    from dlspec.train.distributed import launch
+
+    argv = list(args.argv)
+    argv[argv.index(args.command)] = "train"  # build's other steps stay in this process
+    return launch(argv, args.nproc)
+
+
+def _other_worker() -> bool:
+    """Whether this is a data-parallel worker other than process 0, which speaks for all."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and os.environ.get("RANK", "0") != "0"
 
 
 def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> Any:
     import dlspec
     from dlspec.progress import progress_for
 
-    progress = progress_for()
+    progress = None if _other_worker() else progress_for()
     try:
         result = dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
                                    device=args.device, resume=resume, callbacks=progress)
     finally:
-        progress.close()
-    if result.transfer is not None:
+        if progress is not None:
+            progress.close()
+    if result.transfer is not None and not _other_worker():
         print(result.transfer.lines()[0], file=sys.stderr)
     return result
 

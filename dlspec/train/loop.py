@@ -23,7 +23,9 @@ from dlspec.data import DataSplits, TensorSet
 from dlspec.data.augment import augment_batch
 from dlspec.errors import Interrupted, Problem, SpecError, WorkError
 from dlspec.spec.sections import AugmentConfig, TrainConfig
+from dlspec.train import distributed
 from dlspec.train.checkpoint import load_checkpoint, save_checkpoint
+from dlspec.train.distributed import Processes
 from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
 
 
@@ -118,9 +120,15 @@ def evaluate(model: torch.nn.Module, data: TensorSet, objective: Objective, batc
 
 def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: TrainConfig,
         *, epochs: int, device: torch.device, run_dir: Path, resume: bool = False,
-        binary: bool = False, callbacks: Callbacks | None = None) -> FitResult:
-    """Train `model` in place; checkpoint every `train.checkpoint_every` epochs."""
+        binary: bool = False, callbacks: Callbacks | None = None,
+        processes: Processes | None = None) -> FitResult:
+    """Train `model` in place; checkpoint every `train.checkpoint_every` epochs.
+
+    With `processes` (a data-parallel run), each process trains on its part of every batch
+    and only process 0 checkpoints.
+    """
     callbacks = callbacks or _Silent()
+    step = _Step(model, objective, train, device, binary, processes)
     order = seed_everything(train.seed)
     history: list[dict[str, float]] = []
     monitor = _Monitor(train, has_val=data.val is not None)
@@ -133,13 +141,12 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
     epoch = start
     try:
         for epoch in range(start, epochs + 1):
-            record = _epoch(model, data, objective, train, device, order, epoch, epochs,
-                            run_dir, binary, callbacks, steps)
+            record = _epoch(step, data, order, epoch, epochs, run_dir, callbacks, steps)
             history.append(record)
             callbacks.on_epoch_end(record)
             if monitor.improved(record):
                 best_weights = copy.deepcopy(objective.evaluated(model).state_dict())
-            if epoch % train.checkpoint_every == 0 or epoch == epochs:
+            if (epoch % train.checkpoint_every == 0 or epoch == epochs) and step.writes:
                 save_checkpoint(run_dir, model,
                                 _state(epoch, objective, order, monitor, history))
             if monitor.should_stop():
@@ -152,20 +159,22 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
     return FitResult(history, monitor.best_epoch or len(history), stop_reason)
 
 
-def _epoch(model: torch.nn.Module, data: DataSplits, objective: Objective, train: TrainConfig,
-           device: torch.device, order: torch.Generator, epoch: int, epochs: int,
-           run_dir: Path, binary: bool, callbacks: Callbacks, steps: int) -> dict[str, float]:
+def _epoch(step: _Step, data: DataSplits, order: torch.Generator, epoch: int, epochs: int,
+           run_dir: Path, callbacks: Callbacks, steps: int) -> dict[str, float]:
     """One epoch: train, evaluate, step the schedule; the epoch's record."""
+    objective, train = step.objective, step.train
     callbacks.on_epoch_start(epoch, epochs, steps)
     began = time.perf_counter()
-    train_loss, grad_norms = _train_epoch(model, data.train, objective, train, device,
-                                          order, epoch, run_dir, binary, callbacks)
+    train_loss, grad_norms = _train_epoch(step, data.train, order, epoch, run_dir, callbacks)
     record = {"epoch": float(epoch), "train_loss": train_loss,
               "lr": _lr(objective.optimizer), **grad_norms}
+    evaluated = objective.evaluated(step.model)
+    if step.processes is not None:  # every process then evaluates the same model
+        distributed.share_buffers(evaluated)
     splits = {"val": data.val} if data.val is not None else {"train": data.train}
     for prefix, split in splits.items():
-        values = evaluate(objective.evaluated(model), split, objective, train.batch_size,
-                          device, binary)
+        values = evaluate(evaluated, split, objective, train.batch_size, step.device,
+                          step.binary)
         record.update({f"{prefix}_{k}": v for k, v in values.items() if
                        not (prefix == "train" and k == "loss")})
     record["seconds"] = time.perf_counter() - began
@@ -174,26 +183,74 @@ def _epoch(model: torch.nn.Module, data: DataSplits, objective: Objective, train
     return record
 
 
-def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
-                 train: TrainConfig, device: torch.device, order: torch.Generator, epoch: int,
-                 run_dir: Path, binary: bool,
-                 callbacks: Callbacks) -> tuple[float, dict[str, float]]:
+class _Step:
+    """One optimisation step on a batch, alone or as one of several data-parallel processes."""
+
+    def __init__(self, model: torch.nn.Module, objective: Objective, train: TrainConfig,
+                 device: torch.device, binary: bool, processes: Processes | None):
+        self.model, self.objective, self.train = model, objective, train
+        self.device, self.binary, self.processes = device, binary, processes
+        # the module the forward pass runs through: DDP all-reduces gradients in backward
+        self.runner = distributed.wrap(model, device) if processes is not None else model
+        self.sum_reduced = getattr(objective.loss, "reduction", "mean") == "sum"
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes checkpoints (process 0, or the only one)."""
+        return self.processes is None or self.processes.main
+
+    def part(self, inputs: list[torch.Tensor], target: torch.Tensor,
+             ) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+        """This process's part of a batch, on its device; None when it gets no sample."""
+        if self.processes is not None:
+            if len(target) < self.processes.world:  # a last batch too small to share: skipped
+                return None
+            inputs = [self.processes.shard(x) for x in inputs]
+            target = self.processes.shard(target)
+        return [x.to(self.device) for x in inputs], target.to(self.device)
+
+    def loss(self, inputs: list[torch.Tensor], target: torch.Tensor,
+             batch_size: int) -> torch.Tensor:
+        """The batch's loss (with the regularisation penalty) as this process contributes it."""
+        objective = self.objective
+        with _autocast(self.train, self.device):
+            outputs = self.runner(*inputs)
+            loss = objective.loss(outputs, align_target(outputs, target, objective.task_type,
+                                                        self.binary))
+            if self.processes is not None:
+                # DDP averages gradients over processes; weighting each part by its share of
+                # the batch makes that average the gradient of the whole batch's loss
+                world = self.processes.world
+                loss = loss * (world if self.sum_reduced else world * len(target) / batch_size)
+            penalty = objective.regularization(self.model) if objective.regularization else None
+            if penalty is not None:
+                loss = loss + penalty
+        return loss
+
+    def batch_loss(self, loss: torch.Tensor) -> float:
+        """The whole batch's loss, the same in every process."""
+        if self.processes is None:
+            return loss.item()
+        return distributed.sum_across(loss).item() / self.processes.world
+
+
+def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: int,
+                 run_dir: Path, callbacks: Callbacks) -> tuple[float, dict[str, float]]:
+    model, objective, train = step.model, step.objective, step.train
     model.train()
     total, count = 0.0, 0
     norms = GradientNorms(model) if train.log_grad_norms else None
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
         if objective.augment is not None:  # drawn from the batch-order generator: resumable
             inputs = augment_batch(inputs, objective.augment, order)
-        inputs, target = [x.to(device) for x in inputs], target.to(device)
-        with _autocast(train, device):
-            outputs = model(*inputs)
-            loss = objective.loss(outputs, align_target(outputs, target, objective.task_type,
-                                                        binary))
-            penalty = objective.regularization(model) if objective.regularization else None
-            if penalty is not None:
-                loss = loss + penalty
-        if not torch.isfinite(loss):
-            raise WorkError(Problem((), f"the loss became {loss.item()} at epoch {epoch}, "
+        size = len(target)
+        part = step.part(inputs, target)
+        if part is None:
+            continue
+        loss = step.loss(*part, batch_size=size)
+        value = step.batch_loss(loss)
+        if not math.isfinite(value):
+            raise WorkError(Problem((), f"the loss became {value} at epoch {epoch}, "
                                     f"batch {batch}", _resume_hint(run_dir)))
         objective.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -204,9 +261,9 @@ def _train_epoch(model: torch.nn.Module, data: TensorSet, objective: Objective,
         if objective.average is not None:
             objective.average.update_parameters(model)
         objective.schedule.step_batch()
-        total += loss.item() * len(target)
-        count += len(target)
-        callbacks.on_batch(batch, loss.item(), len(target))
+        total += value * size
+        count += size
+        callbacks.on_batch(batch, value, size)
     return total / max(count, 1), (norms.means() if norms is not None else {})
 
 

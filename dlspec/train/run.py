@@ -17,6 +17,7 @@ from dlspec.errors import Problem, SpecError
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import TaskConfig
+from dlspec.train import distributed
 from dlspec.train.checkpoint import save_weights
 from dlspec.train.loop import Callbacks, FitResult, Objective, evaluate, fit
 from dlspec.train.losses import check_loss_against_output, make_loss, regularization_penalty
@@ -55,22 +56,28 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     task, data, binary = _prepare(spec, shaped)
     train = spec.train
     epochs = epochs or train.epochs
-    target_device = _device(device or train.device)
-    model, transfer, average = _model(spec, shaped, target_device)
-    steps = math.ceil(len(data.train) / train.batch_size)
-    optimizer = make_optimizer(spec.optimizer, model)
-    objective = Objective(
-        loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
-        schedule=make_schedule(spec.schedule, optimizer, epochs=epochs, steps_per_epoch=steps),
-        regularization=_regularization(spec), task_type=task.type,
-        metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
-        average=average)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result = fit(model, data, objective, train, epochs=epochs, device=target_device,
-                 run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks)
+    # with --nproc, this process is one of several data-parallel workers
+    with distributed.joined(_device(device or train.device)) as (processes, target_device):
+        if processes is not None and not processes.main:
+            callbacks = None  # process 0 reports for all
+        model, transfer, average = _model(spec, shaped, target_device)
+        steps = math.ceil(len(data.train) / train.batch_size)
+        optimizer = make_optimizer(spec.optimizer, model)
+        objective = Objective(
+            loss=make_loss(spec.loss, task).to(target_device), optimizer=optimizer,
+            schedule=make_schedule(spec.schedule, optimizer, epochs=epochs,
+                                   steps_per_epoch=steps),
+            regularization=_regularization(spec), task_type=task.type,
+            metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
+            average=average)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result = fit(model, data, objective, train, epochs=epochs, device=target_device,
+                     run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks,
+                     processes=processes)
     test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
             if data.test is not None else None)
-    _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
+    if processes is None or processes.main:
+        _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
     return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began,
                        transfer)
 
