@@ -131,6 +131,107 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
                              resume=resume, callbacks=callbacks)
 
 
+def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
+                checkpoint: str | Path | None = None, network: str | None = None,
+                opset: int | None = None, dynamic: list[str] | None = None,
+                atol: float | None = None, rtol: float | None = None,
+                optimize: bool | None = None, verbose: bool = False,
+                info: Any = None, module: Any = None) -> list[Any]:
+    """Export a spec's network(s) to verified ONNX files; one `ExportResult` per file.
+
+    `checkpoint` is a model.safetensors or a run folder (its data.json adds labels and
+    normalisation to the file's metadata); without it the weights are freshly initialised.
+    Options left None come from the spec's `export.onnx` section. A GAN exports its
+    generators unless `network` names another. `out` is the file (several networks: its
+    stem gets each network's name); default `<spec name>.onnx`, or the run folder's
+    model.onnx when exporting a run.
+
+    Example:
+        >>> [r.path.name for r in dlspec.export_spec("specs/lenet5.yaml", "lenet5.onnx")]
+        ['lenet5.onnx']
+    """
+    from dlspec.compile import compile_graph
+    from dlspec.export.exporter import ExportOptions, export_network, load_weights
+    from dlspec.export.metadata import DeploymentInfo
+
+    if not isinstance(spec, Spec):
+        spec = load(spec)
+    chosen = _networks_to_export(spec, network)
+    if checkpoint is not None and len(chosen) > 1:
+        raise SpecError(Problem((), "a checkpoint holds one network's weights; this spec has "
+                                f"{', '.join(chosen)}", "choose one with --network"))
+    section = _onnx_section(spec)
+    if opset is not None and not 14 <= opset <= 21:
+        raise SpecError(Problem((), f"opset {opset} is not supported", "use 14 to 21"))
+    options = ExportOptions(
+        opset=opset or section.opset,
+        dynamic=dynamic if dynamic is not None else section.dynamic_axes,
+        atol=atol if atol is not None else section.atol,
+        rtol=rtol if rtol is not None else section.rtol,
+        optimize=optimize if optimize is not None else section.optimize, verbose=verbose)
+    weights = _weights_file(Path(checkpoint)) if checkpoint is not None else None
+    if info is None and checkpoint is not None:
+        info = DeploymentInfo.beside(Path(checkpoint))
+    target = _export_path(spec, out, checkpoint, section.file)
+    results = []
+    with located(spec.document):
+        for name, graph in chosen.items():
+            shaped = infer_shapes(graph)
+            if module is None:
+                import torch
+
+                torch.manual_seed(spec.train.seed)  # the same untrained weights every time
+                model = compile_graph(shaped)
+                if weights is not None:
+                    load_weights(model, weights)
+            else:
+                model = module
+            path = target if len(chosen) == 1 else target.with_name(
+                f"{target.stem}.{name}{target.suffix}")
+            results.append(export_network(model, shaped, spec, path, options, info))
+    return results
+
+
+def _networks_to_export(spec: Spec, network: str | None) -> dict[str, Graph]:
+    networks = graphs(spec)
+    if network is not None:
+        if network not in networks:
+            raise SpecError(Problem((), f"spec {spec.name} has no network {network!r}; it has "
+                                    f"{', '.join(networks)}"))
+        return {network: networks[network]}
+    if spec.task is not None and spec.task.type in ("gan", "cyclegan"):
+        generators = {k: v for k, v in networks.items() if "generator" in k}
+        return generators or networks
+    return networks
+
+
+def _onnx_section(spec: Spec) -> Any:
+    from dlspec.spec.sections import OnnxExport
+
+    if spec.export is None or spec.export.onnx is None:
+        return OnnxExport()
+    return spec.export.onnx
+
+
+def _weights_file(checkpoint: Path) -> Path:
+    if checkpoint.is_dir():
+        return checkpoint / "model.safetensors"
+    if not checkpoint.exists():
+        raise SpecError(Problem((), f"no checkpoint {checkpoint}",
+                                "give a run folder or its model.safetensors"))
+    return checkpoint
+
+
+def _export_path(spec: Spec, out: str | Path | None, checkpoint: str | Path | None,
+                 file: str | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if checkpoint is not None:
+        folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+        return folder / (file or "model.onnx")
+    return Path(file or f"{spec.name}.onnx")
+
+
 @contextmanager
 def located(document: Document | None) -> Iterator[None]:
     """Give every problem raised inside the block its file:line:column."""

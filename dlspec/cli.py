@@ -78,6 +78,26 @@ def _parser() -> argparse.ArgumentParser:
     _add_training_arguments(build)
     build.set_defaults(run=_build)
 
+    export = commands.add_parser("export", help="export to ONNX, verified in ONNX Runtime")
+    export.add_argument("spec", type=Path)
+    export.add_argument("--checkpoint", type=Path,
+                        help="trained weights: a run folder or its model.safetensors "
+                        "(default: freshly initialised weights)")
+    export.add_argument("-o", "--output", type=Path,
+                        help="the .onnx file (default <spec name>.onnx, or model.onnx in the "
+                        "checkpoint's run folder)")
+    export.add_argument("--network", help="which network of a multi-network spec")
+    export.add_argument("--opset", type=_positive_int, help="override export.onnx.opset")
+    export.add_argument("--dynamic", type=_axes, metavar="AXES",
+                        help="dynamic axes, e.g. batch or batch,seq (default: batch, and seq "
+                        "where an input is a sequence)")
+    export.add_argument("--atol", type=float, help="absolute tolerance of the verification")
+    export.add_argument("--rtol", type=float, help="relative tolerance of the verification")
+    export.add_argument("--optimize", action="store_true", default=None,
+                        help="run ONNX Runtime's graph optimisation, then verify again")
+    export.add_argument("--verbose", action="store_true", help="show the exporter's own log")
+    export.set_defaults(run=_export)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.add_argument("-o", "--output", type=Path, help="write to this file")
     schema.set_defaults(run=_schema)
@@ -97,6 +117,15 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nproc", type=_positive_int, default=1, metavar="N",
                         help="train data-parallel in N processes (DistributedDataParallel "
                         "through torchrun; gloo on CPU, one GPU each with nccl)")
+
+
+def _axes(text: str) -> list[str]:
+    axes = [axis.strip() for axis in text.split(",") if axis.strip()]
+    unknown = [axis for axis in axes if axis not in ("batch", "seq")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown axis {unknown[0]!r}; the axes are batch "
+                                         "and seq")
+    return axes
 
 
 def _positive_int(text: str) -> int:
@@ -187,15 +216,56 @@ def _build(args: argparse.Namespace) -> int:
         code = _launch_workers(args)
         if code != 0:
             return code
-        run_dir, line = args.out or Path("runs") / spec.name, "see report.md"
+        run_dir, line, module, info = args.out or Path("runs") / spec.name, "see report.md", \
+            None, None
     else:
         result = _run_training(args, resume=False, spec=spec)
-        run_dir, line = result.run_dir, _test_line(result)
-    skipped = ["ONNX export (issue 4)", "architecture diagram (issue 5)"]
+        run_dir, line, module = result.run_dir, _test_line(result), result.model
+        from dlspec.train.run import deployment_info
+
+        info = deployment_info(result.data)
+    done = [_build_export(spec, run_dir, module, info)]
+    skipped = ["architecture diagram (issue 5)"]
     with open(run_dir / "report.md", "a") as report:
+        report.writelines(f"\n{entry}\n" for entry in done if entry)
         report.write("\nNot built yet: " + "; ".join(skipped) + ".\n")
     print(f"built {run_dir}: {line}")
     print("skipped: " + "; ".join(skipped), file=sys.stderr)
+    return 0
+
+
+def _build_export(spec: Any, run_dir: Path, module: Any, info: Any) -> str:
+    """build's export step: the trained network as a verified ONNX file in the run folder."""
+    import dlspec
+
+    if spec.export is not None and spec.export.onnx is None:
+        print("export: off (export.onnx: false)", file=sys.stderr)
+        return "Export: off in the spec (`export.onnx: false`)."
+    section = spec.export.onnx if spec.export is not None else None
+    path = run_dir / (section.file if section is not None and section.file else "model.onnx")
+    checkpoint = run_dir / "model.safetensors" if module is None else None
+    results = dlspec.export_spec(spec, path, checkpoint=checkpoint, module=module,
+                                 info=info)
+    for result in results:
+        print("export: " + "\n".join(result.lines()), file=sys.stderr)
+    return "Export: " + "; ".join(
+        f"[{r.path.name}]({r.path.name}), verified in ONNX Runtime against PyTorch "
+        f"(max abs difference {max(c.outputs[o][0] for c in r.comparisons for o in c.outputs):.2g})"
+        for r in results) + "."
+
+
+def _export(args: argparse.Namespace) -> int:
+    import dlspec
+
+    results = dlspec.export_spec(
+        args.spec, args.output, checkpoint=args.checkpoint, network=args.network,
+        opset=args.opset, dynamic=args.dynamic, atol=args.atol, rtol=args.rtol,
+        optimize=args.optimize, verbose=args.verbose)
+    if args.checkpoint is None:
+        print("note: exported with freshly initialised weights (no --checkpoint)",
+              file=sys.stderr)
+    for result in results:
+        print("exported " + "\n".join(result.lines()))
     return 0
 
 

@@ -277,12 +277,12 @@ def test_train_transfer_export_full() -> None:
                   "n_critic": 1, "ema": None, "deterministic": True},
         "transfer": {"init_from": "runs/base/checkpoint.safetensors", "layers": ["backbone.*"],
                      "freeze": ["backbone.*"], "strict": True},
-        "export": {"onnx": {"opset": 17, "dynamic_axes": ["batch", "time"], "atol": 1e-5,
+        "export": {"onnx": {"opset": 17, "dynamic_axes": ["batch", "seq"], "atol": 1e-5,
                             "rtol": 1e-4, "optimize": True, "file": "net.onnx"}},
     })
     assert spec.train.grad_clip.norm == 1.0 and spec.train.mixed_precision
     assert spec.transfer.freeze == ["backbone.*"]
-    assert spec.export.onnx.dynamic_axes == ["batch", "time"]
+    assert spec.export.onnx.dynamic_axes == ["batch", "seq"]
     transfer = validate({"transfer": {"init_from": "ckpt"}}).transfer
     assert (transfer.layers, transfer.freeze, transfer.strict) == (["*"], [], False)
     assert validate({"export": {"onnx": False}}).export.onnx is None

@@ -13,7 +13,7 @@ Only one network input is supported for now: data for several inputs is a SpecEr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -67,6 +67,7 @@ class DataSplits:
     source: str  # "digits (scikit-learn), 1797 samples"
     # image targets (digits_pair's second domain) are normalised like images too
     target_normalization: dict[str, list[float]] | None = None
+    image_inputs: list[str] = field(default_factory=list)  # inputs read from images
 
 
 def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, InputDecl], *,
@@ -118,6 +119,7 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
         normalization=normalization,
         source=f"{raw.source}, {len(x)} samples",
         target_normalization=target_normalization,
+        image_inputs=[name] if raw.images else [],
     )
 
 

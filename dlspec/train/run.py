@@ -14,6 +14,7 @@ from dlspec.compile import compile_graph
 from dlspec.data import DataSplits, check_outputs, load_data
 from dlspec.data.augment import check_augment
 from dlspec.errors import Problem, SpecError
+from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import TaskConfig
@@ -168,10 +169,16 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def deployment_info(data: DataSplits) -> DeploymentInfo:
+    """What inference must repeat of the data preparation: labels, normalisation, images."""
+    return DeploymentInfo(data.labels, data.normalization, data.image_inputs)
+
+
 def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitResult,
                test: dict[str, float] | None, data: DataSplits, epochs: int,
                transfer: TransferReport | None) -> None:
     save_weights(model, run_dir / "model.safetensors")
+    deployment_info(data).save(run_dir)
     write_metrics(run_dir, result.history, test)
     write_curves(run_dir, result.history, spec.name)
     write_resolved_spec(run_dir, spec, epochs)
@@ -188,6 +195,7 @@ def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitRes
     lines += ["| file | what |", "| --- | --- |",
               "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
               "| [model.safetensors](model.safetensors) | the best weights |",
+              "| [data.json](data.json) | class labels and normalisation, for inference |",
               "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers |",
               "| [curves.png](curves.png) | loss, metric and learning-rate curves |",
               "| checkpoint.* | the latest checkpoint, for `--resume` |"]

@@ -246,7 +246,9 @@ class TransferConfig(Section):
 
 class OnnxExport(Section):
     opset: int = Field(18, ge=14, le=21, description="ONNX opset version")
-    dynamic_axes: list[str] = Field(["batch"], description="axes whose size may vary")
+    dynamic_axes: list[Literal["batch", "seq"]] | None = Field(
+        None, description="axes whose size may vary (default: batch, and seq where an input "
+        "is a sequence and the network allows it)")
     atol: NonNegativeFloat = Field(1e-4, description="absolute tolerance of the verification")
     rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance of the verification")
     optimize: bool = Field(False, description="optimise the exported graph")

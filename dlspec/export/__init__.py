@@ -1,0 +1,7 @@
+"""Export to ONNX, verified before it is reported.
+
+Layout: `exporter` (the network → a checked, verified .onnx file; checkpoints), `verify`
+(onnx.checker, shape inference, ONNX Runtime against PyTorch), `metadata` (what the file
+carries for deployment; also what a run folder keeps for it in data.json). Importing this
+package imports neither torch nor onnx; `metadata` imports neither.
+"""

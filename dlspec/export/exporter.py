@@ -1,0 +1,323 @@
+"""The exporter: a compiled network → one .onnx file, verified before it is reported.
+
+    fx.GraphModule ─torch.onnx.export (dynamo)─▶ ONNX ─checker, shape inference─▶
+        ─ONNX Runtime vs PyTorch at batch 1, 2, 7 (and sequence 1, 5, 13)─▶ MODEL.onnx
+                                                               (or MODEL.failed.onnx)
+
+Input and output names are the spec's; the batch axis is dynamic, and so is the sequence
+axis of sequence inputs where the network allows it. The file's `metadata_props` carry what
+deployment needs (see `metadata.py`); `dlspec.runtime` reads them without torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import torch
+
+from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.export.metadata import DeploymentInfo, TensorSpec, metadata_props
+from dlspec.export.verify import Comparison, check_model, compare
+from dlspec.graph import InputDecl, ShapedGraph
+from dlspec.spec.model import Spec
+
+DYNAMIC_AXES = ("batch", "seq")
+_SEQUENCE_KINDS_OF_INPUT = ("int64", "int32")  # token ids: (steps,)
+
+
+@dataclass
+class ExportOptions:
+    """How to export: the spec's `export.onnx` section with command-line overrides applied."""
+
+    opset: int = 18
+    dynamic: list[str] | None = None  # None: batch, and seq where the network allows it
+    atol: float = 1e-4
+    rtol: float = 1e-3
+    optimize: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class ExportResult:
+    """A verified export: the file, its interface and how it compared with PyTorch."""
+
+    path: Path
+    opset: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    comparisons: list[Comparison]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A short human summary: file, size, opset, interface, verification."""
+        size = self.path.stat().st_size / 1e6
+        worst = {name: max(c.outputs[name][0] for c in self.comparisons)
+                 for name in self.comparisons[0].outputs}
+        sizes = sorted({c.batch for c in self.comparisons})
+        lengths = sorted({c.sequence for c in self.comparisons if c.sequence})
+        tried = f"batch {', '.join(map(str, sizes))}" + (
+            f" × seq {', '.join(map(str, lengths))}" if lengths else "")
+        return [
+            f"{self.path} ({size:.2f} MB, opset {self.opset}, {self.seconds:.1f} s)",
+            "  inputs:  " + ", ".join(t.describe() for t in self.inputs),
+            "  outputs: " + ", ".join(t.describe() for t in self.outputs),
+            f"  verified in ONNX Runtime against PyTorch at {tried}: max abs difference "
+            + ", ".join(f"{name} {gap:.2g}" for name, gap in worst.items()),
+            *(f"  note: {note}" for note in self.notes),
+        ]
+
+
+def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, path: Path,
+                   options: ExportOptions, info: DeploymentInfo | None = None) -> ExportResult:
+    """Export `module` (compiled from `shaped`) to `path` and verify it; return the result.
+
+    SpecError (exit 2) when the network cannot be exported; WorkError (exit 1) when ONNX
+    Runtime disagrees with PyTorch beyond tolerance — the file is then kept as
+    `NAME.failed.onnx` for inspection.
+
+    Example:
+        >>> spec = dlspec.load("specs/lenet5.yaml")
+        >>> shaped = dlspec.shapes(spec)["lenet5"]
+        >>> result = export_network(compile_graph(shaped), shaped, spec, Path("lenet5.onnx"),
+        ...                         ExportOptions())
+        >>> [t.name for t in result.inputs]
+        ['image']
+    """
+    began = time.perf_counter()
+    module = module.eval()
+    inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
+    notes: list[str] = []
+    sequence_inputs = _sequence_inputs(inputs, options.dynamic, notes)
+    model, sequence_inputs = _export(module, shaped, inputs, outputs, sequence_inputs, options,
+                                     notes)
+    model = _checked(model, shaped)
+    if options.optimize:
+        model = _checked(_optimized(model), shaped)
+    interface = _interface(model)
+    for key, value in metadata_props(spec, shaped, interface, info).items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = spec.description or spec.name
+    data = model.SerializeToString()
+    comparisons = compare(module, data, inputs, outputs, sequence_inputs, atol=options.atol,
+                          rtol=options.rtol, token_limit=_token_limit(shaped))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    failed = [c for c in comparisons if not c.passed]
+    if failed:
+        kept = path.with_name(path.name.removesuffix(".onnx") + ".failed.onnx")
+        kept.write_bytes(data)
+        raise WorkError(Problem((), f"the export differs from PyTorch beyond tolerance (atol "
+                                f"{options.atol:g}, rtol {options.rtol:g}) at "
+                                f"{failed[0].describe()}",
+                                f"the file is kept as {kept} for inspection"))
+    path.write_bytes(data)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return ExportResult(path, opset, interface[0], interface[1], comparisons,
+                        time.perf_counter() - began, notes)
+
+
+def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
+    """Load a safetensors checkpoint into `module`; SpecError naming the first tensor that
+    is missing, unexpected or of another shape."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(str(checkpoint))
+    except (OSError, SafetensorError) as exc:
+        raise SpecError(Problem((), f"cannot read the checkpoint {checkpoint}: {exc}",
+                                "give a model.safetensors written by `dlspec train`, or its "
+                                "run folder")) from None
+    state = module.state_dict()
+    for name, tensor in state.items():
+        if name not in weights:
+            raise SpecError(Problem((), f"{checkpoint} does not match the spec: it has no "
+                                    f"tensor {name}", "was it trained from another spec?"))
+        if weights[name].shape != tensor.shape:
+            raise SpecError(Problem((), f"{checkpoint} does not match the spec: {name} is "
+                                    f"{tuple(weights[name].shape)} there, "
+                                    f"{tuple(tensor.shape)} in the spec"))
+    extra = sorted(set(weights) - set(state))
+    if extra:
+        raise SpecError(Problem((), f"{checkpoint} does not match the spec: it has a tensor "
+                                f"{extra[0]} that the spec's network lacks"))
+    module.load_state_dict(weights)
+
+
+def _sequence_inputs(inputs: dict[str, InputDecl], dynamic: list[str] | None,
+                     notes: list[str]) -> list[str]:
+    """The inputs whose axis 1 is a sequence to export as dynamic."""
+    if dynamic is not None and "seq" not in dynamic:
+        return []
+    found = [name for name, decl in inputs.items() if _is_sequence(decl)]
+    if dynamic is not None and not found:
+        raise SpecError(Problem(("export", "onnx", "dynamic_axes"), "`seq` asks for a dynamic "
+                                "sequence axis, but no input is a sequence (steps × features, "
+                                "or token ids)", "use dynamic_axes: [batch]"))
+    return found
+
+
+def _is_sequence(decl: InputDecl) -> bool:
+    if decl.dtype in _SEQUENCE_KINDS_OF_INPUT:
+        return len(decl.shape) == 1
+    return decl.dtype == "float32" and len(decl.shape) == 2
+
+
+def _export(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
+            outputs: list[str], sequence_inputs: list[str], options: ExportOptions,
+            notes: list[str]) -> tuple[onnx.ModelProto, list[str]]:
+    """The traced ONNX model and the inputs whose sequence axis stayed dynamic."""
+    try:
+        model = _trace(module, shaped, inputs, outputs, sequence_inputs, options)
+        fixed = [name for name in sequence_inputs if _fixed_axis(model, name, 1)]
+        if not fixed:
+            return model, sequence_inputs
+        if options.dynamic is None:  # the traced graph froze the length: keep it frozen
+            notes.append(_fixed_note(inputs, fixed, "the exported graph unrolls it"))
+            return model, []
+        raise _FixedSequence("the exported graph unrolls it (e.g. an rnn layer)")
+    except _FixedSequence as fixed:
+        if options.dynamic is not None:  # asked for explicitly
+            raise SpecError(Problem(("export", "onnx", "dynamic_axes"),
+                                    f"the network needs a fixed sequence length: {fixed}",
+                                    "use dynamic_axes: [batch]")) from None
+        notes.append(_fixed_note(inputs, sequence_inputs, str(fixed)))
+        return _trace(module, shaped, inputs, outputs, [], options), []
+
+
+def _fixed_note(inputs: dict[str, InputDecl], names: list[str], why: str) -> str:
+    lengths = ", ".join(f"{name} {inputs[name].shape[0]}" for name in names)
+    return f"sequence length fixed ({lengths}): {why}"
+
+
+def _fixed_axis(model: onnx.ModelProto, name: str, axis: int) -> bool:
+    """Whether the exported input `name` has a fixed size on `axis`."""
+    value = next(v for v in model.graph.input if v.name == name)
+    return value.type.tensor_type.shape.dim[axis].HasField("dim_value")
+
+
+class _FixedSequence(Exception):
+    """torch.export found that the network fixes the sequence length."""
+
+
+def _trace(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
+           outputs: list[str], sequence_inputs: list[str],
+           options: ExportOptions) -> onnx.ModelProto:
+    batch = torch.export.Dim("batch", min=1)
+    sequence = torch.export.Dim("seq", min=1)
+    dynamic = "batch" in (options.dynamic if options.dynamic is not None else DYNAMIC_AXES)
+    shapes = tuple({**({0: batch} if dynamic else {}),
+                    **({1: sequence} if name in sequence_inputs else {})}
+                   for name in inputs)
+    example = tuple(_example(decl, _token_limit(shaped)) for decl in inputs.values())
+    try:
+        with _quiet(options.verbose):
+            program = torch.onnx.export(
+                module, example, input_names=list(inputs), output_names=outputs,
+                opset_version=options.opset, dynamo=True, dynamic_shapes=shapes,
+                external_data=False, optimize=True)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
+        text = str(exc)
+        if sequence_inputs and ("seq" in text and ("onstraint" in text or "pecializ" in text)):
+            raise _FixedSequence(_first_line(text)) from None
+        raise _unexportable(shaped, text) from None
+    if program is None:  # only for the legacy exporter
+        raise WorkError(Problem((), "the ONNX exporter returned nothing"))
+    return program.model_proto
+
+
+def _example(decl: InputDecl, token_limit: int) -> torch.Tensor:
+    shape = (2, *decl.shape)
+    if decl.dtype == "float32":
+        return torch.randn(shape)
+    return torch.randint(0, 2 if decl.dtype == "bool" else token_limit, shape).to(
+        {"int64": torch.int64, "int32": torch.int32, "bool": torch.bool}[decl.dtype])
+
+
+def _token_limit(shaped: ShapedGraph) -> int:
+    """Token ids valid for every embedding of the network."""
+    sizes = [int(getattr(node.params, "num_embeddings", 0)) for node in shaped.graph.nodes
+             if node.kind == "embedding"]
+    return max(1, min(sizes)) if sizes else 2
+
+
+def _unexportable(shaped: ShapedGraph, text: str) -> SpecError:
+    """The exporter's failure, pinned on the layer it names when it names one."""
+    for node in reversed(shaped.graph.nodes):
+        if node.name.replace(".", "_") in text or f"'{node.name}'" in text:
+            return SpecError(Problem(node.path, f"{node.name} ({node.kind}) cannot be exported "
+                                     f"to ONNX: {_first_line(text)}",
+                                     "change this layer, or a lower opset may lack it"))
+    return SpecError(Problem(("export",), f"the network cannot be exported to ONNX: "
+                             f"{_first_line(text)}", "run with --verbose for the exporter's log"))
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else "unknown error"
+
+
+def _checked(model: onnx.ModelProto, shaped: ShapedGraph) -> onnx.ModelProto:
+    try:
+        return check_model(model)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise WorkError(Problem((), f"the exported model of {shaped.graph.name} fails ONNX's "
+                                f"checks: {_first_line(str(exc))}")) from None
+
+
+def _optimized(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX Runtime's offline graph optimisation (basic level: standard ONNX ops only)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        ort.InferenceSession(model.SerializeToString(), options,
+                             providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
+
+
+def _interface(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Names, shapes (None for dynamic axes) and dtypes of the model's inputs and outputs."""
+    def spec(value: onnx.ValueInfoProto) -> TensorSpec:
+        tensor = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        return TensorSpec(value.name, dims, dtype)
+
+    return [spec(v) for v in model.graph.input], [spec(v) for v in model.graph.output]
+
+
+@contextlib.contextmanager
+def _quiet(verbose: bool) -> Iterator[None]:
+    """The exporter's progress lines, warnings and log records, unless asked for."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("torch", "torch.onnx", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    sink = io.StringIO()
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
+                contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+__all__ = ["ExportOptions", "ExportResult", "export_network", "load_weights"]

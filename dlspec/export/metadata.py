@@ -1,0 +1,102 @@
+"""What an exported model carries for deployment, as ONNX `metadata_props` (JSON strings).
+
+| key | value |
+| --- | --- |
+| dlspec_version, dlspec_spec, dlspec_network | dlspec's version, the spec's and network's names |
+| dlspec_spec_sha256 | hash of the spec's content (comments and layout excluded) |
+| dlspec_inputs, dlspec_outputs | [{"name", "shape" (null: dynamic axis), "dtype"}] |
+| dlspec_task | {"type", "labels", "binary"}: classifiers output logits; binary: one logit |
+| dlspec_normalization | {input: {"mean", "std"}} from training, per channel or feature |
+| dlspec_images | {input: {"channels", "size": [h, w]}} for inputs trained on images |
+
+`dlspec.runtime` reads these with onnxruntime alone; plain `onnx` shows them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlspec.graph import ShapedGraph
+from dlspec.spec.model import Spec
+
+DATA_FILE = "data.json"  # in a run folder: what training learnt about the data
+
+
+@dataclass
+class TensorSpec:
+    """One input or output of an exported model."""
+
+    name: str
+    shape: list[int | None]  # None: a dynamic axis
+    dtype: str
+
+    def describe(self) -> str:
+        """'image [batch, 1, 32, 32] float32'."""
+        dims = ", ".join("dynamic" if d is None else str(d) for d in self.shape)
+        return f"{self.name} [{dims}] {self.dtype}"
+
+
+@dataclass
+class DeploymentInfo:
+    """What training learnt about the data that inference must repeat."""
+
+    labels: list[str] | None = None
+    normalization: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    image_inputs: list[str] = field(default_factory=list)
+
+    def save(self, folder: Path) -> Path:
+        """Write data.json into a run folder."""
+        path = folder / DATA_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def beside(cls, checkpoint: Path) -> DeploymentInfo | None:
+        """The data.json of the run a checkpoint belongs to, if there is one."""
+        folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        path = folder / DATA_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(data.get("labels"), data.get("normalization") or {},
+                   data.get("image_inputs") or [])
+
+
+def spec_hash(spec: Spec) -> str:
+    """SHA-256 of the spec's content: the same for the same spec however it is laid out."""
+    content = spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def metadata_props(spec: Spec, shaped: ShapedGraph,
+                   interface: tuple[list[TensorSpec], list[TensorSpec]],
+                   info: DeploymentInfo | None) -> dict[str, str]:
+    """The metadata entries of an exported network."""
+    from dlspec import __version__
+
+    inputs, outputs = interface
+    props: dict[str, Any] = {
+        "dlspec_version": __version__, "dlspec_spec": spec.name,
+        "dlspec_spec_sha256": spec_hash(spec), "dlspec_network": shaped.graph.name,
+        "dlspec_inputs": [asdict(t) for t in inputs],
+        "dlspec_outputs": [asdict(t) for t in outputs],
+    }
+    if spec.task is not None:
+        labels = (info.labels if info is not None and info.labels else None) or spec.task.labels
+        shapes = [tuple(info_.shape) for info_ in shaped.outputs().values()]
+        binary = (spec.task.type in ("classification", "sequence_classification")
+                  and len(shapes) == 1 and shapes[0] in ((1,), ()))
+        props["dlspec_task"] = {"type": spec.task.type, "labels": labels, "binary": binary}
+    if info is not None and info.normalization:
+        props["dlspec_normalization"] = info.normalization
+    if info is not None and info.image_inputs:
+        props["dlspec_images"] = {
+            name: {"channels": shaped.graph.inputs[name].shape[0],
+                   "size": list(shaped.graph.inputs[name].shape[1:])}
+            for name in info.image_inputs if name in shaped.graph.inputs}
+    return {key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in props.items()}

@@ -1,0 +1,95 @@
+"""The `dlspec predict` command: an exported model run on files of inputs, without torch.
+
+`add_parser` registers it with the main CLI; `main` runs it on its own
+(`python -m dlspec.runtime MODEL INPUT ...`). Only argparse is imported up front, so
+registering the command costs the other commands nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dlspec.errors import DlspecError
+
+DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
+               ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
+               "class, probability and per-class probabilities for classifiers, the raw "
+               "outputs otherwise. Inputs are normalised with the statistics in the model.")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register `predict` with the `dlspec` command's sub-parsers."""
+    parser = commands.add_parser("predict", help="run an exported ONNX model on inputs "
+                                 "(no torch)", description=DESCRIPTION)
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `predict`, and `run` as the parser's action."""
+    parser.add_argument("model", type=Path, help="an .onnx file (from `dlspec export`, or "
+                        "any ONNX model), or a run folder holding model.onnx")
+    parser.add_argument("input", type=Path, help=".npy, .npz or .csv file, or a folder of "
+                        "images (searched recursively)")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write FILE.csv or FILE.json (default: CSV on stdout)")
+    parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="onnxruntime execution provider (default auto: CUDA if "
+                        "available, else CPU)")
+    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                        help="samples per model call (default 256)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="onnxruntime intra-op threads (default: onnxruntime's choice)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict, write the table, print a one-line summary to stderr; returns the exit code."""
+    from dlspec.runtime.predictor import Predictor
+    from dlspec.runtime.readers import read_inputs
+    from dlspec.runtime.writers import output_format, prediction_table, write_table
+
+    start = time.perf_counter()
+    output_format(args.output)
+    predictor = Predictor(args.model, args.provider, threads=args.threads)
+    samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
+    model_start = time.perf_counter()
+    outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
+    model_seconds = time.perf_counter() - model_start
+    write_table(prediction_table(predictor, outputs, samples.names), args.output)
+    wrote = f"; wrote {args.output}" if args.output else ""
+    print(f"predicted {len(samples):,} samples with {predictor.path.name} on "
+          f"{predictor.provider} in {time.perf_counter() - start:.2f} s "
+          f"(model {model_seconds * 1000:.1f} ms){wrote}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dlspec.runtime MODEL INPUT ...`: predict without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="python -m dlspec.runtime", description=DESCRIPTION)
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except DlspecError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value

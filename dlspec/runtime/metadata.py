@@ -1,0 +1,225 @@
+"""The `dlspec_*` metadata an exported model carries, read into plain data.
+
+The exporter writes these ONNX `metadata_props` (every value a string):
+
+    dlspec_version, dlspec_spec, dlspec_spec_sha256, dlspec_network   plain strings
+    dlspec_inputs         [{"name", "shape": [null, d1, ...], "dtype"}, ...]
+    dlspec_outputs        [{"name", "shape": [null, ...]}, ...]
+    dlspec_task           {"type", "labels": [...] | null, "binary": bool}     (optional)
+    dlspec_normalization  {input: {"mean": [...], "std": [...]}}               (optional)
+    dlspec_images         {input: {"channels": C, "size": [H, W]}}             (optional)
+
+Optional extras, read when present: `dlspec_task` may name the classified `output` and a
+binary classifier's `threshold`; a normalisation entry may give its `axis` (the batch axis
+counting as 0). Anything malformed is a SpecError naming the model file and the key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlspec.errors import Problem, SpecError
+
+CLASSIFYING = ("classification", "sequence_classification")
+_HINT = "re-export the model with `dlspec export`, or delete the dlspec_* metadata"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output: its name, shape (axis 0 is the batch; None: any size), dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str = "float32"
+
+    @property
+    def per_sample(self) -> tuple[int | None, ...]:
+        """The shape of one sample (without the batch axis)."""
+        return self.shape[1:]
+
+    def describe(self) -> str:
+        """One sample's shape as `1×8×8` (`?` for an axis of any size, `scalar` for none)."""
+        return format_shape(self.per_sample)
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a model was trained to do; classifiers output raw logits."""
+
+    type: str
+    labels: list[str] | None = None
+    binary: bool = False
+    output: str | None = None
+    threshold: float = 0.5
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether the model's (chosen) output holds class logits."""
+        return self.type in CLASSIFYING
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How a model's image input was loaded in training: channels (1 or 3) and [H, W]."""
+
+    channels: int
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Statistics applied as (x - mean) / std; axis None: the input's own default axis."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    axis: int | None = None
+
+
+@dataclass
+class Metadata:
+    """Everything dlspec wrote into a model; empty for a model from elsewhere."""
+
+    version: str | None = None
+    spec: str | None = None
+    spec_sha256: str | None = None
+    network: str | None = None
+    inputs: list[TensorInfo] | None = None
+    outputs: list[TensorInfo] | None = None
+    task: Task | None = None
+    normalization: dict[str, Normalization] = field(default_factory=dict)
+    images: dict[str, ImageSpec] = field(default_factory=dict)
+
+
+def format_shape(shape: tuple[int | None, ...]) -> str:
+    """`(1, 8, 8)` as `1×8×8`; None as `?`; `()` as `scalar`."""
+    if not shape:
+        return "scalar"
+    return "×".join("?" if d is None else str(d) for d in shape)
+
+
+def read_metadata(props: dict[str, str], model: str) -> Metadata:
+    """Parse the `dlspec_*` entries of a model's metadata map; `model` names it in errors."""
+    reader = _Reader(props, model)
+    return Metadata(
+        version=props.get("dlspec_version"),
+        spec=props.get("dlspec_spec"),
+        spec_sha256=props.get("dlspec_spec_sha256"),
+        network=props.get("dlspec_network"),
+        inputs=reader.tensors("dlspec_inputs"),
+        outputs=reader.tensors("dlspec_outputs"),
+        task=reader.task(),
+        normalization=reader.normalization(),
+        images=reader.images(),
+    )
+
+
+class _Reader:
+    """Reads one model's metadata, failing with the model file and key named."""
+
+    def __init__(self, props: dict[str, str], model: str):
+        self.props, self.model = props, model
+
+    def fail(self, key: str, message: str) -> SpecError:
+        return SpecError(Problem((), f"{self.model}: metadata {key} {message}", _HINT))
+
+    def json(self, key: str, kind: type) -> Any:
+        text = self.props.get(key)
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise self.fail(key, f"is not valid JSON ({error})") from None
+        if not isinstance(value, kind):
+            raise self.fail(key, f"is a JSON {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    def tensors(self, key: str) -> list[TensorInfo] | None:
+        entries = self.json(key, list)
+        if entries is None:
+            return None
+        return [self.tensor(key, entry) for entry in entries]
+
+    def tensor(self, key: str, entry: Any) -> TensorInfo:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise self.fail(key, f"entry {entry!r} has no name")
+        shape = entry.get("shape")
+        if not isinstance(shape, list) or not all(_is_dim(d) for d in shape):
+            raise self.fail(key, f"gives {entry['name']} the shape {shape!r}; expected a list "
+                            "of sizes, null for an axis of any size")
+        dtype = entry.get("dtype", "float32")
+        if not isinstance(dtype, str):
+            raise self.fail(key, f"gives {entry['name']} the dtype {dtype!r}")
+        dims = tuple(d if isinstance(d, int) else None for d in shape)
+        return TensorInfo(entry["name"], dims, dtype)
+
+    def task(self) -> Task | None:
+        task = self.json("dlspec_task", dict)
+        if task is None:
+            return None
+        kind, labels = task.get("type"), task.get("labels")
+        if not isinstance(kind, str):
+            raise self.fail("dlspec_task", f"has no type: {task!r}")
+        if labels is not None and not (isinstance(labels, list) and labels):
+            raise self.fail("dlspec_task", f"has labels {labels!r}; expected a list or null")
+        binary, output = task.get("binary", False), task.get("output")
+        threshold = task.get("threshold")
+        if threshold is None:
+            threshold = 0.5
+        if not isinstance(binary, bool) or not (output is None or isinstance(output, str)):
+            raise self.fail("dlspec_task", f"is malformed: {task!r}")
+        if not _is_number(threshold) or not 0 < threshold < 1:
+            raise self.fail("dlspec_task", f"has threshold {threshold!r}; expected 0 < t < 1")
+        if binary and labels is not None and len(labels) != 2:
+            raise self.fail("dlspec_task", f"is binary but has {len(labels)} labels")
+        names = None if labels is None else [str(label) for label in labels]
+        return Task(kind, names, binary, output, float(threshold))
+
+    def normalization(self) -> dict[str, Normalization]:
+        entries = self.json("dlspec_normalization", dict) or {}
+        return {name: self.statistics(name, entry) for name, entry in entries.items()}
+
+    def statistics(self, name: str, entry: Any) -> Normalization:
+        key = "dlspec_normalization"
+        if not isinstance(entry, dict):
+            raise self.fail(key, f"gives {name} {entry!r}; expected {{mean, std}}")
+        mean: Any = entry.get("mean")
+        std: Any = entry.get("std")
+        axis: Any = entry.get("axis")
+        if not _numbers(mean) or not _numbers(std) or len(mean) != len(std) or not mean:
+            raise self.fail(key, f"gives {name} mean {mean!r} and std {std!r}; expected "
+                            "two lists of numbers of one length")
+        if not all(math.isfinite(m) for m in mean) or not all(s > 0 for s in std):
+            raise self.fail(key, f"gives {name} std {std!r}; every std must be positive")
+        if axis is not None and not (isinstance(axis, int) and axis >= 1):
+            raise self.fail(key, f"gives {name} axis {axis!r}; expected an axis ≥ 1")
+        return Normalization(tuple(map(float, mean)), tuple(map(float, std)), axis)
+
+    def images(self) -> dict[str, ImageSpec]:
+        entries = self.json("dlspec_images", dict) or {}
+        return {name: self.image(name, entry) for name, entry in entries.items()}
+
+    def image(self, name: str, entry: Any) -> ImageSpec:
+        channels = entry.get("channels") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if channels not in (1, 3) or not (isinstance(size, list) and len(size) == 2
+                                          and all(isinstance(s, int) and s > 0 for s in size)):
+            raise self.fail("dlspec_images", f"gives {name} {entry!r}; expected "
+                            "{channels: 1 or 3, size: [height, width]}")
+        return ImageSpec(channels, (size[0], size[1]))
+
+
+def _is_dim(value: Any) -> bool:
+    return value is None or isinstance(value, str) or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(_is_number(v) for v in values)

@@ -1,0 +1,451 @@
+"""`Predictor`: an ONNX model in an onnxruntime session, fed raw inputs in batches.
+
+Inputs are checked against the model (per-sample shape and dtype), normalised with the
+statistics the model was trained with (`dlspec_normalization`), and run batch by batch.
+Classifier logits become class indices, labels and probabilities. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.runtime.metadata import (
+    Metadata,
+    Normalization,
+    Task,
+    TensorInfo,
+    format_shape,
+    read_metadata,
+)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
+}
+
+Inputs = np.ndarray | Mapping[str, Any]
+
+
+@dataclass
+class Classification:
+    """A classifier's verdicts: per sample the class index, its label and every probability."""
+
+    output: str
+    labels: list[str]
+    indices: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def classes(self) -> list[str]:
+        """The label of each sample's class."""
+        return [self.labels[i] for i in self.indices.tolist()]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """The probability of each sample's class."""
+        return np.take_along_axis(self.probabilities, self.indices[:, None], axis=1)[:, 0]
+
+
+class Predictor:
+    """An exported model ready to predict; no torch involved.
+
+    Example:
+        >>> predictor = Predictor("runs/lenet5/model.onnx")
+        >>> predictor.predict(images)["output"].shape       # images: (N, 1, 32, 32)
+        (N, 10)
+        >>> predictor.classify(images).classes[:3]
+        ['7', '2', '1']
+    """
+
+    def __init__(self, model_path: str | Path, providers: str | Sequence[str] = "auto", *,
+                 threads: int | None = None, session_options: Any = None):
+        """Open `model_path` with onnxruntime.
+
+        `providers`: "cpu", "cuda", "auto" (CUDA when onnxruntime offers it, else CPU) or a
+        list of onnxruntime provider names. `threads` sets intra-op threads (default:
+        onnxruntime's own); `session_options` is an `onnxruntime.SessionOptions` to start from.
+        """
+        ort = import_onnxruntime()
+        self.path = model_file(Path(model_path))
+        self.requested = resolve_providers(providers, ort.get_available_providers())
+        self.session = _open_session(ort, self.path, _options(ort, session_options, threads),
+                                     self.requested)
+        self.provider: str = self.session.get_providers()[0]
+        if providers == "cuda" and self.provider != CUDA:
+            raise WorkError(Problem((), f"CUDA was asked for, but onnxruntime runs {self.path} "
+                                    f"on {self.provider}", "check the CUDA and cuDNN libraries "
+                                    "onnxruntime-gpu needs, or use --provider auto"))
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata: Metadata = read_metadata(dict(meta), str(self.path))
+        self.inputs = _merge(self.session.get_inputs(), self.metadata.inputs, self.path, "input")
+        self.outputs = _merge(self.session.get_outputs(), self.metadata.outputs, self.path,
+                              "output")
+        self._check_metadata()
+        self.classified_output = self._classified_output()
+        self._fixed_batch = _fixed_batch(self.session.get_inputs())
+
+    @property
+    def task(self) -> Task | None:
+        """What the model was trained to do (None for a model without dlspec metadata)."""
+        return self.metadata.task
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Class names of a classifier, in class-index order; None for other models."""
+        if self.classified_output is None or self.task is None:
+            return None
+        if self.task.labels is not None:
+            return list(self.task.labels)
+        if self.task.binary:
+            return ["0", "1"]
+        count = self._output(self.classified_output).shape[-1]
+        return None if count is None else [str(i) for i in range(count)]
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether `classify` applies: the model's task is classification of one output."""
+        return self.classified_output is not None
+
+    def predict(self, inputs: Inputs, batch_size: int = 256, *,
+                normalize: bool = True) -> dict[str, np.ndarray]:
+        """Run the model; returns output name → array with one row per sample.
+
+        `inputs` is an array (a single-input model) or a mapping input name → array, raw
+        (as loaded): the metadata's normalisation is applied unless `normalize` is False.
+        """
+        if batch_size < 1:
+            raise SpecError(Problem((), f"batch size {batch_size} is not a positive integer"))
+        arrays = self.prepare(inputs)
+        count = len(next(iter(arrays.values())))
+        step = self._fixed_batch or batch_size
+        names = [output.name for output in self.outputs]
+        parts: list[list[np.ndarray]] = [[] for _ in names]
+        for start in range(0, count, step):
+            feed = {name: array[start:start + step] for name, array in arrays.items()}
+            if normalize:
+                feed = {name: self._normalized(name, array) for name, array in feed.items()}
+            taken = min(step, count - start)
+            if self._fixed_batch:
+                feed = {name: _padded(array, step) for name, array in feed.items()}
+            for part, value in zip(parts, self._run(names, feed), strict=True):
+                part.append(value[:taken])
+        return {name: np.concatenate(part) for name, part in zip(names, parts, strict=True)}
+
+    def classify(self, inputs: Inputs, batch_size: int = 256) -> Classification:
+        """Predict and read the classifier's logits as classes and probabilities."""
+        return self.classify_outputs(self.predict(inputs, batch_size))
+
+    def classify_outputs(self, outputs: Mapping[str, np.ndarray]) -> Classification:
+        """Classes and probabilities from outputs `predict` returned."""
+        if self.classified_output is None:
+            what = self.task.type if self.task else "no task in its metadata"
+            raise SpecError(Problem((), f"{self.path} is not a classifier ({what})",
+                                    "use predict() for its raw outputs"))
+        name = self.classified_output
+        logits = np.asarray(outputs[name], dtype=np.float32)
+        assert self.task is not None
+        if self.task.binary:
+            return self._binary(name, logits.reshape(len(logits)))
+        probabilities = _softmax(logits)
+        labels = self.labels or [str(i) for i in range(logits.shape[-1])]
+        if len(labels) != logits.shape[-1]:
+            raise self._metadata_error("dlspec_task", f"has {len(labels)} labels but output "
+                                       f"{name} gives {logits.shape[-1]} logits per sample")
+        return Classification(name, labels, probabilities.argmax(axis=-1), probabilities)
+
+    def prepare(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        """The inputs by name, checked against the model and cast to its dtypes."""
+        given = self._by_name(inputs)
+        arrays = {info.name: _checked(info, given[info.name]) for info in self.inputs}
+        counts = {name: len(array) for name, array in arrays.items()}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+            raise SpecError(Problem((), f"the inputs hold different numbers of samples: "
+                                    f"{listed}", "give every input one row per sample"))
+        if not any(counts.values()):
+            raise SpecError(Problem((), "there are no samples to predict"))
+        for name, array in arrays.items():
+            self._check_statistics(name, array)
+        return arrays
+
+    def _by_name(self, inputs: Inputs) -> Mapping[str, Any]:
+        names = [info.name for info in self.inputs]
+        if not isinstance(inputs, Mapping):
+            if len(names) != 1:
+                raise SpecError(Problem((), f"the model has {len(names)} inputs "
+                                        f"({', '.join(names)}); one array cannot feed them",
+                                        "pass a mapping input name → array"))
+            return {names[0]: inputs}
+        for name in inputs:
+            if name not in names:
+                close = difflib.get_close_matches(str(name), names, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SpecError(Problem((str(name),), "the model has no such input",
+                                        f"{hint}its inputs are {', '.join(names)}"))
+        missing = [name for name in names if name not in inputs]
+        if missing:
+            raise SpecError(Problem((missing[0],), "no array given for this input",
+                                    f"the model's inputs are {', '.join(names)}"))
+        return inputs
+
+    def _check_statistics(self, name: str, array: np.ndarray) -> None:
+        stats = self.metadata.normalization.get(name)
+        if stats is None:
+            return
+        axis = _statistics_axis(array.ndim, stats)
+        size = 1 if axis is None else array.shape[axis]
+        if len(stats.mean) not in (1, size) or (axis is not None and axis >= array.ndim):
+            raise self._metadata_error("dlspec_normalization", f"gives {name} "
+                                       f"{len(stats.mean)} means, but its axis {axis} has "
+                                       f"{size} entries")
+
+    def _normalized(self, name: str, array: np.ndarray) -> np.ndarray:
+        stats = self.metadata.normalization.get(name)
+        if stats is None:
+            return array
+        view = [1] * array.ndim
+        axis = _statistics_axis(array.ndim, stats)
+        if axis is not None and len(stats.mean) > 1:
+            view[axis] = len(stats.mean)
+        mean = np.asarray(stats.mean, dtype=array.dtype).reshape(view)
+        std = np.asarray(stats.std, dtype=array.dtype).reshape(view)
+        return (array - mean) / std
+
+    def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            values = self.session.run(names, feed)
+        except Exception as error:
+            raise WorkError(Problem((), f"{self.path}: onnxruntime failed: "
+                                    f"{_first_line(error)}")) from None
+        for name, value in zip(names, values, strict=True):
+            if not isinstance(value, np.ndarray):
+                raise WorkError(Problem((name,), f"output is a {type(value).__name__}, not a "
+                                        "tensor; predict handles tensor outputs only"))
+        return list(values)
+
+    def _binary(self, name: str, logits: np.ndarray) -> Classification:
+        assert self.task is not None
+        positive = np.exp(-np.logaddexp(0.0, -logits)).astype(np.float32)
+        probabilities = np.stack([1 - positive, positive], axis=1)
+        indices = (positive >= self.task.threshold).astype(np.int64)
+        return Classification(name, self.labels or ["0", "1"], indices, probabilities)
+
+    def _classified_output(self) -> str | None:
+        task = self.task
+        if task is None or not task.is_classifier:
+            return None
+        if task.output is None and len(self.outputs) != 1:
+            return None
+        name = task.output or self.outputs[0].name
+        per_sample = self._output(name).per_sample
+        if task.binary and per_sample not in ((), (1,), (None,)):
+            raise self._metadata_error("dlspec_task", f"is binary, but output {name} gives "
+                                       f"{format_shape(per_sample)} values per sample, not one")
+        if not task.binary and len(per_sample) != 1:
+            return None
+        count = per_sample[-1] if per_sample else None
+        if task.labels and count is not None and not task.binary and len(task.labels) != count:
+            raise self._metadata_error("dlspec_task", f"has {len(task.labels)} labels but "
+                                       f"output {name} gives {count} logits per sample")
+        return name
+
+    def _check_metadata(self) -> None:
+        names = {info.name for info in self.inputs}
+        for key, entries in (("dlspec_normalization", self.metadata.normalization),
+                             ("dlspec_images", self.metadata.images)):
+            for name in entries:
+                if name not in names:
+                    raise self._metadata_error(key, f"names input {name!r}, which the model "
+                                               f"does not have ({', '.join(sorted(names))})")
+        output = self.task.output if self.task else None
+        if output is not None and output not in {info.name for info in self.outputs}:
+            raise self._metadata_error("dlspec_task", f"names output {output!r}, which the "
+                                       "model does not have")
+
+    def _output(self, name: str) -> TensorInfo:
+        return next(info for info in self.outputs if info.name == name)
+
+    def _metadata_error(self, key: str, message: str) -> SpecError:
+        return _metadata_error(self.path, key, message)
+
+
+def import_onnxruntime() -> Any:
+    """The onnxruntime module; WorkError with the install command when it is missing."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise WorkError(Problem((), "running ONNX models needs onnxruntime, which is not "
+                                "installed", "pip install 'dlspec[runtime]' (onnxruntime-gpu "
+                                "for CUDA)")) from None
+    return onnxruntime
+
+
+def model_file(path: Path) -> Path:
+    """The model at `path`, or `path/model.onnx` for a run folder; SpecError when missing."""
+    if path.is_dir() and (path / "model.onnx").is_file():
+        return path / "model.onnx"
+    if not path.is_file():
+        what = "is a folder without model.onnx" if path.is_dir() else "not found"
+        raise SpecError(Problem((), f"model {path} {what}",
+                                "export one with `dlspec export SPEC`"))
+    return path
+
+
+def resolve_providers(providers: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    """onnxruntime provider names, most preferred first, for "cpu", "cuda", "auto" or a list."""
+    if isinstance(providers, str):
+        choice = providers.lower()
+        if choice == "cpu":
+            return [CPU]
+        if choice == "auto":
+            return [CUDA, CPU] if CUDA in available else [CPU]
+        if choice == "cuda":
+            if CUDA not in available:
+                raise SpecError(Problem((), "provider cuda was asked for, but this onnxruntime "
+                                        f"offers only {', '.join(available)}",
+                                        "install onnxruntime-gpu, or use --provider auto"))
+            return [CUDA, CPU]
+        providers = [providers]
+    for name in providers:
+        if name not in available:
+            close = difflib.get_close_matches(name, [*PROVIDER_CHOICES, *available], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SpecError(Problem((), f"unknown or unavailable provider {name!r}",
+                                    f"{hint}use {', '.join(PROVIDER_CHOICES)} or one of "
+                                    f"{', '.join(available)}"))
+    return list(providers)
+
+
+def _options(ort: Any, given: Any, threads: int | None) -> Any:
+    options = given if given is not None else ort.SessionOptions()
+    if given is None:
+        options.log_severity_level = 3
+    if threads is not None:
+        if threads < 1:
+            raise SpecError(Problem((), f"threads {threads} is not a positive integer"))
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> Any:
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:
+        text = _first_line(error)
+        if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
+            raise SpecError(Problem((), f"{path} is not an ONNX model (it does not parse)",
+                                    "export one with `dlspec export SPEC`")) from None
+        raise WorkError(Problem((), f"onnxruntime cannot load {path}: {text}")) from None
+
+
+def _metadata_error(path: Path, key: str, message: str) -> SpecError:
+    return SpecError(Problem((), f"{path}: metadata {key} {message}",
+                             "re-export the model with `dlspec export`"))
+
+
+def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
+           what: str) -> list[TensorInfo]:
+    """The session's inputs or outputs, with shapes refined by the metadata's."""
+    by_name = {info.name: info for info in declared or []}
+    names = [node.name for node in nodes]
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        raise _metadata_error(path, f"dlspec_{what}s", f"names {what} {extra[0]!r}, which "
+                              f"the model does not have ({', '.join(names)})")
+    merged = []
+    for node in nodes:
+        dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape or [])
+        meta = by_name.get(node.name)
+        if meta is not None and len(meta.shape) == len(dims):
+            dims = tuple(d if d is not None else m for d, m in zip(dims, meta.shape, strict=True))
+        merged.append(TensorInfo(node.name, dims, _ORT_TYPES.get(node.type, node.type)))
+    return merged
+
+
+def _fixed_batch(nodes: Sequence[Any]) -> int | None:
+    """The batch size a model exported without a dynamic batch axis insists on."""
+    for node in nodes:
+        if node.shape and isinstance(node.shape[0], int) and node.shape[0] > 0:
+            return int(node.shape[0])
+    return None
+
+
+def _checked(info: TensorInfo, value: Any) -> np.ndarray:
+    """`value` as an array of the input's dtype; SpecError when its shape or type is wrong."""
+    array = np.asarray(value)
+    if info.dtype not in _ORT_TYPES.values():
+        raise SpecError(Problem((info.name,), f"the model takes {info.dtype} values, which "
+                                "predict does not handle"))
+    wanted = np.dtype(info.dtype)
+    if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, wanted, "same_kind"):
+        raise _mismatch(info, array, _dtype_hint(wanted, array.dtype))
+    expected = info.per_sample
+    if array.ndim != len(info.shape) or any(
+            want is not None and got != want
+            for got, want in zip(array.shape[1:], expected, strict=True)):
+        raise _mismatch(info, array, _shape_hint(info, array))
+    return array.astype(wanted, copy=False)
+
+
+def _mismatch(info: TensorInfo, array: np.ndarray, hint: str) -> SpecError:
+    given = format_shape(array.shape[1:]) if array.ndim else "a single value"
+    return SpecError(Problem((info.name,), f"expected {info.describe()} {info.dtype} per "
+                             f"sample, got {given} {array.dtype} (an array of shape "
+                             f"{format_shape(array.shape)})", hint))
+
+
+def _shape_hint(info: TensorInfo, array: np.ndarray) -> str:
+    expected = info.per_sample
+    one_sample = array.ndim == len(expected) and all(
+        want is None or got == want for got, want in zip(array.shape, expected, strict=True))
+    if one_sample:
+        return "for one sample, add the batch axis: array[None]"
+    dims = ", ".join("?" if d is None else str(d) for d in expected)
+    return f"give an array of shape (N, {dims})" if dims else "give an array of shape (N,)"
+
+
+def _dtype_hint(wanted: np.dtype, given: np.dtype) -> str:
+    if given.kind not in "biuf":
+        return f"the values must be numbers of type {wanted}"
+    if wanted.kind in "iu":
+        return f"the model takes whole numbers (e.g. token ids): array.astype(np.{wanted})"
+    return f"convert it: array.astype(np.{wanted})"
+
+
+def _statistics_axis(ndim: int, stats: Normalization) -> int | None:
+    """The axis statistics apply along: channels of images, the last axis of tables and
+    sequences (as training computed them), or the metadata's own `axis`."""
+    if stats.axis is not None:
+        return stats.axis
+    if ndim >= 4:
+        return 1
+    return ndim - 1 if ndim >= 2 else None
+
+
+def _padded(array: np.ndarray, size: int) -> np.ndarray:
+    if len(array) == size:
+        return array
+    padding = np.zeros((size - len(array), *array.shape[1:]), dtype=array.dtype)
+    return np.concatenate([array, padding])
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
