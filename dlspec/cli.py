@@ -16,6 +16,9 @@ from typing import Any
 from dlspec.errors import DlspecError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in dlspec, not in the user's input
+# what the base install leaves out: the `full` and `runtime` extras (see pyproject.toml)
+_OPTIONAL_PACKAGES = frozenset({"torch", "onnx", "onnxscript", "onnxruntime", "safetensors",
+                                "sklearn", "matplotlib", "rich", "PIL"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,12 +39,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _OPTIONAL_PACKAGES:
+            return _internal_error(exc)
+        extra = "runtime" if args.command == "predict" else "full"
+        print(f"dlspec {args.command}: needs {exc.name}, which is not installed; "
+              f"install it with: pip install 'dlspec[{extra}]'", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - no user ever sees a traceback
-        first_line = (str(exc).splitlines() or [""])[0]
-        print(f"dlspec: internal error: {type(exc).__name__}: {first_line}\n"
-              "this is a bug in dlspec; please report it with the spec that caused it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    first_line = (str(exc).splitlines() or [""])[0]
+    print(f"dlspec: internal error: {type(exc).__name__}: {first_line}\n"
+          "this is a bug in dlspec; please report it with the spec that caused it",
+          file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     kinds = commands.add_parser("kinds", help="list the layer kinds and their parameters")
     kinds.add_argument("kind", nargs="?", help="show one kind's parameters")
     kinds.set_defaults(run=_kinds)
+
+    from dlspec.runtime.command import add_parser as add_predict  # imports nothing heavy
+
+    add_predict(commands)
     return parser
 
 

@@ -97,18 +97,17 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
     inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
     notes: list[str] = []
     sequence_inputs = _sequence_inputs(inputs, options.dynamic, notes)
-    model, sequence_inputs = _export(module, shaped, inputs, outputs, sequence_inputs, options,
-                                     notes)
-    model = _checked(model, shaped)
-    if options.optimize:
-        model = _checked(_optimized(model), shaped)
+    model, data, comparisons, sequence_inputs = _export_and_compare(
+        module, shaped, spec, inputs, outputs, sequence_inputs, options, info, notes)
+    if sequence_inputs and options.dynamic is None and not all(c.passed for c in comparisons):
+        # an auto-dynamic length the graph cannot follow (e.g. adaptive pooling whose bins
+        # were computed for the traced length): export the spec's own length instead
+        why = next(c for c in comparisons if not c.passed).describe()
+        notes.append(_fixed_note(inputs, sequence_inputs, "ONNX Runtime disagreed with "
+                                 f"PyTorch at other lengths ({why[:160]})"))
+        model, data, comparisons, sequence_inputs = _export_and_compare(
+            module, shaped, spec, inputs, outputs, [], options, info, notes)
     interface = _interface(model)
-    for key, value in metadata_props(spec, shaped, interface, info).items():
-        model.metadata_props.add(key=key, value=value)
-    model.doc_string = spec.description or spec.name
-    data = model.SerializeToString()
-    comparisons = compare(module, data, inputs, outputs, sequence_inputs, atol=options.atol,
-                          rtol=options.rtol, token_limit=_token_limit(shaped))
     path.parent.mkdir(parents=True, exist_ok=True)
     failed = [c for c in comparisons if not c.passed]
     if failed:
@@ -122,6 +121,27 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return ExportResult(path, opset, interface[0], interface[1], comparisons,
                         time.perf_counter() - began, notes)
+
+
+def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec,
+                        inputs: dict[str, InputDecl], outputs: list[str],
+                        sequence_inputs: list[str], options: ExportOptions,
+                        info: DeploymentInfo | None, notes: list[str],
+                        ) -> tuple[onnx.ModelProto, bytes, list[Comparison], list[str]]:
+    """Trace, check, optimise, label; compare with PyTorch. The model, its bytes, the
+    comparisons and the inputs whose sequence axis is dynamic."""
+    model, sequence_inputs = _export(module, shaped, inputs, outputs, sequence_inputs, options,
+                                     notes)
+    model = _checked(model, shaped)
+    if options.optimize:
+        model = _checked(_optimized(model), shaped)
+    for key, value in metadata_props(spec, shaped, _interface(model), info).items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = spec.description or spec.name
+    data = model.SerializeToString()
+    comparisons = compare(module, data, inputs, outputs, sequence_inputs, atol=options.atol,
+                          rtol=options.rtol, token_limit=_token_limit(shaped))
+    return model, data, comparisons, sequence_inputs
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
@@ -181,9 +201,10 @@ def _export(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, Inpu
         if not fixed:
             return model, sequence_inputs
         if options.dynamic is None:  # the traced graph froze the length: keep it frozen
-            notes.append(_fixed_note(inputs, fixed, "the exported graph unrolls it"))
+            notes.append(_fixed_note(inputs, fixed, "the exported graph fixes it"))
             return model, []
-        raise _FixedSequence("the exported graph unrolls it (e.g. an rnn layer)")
+        raise _FixedSequence("the exported graph fixes it (an unrolled rnn, or adaptive "
+                             "pooling into several bins, needs the length)")
     except _FixedSequence as fixed:
         if options.dynamic is not None:  # asked for explicitly
             raise SpecError(Problem(("export", "onnx", "dynamic_axes"),

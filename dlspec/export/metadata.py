@@ -90,7 +90,9 @@ def metadata_props(spec: Spec, shaped: ShapedGraph,
         shapes = [tuple(info_.shape) for info_ in shaped.outputs().values()]
         binary = (spec.task.type in ("classification", "sequence_classification")
                   and len(shapes) == 1 and shapes[0] in ((1,), ()))
-        props["dlspec_task"] = {"type": spec.task.type, "labels": labels, "binary": binary}
+        props["dlspec_task"] = {"type": spec.task.type, "labels": labels, "binary": binary,
+                                "output": _classified_output(spec, shaped),
+                                "threshold": spec.task.threshold or 0.5}
     if info is not None and info.normalization:
         props["dlspec_normalization"] = info.normalization
     if info is not None and info.image_inputs:
@@ -100,3 +102,15 @@ def metadata_props(spec: Spec, shaped: ShapedGraph,
             for name in info.image_inputs if name in shaped.graph.inputs}
     return {key: value if isinstance(value, str) else json.dumps(value)
             for key, value in props.items()}
+
+
+def _classified_output(spec: Spec, shaped: ShapedGraph) -> str | None:
+    """The output holding class logits: the only one, or the first shaped like the classes."""
+    outputs = shaped.outputs()
+    if spec.task is None or spec.task.type not in ("classification", "sequence_classification"):
+        return None
+    if len(outputs) == 1:
+        return next(iter(outputs))
+    classes = spec.task.num_classes or (len(spec.task.labels) if spec.task.labels else None)
+    wanted = [(classes,)] + ([(1,), ()] if classes == 2 else [])
+    return next((name for name, info in outputs.items() if tuple(info.shape) in wanted), None)

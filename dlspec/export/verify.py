@@ -63,7 +63,7 @@ def compare(module: torch.nn.Module, model_bytes: bytes, inputs: dict[str, Input
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
+    options.log_severity_level = 4  # fatal only: a failed run is reported by the comparison
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
     lengths: tuple[int | None, ...] = SEQUENCE_LENGTHS if sequence_inputs else (None,)

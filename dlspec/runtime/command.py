@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        print(f"predict needs {exc.name}, which is not installed; install it with: "
+              "pip install 'dlspec[runtime]'", file=sys.stderr)
+        return 1
 
 
 def _positive_int(text: str) -> int:

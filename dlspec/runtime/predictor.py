@@ -63,11 +63,9 @@ class Predictor:
     """An exported model ready to predict; no torch involved.
 
     Example:
-        >>> predictor = Predictor("runs/lenet5/model.onnx")
-        >>> predictor.predict(images)["output"].shape       # images: (N, 1, 32, 32)
-        (N, 10)
-        >>> predictor.classify(images).classes[:3]
-        ['7', '2', '1']
+        predictor = Predictor("runs/lenet5/model.onnx")     # provider "auto"
+        logits = predictor.predict(images)["output"]         # images: (N, 1, 32, 32) in [0, 1]
+        predictor.classify(images).classes                   # ['7', '2', ...]
     """
 
     def __init__(self, model_path: str | Path, providers: str | Sequence[str] = "auto", *,
@@ -84,7 +82,7 @@ class Predictor:
         self.session = _open_session(ort, self.path, _options(ort, session_options, threads),
                                      self.requested)
         self.provider: str = self.session.get_providers()[0]
-        if providers == "cuda" and self.provider != CUDA:
+        if isinstance(providers, str) and providers.lower() == "cuda" and self.provider != CUDA:
             raise WorkError(Problem((), f"CUDA was asked for, but onnxruntime runs {self.path} "
                                     f"on {self.provider}", "check the CUDA and cuDNN libraries "
                                     "onnxruntime-gpu needs, or use --provider auto"))
@@ -125,6 +123,7 @@ class Predictor:
 
         `inputs` is an array (a single-input model) or a mapping input name → array, raw
         (as loaded): the metadata's normalisation is applied unless `normalize` is False.
+        A model exported with a fixed batch size is fed batches of that size (zero-padded).
         """
         if batch_size < 1:
             raise SpecError(Problem((), f"batch size {batch_size} is not a positive integer"))

@@ -1,0 +1,201 @@
+"""ONNX export: every spec exports and verifies; the file carries what deployment needs;
+failures are clear (exit 2 for bad input, 1 for a failed verification)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import dlspec
+from conftest import ROOT, SPECS
+
+# parameter-heavy networks: seconds each to trace, serialise and run at batch 7
+_LARGE = {"alexnet", "vgg16", "vgg19", "resnet34", "resnet50", "resnet152"}
+_SEQUENCE_SPECS = {"lstm", "gru", "bilstm", "transformer_encoder"}
+
+
+def _spec_params() -> list[object]:
+    return [pytest.param(path, id=path.stem,
+                         marks=[pytest.mark.slow] if path.stem in _LARGE else [])
+            for path in sorted(SPECS.glob("*.yaml"))]
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+            .metadata_props}
+
+
+@pytest.mark.parametrize("spec_path", _spec_params())
+def test_every_spec_exports_and_verifies(spec_path: Path, tmp_path: Path) -> None:
+    spec = dlspec.load(spec_path)
+    results = dlspec.export_spec(spec, tmp_path / f"{spec.name}.onnx")
+    shaped = dlspec.shapes(spec)
+    for result in results:
+        network = shaped[_metadata(result.path)["dlspec_network"]]
+        assert result.path.is_file()
+        assert all(c.passed for c in result.comparisons)
+        assert {c.batch for c in result.comparisons} == {1, 2, 7}
+        # the spec's names, and a dynamic batch axis on every input and output
+        assert [t.name for t in result.inputs] == list(network.graph.inputs)
+        assert [t.name for t in result.outputs] == list(network.graph.outputs)
+        assert all(t.shape[0] is None for t in result.inputs + result.outputs)
+        model = onnx.load(str(result.path))
+        onnx.checker.check_model(model, full_check=True)
+        assert len(model.graph.value_info) > 0  # shapes inferred onto the edges
+    if spec.name in _SEQUENCE_SPECS:
+        (result,) = results
+        assert result.inputs[0].shape[1] is None  # the sequence axis is dynamic
+        assert {c.sequence for c in result.comparisons} == {1, 5, 13}
+    if spec.name == "dcgan":  # a GAN exports its generator
+        assert [_metadata(r.path)["dlspec_network"] for r in results] == ["generator"]
+
+
+def test_the_metadata_says_what_deployment_needs(tmp_path: Path) -> None:
+    (result,) = dlspec.export_spec(SPECS / "transformer_encoder.yaml", tmp_path / "t.onnx")
+    metadata = _metadata(result.path)
+    assert metadata["dlspec_spec"] == "transformer_encoder"
+    assert metadata["dlspec_version"] == dlspec.__version__
+    assert len(metadata["dlspec_spec_sha256"]) == 64
+    assert json.loads(metadata["dlspec_inputs"]) == [
+        {"name": "tokens", "shape": [None, None], "dtype": "int64"}]
+    assert json.loads(metadata["dlspec_outputs"]) == [
+        {"name": "output", "shape": [None, 2], "dtype": "float32"}]
+    assert json.loads(metadata["dlspec_task"]) == {
+        "type": "sequence_classification", "labels": ["negative", "positive"], "binary": False,
+        "output": "output", "threshold": 0.5}
+    # the same hash however the spec is laid out
+    text = (SPECS / "transformer_encoder.yaml").read_text()
+    relaid = dlspec.loads("# another comment\n\n" + text + "\n# the end\n")
+    from dlspec.export.metadata import spec_hash
+
+    assert spec_hash(relaid) == metadata["dlspec_spec_sha256"]
+
+
+TRAPS = """\
+dlspec: 1
+name: traps
+inputs:
+  x: {shape: [12, 16]}
+network:
+  - {name: att, multihead_attention: {num_heads: 4}}
+  - {name: enc, transformer_encoder: {num_layers: 1, nhead: 4, dim_feedforward: 32}}
+  - {name: bi, lstm: {hidden_size: 8, return: sequence, bidirectional: true, num_layers: 2}}
+  - {name: to_channels, permute: [0, 2, 1]}
+  - {name: pool, adaptive_avgpool1d: POOL}
+  - flatten
+  - {linear: 2}
+"""
+
+
+def test_attention_and_bidirectional_stacks_export_with_a_dynamic_sequence(
+        tmp_path: Path) -> None:
+    # attention's fused fast path and a bidirectional LSTM stack over a dynamic length
+    spec = dlspec.loads(TRAPS.replace("POOL", "1"))
+    (result,) = dlspec.export_spec(spec, tmp_path / "traps.onnx")
+    assert result.inputs[0].shape == [None, None, 16]
+    assert all(c.passed for c in result.comparisons)
+    assert {c.sequence for c in result.comparisons} == {1, 5, 13}
+
+
+def test_adaptive_pooling_over_a_dynamic_length_falls_back_to_the_fixed_length(
+        tmp_path: Path) -> None:
+    # 5 bins over the sequence: the exporter computes the bins for the traced length (12),
+    # so other lengths fail in ONNX Runtime; verification catches it
+    spec = dlspec.loads(TRAPS.replace("POOL", "5"))
+    with pytest.raises(dlspec.WorkError, match="differs from PyTorch .* at batch 1, seq 1"):
+        dlspec.export_spec(spec, tmp_path / "asked.onnx", dynamic=["batch", "seq"])
+    assert (tmp_path / "asked.failed.onnx").is_file()
+    # without dynamic_axes in the spec, the length is dynamic only where that verifies
+    (result,) = dlspec.export_spec(spec, tmp_path / "traps.onnx")
+    assert result.inputs[0].shape == [None, 12, 16]
+    assert any(note.startswith("sequence length fixed (x 12):") for note in result.notes)
+    assert all(c.passed for c in result.comparisons)
+
+
+def test_an_unrolled_recurrence_keeps_its_length_and_says_so(tmp_path: Path) -> None:
+    (result,) = dlspec.export_spec(SPECS / "rnn.yaml", tmp_path / "rnn.onnx")
+    assert result.inputs[0].shape == [None, 10, 1]
+    assert any("sequence length fixed (numbers 10)" in note for note in result.notes)
+    with pytest.raises(dlspec.SpecError, match="fixed sequence length"):
+        dlspec.export_spec(SPECS / "rnn.yaml", tmp_path / "rnn2.onnx", dynamic=["batch", "seq"])
+
+
+def test_export_command_is_quiet_and_summarises(tmp_path: Path) -> None:
+    out = tmp_path / "mlp.onnx"
+    result = subprocess.run([sys.executable, "-m", "dlspec", "export", "specs/mlp.yaml", "-o",
+                             str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"exported {out} (")
+    assert "opset 18" in result.stdout and "x [dynamic, 2] float32" in result.stdout
+    assert "verified in ONNX Runtime against PyTorch at batch 1, 2, 7" in result.stdout
+    # the exporter's own progress lines and warnings stay hidden
+    assert result.stderr.strip() == "note: exported with freshly initialised weights " \
+        "(no --checkpoint)"
+    assert out.is_file()
+
+
+def test_a_failed_verification_keeps_the_file_aside_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "lenet5.onnx"
+    result = subprocess.run([sys.executable, "-m", "dlspec", "export", "specs/lenet5.yaml",
+                             "-o", str(out), "--atol", "0", "--rtol", "0"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "differs from PyTorch beyond tolerance (atol 0, rtol 0) at batch 1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and (tmp_path / "lenet5.failed.onnx").is_file()
+
+
+def test_a_checkpoint_that_does_not_fit_names_the_first_tensor(tmp_path: Path) -> None:
+    model = dlspec.build(SPECS / "mlp.yaml")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["hidden2.weight"] = torch.zeros(8, 16)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    result = subprocess.run([sys.executable, "-m", "dlspec", "export", "specs/mlp.yaml",
+                             "--checkpoint", str(tmp_path), "-o", str(tmp_path / "m.onnx")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2
+    assert "hidden2.weight is (8, 16) there, (16, 16) in the spec" in result.stderr
+    del state["hidden2.weight"]
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(dlspec.SpecError, match="it has no tensor hidden2.weight"):
+        dlspec.export_spec(SPECS / "mlp.yaml", tmp_path / "m.onnx", checkpoint=tmp_path)
+
+
+def test_bad_export_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(dlspec.SpecError, match="no input is a sequence"):
+        dlspec.export_spec(SPECS / "mlp.yaml", tmp_path / "m.onnx", dynamic=["batch", "seq"])
+    with pytest.raises(dlspec.SpecError, match="opset 9 is not supported"):
+        dlspec.export_spec(SPECS / "mlp.yaml", tmp_path / "m.onnx", opset=9)
+    result = subprocess.run([sys.executable, "-m", "dlspec", "export", "specs/mlp.yaml",
+                             "--dynamic", "batch,time"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "unknown axis 'time'" in result.stderr
+
+
+def test_a_trained_run_exports_its_weights_labels_and_normalisation(tmp_path: Path) -> None:
+    spec = dlspec.loads((SPECS / "mlp.yaml").read_text().replace(
+        "split: {train", "normalize: auto, split: {train"), "mlp.yaml")
+    trained = dlspec.train_spec(spec, tmp_path / "run", epochs=2)
+    (result,) = dlspec.export_spec(spec, checkpoint=tmp_path / "run")
+    assert result.path == tmp_path / "run" / "model.onnx"
+    metadata = _metadata(result.path)
+    assert json.loads(metadata["dlspec_task"])["binary"] is True
+    assert json.loads(metadata["dlspec_task"])["labels"] == trained.data.labels
+    stats = json.loads(metadata["dlspec_normalization"])["x"]
+    assert stats == trained.data.normalization["x"]
+    # the file holds the trained weights: it reproduces the trained model's logits
+    x = trained.data.test.inputs["x"][:5]
+    session = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"x": x.numpy()})
+    with torch.inference_mode():
+        expected = trained.model.eval()(x).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-5)
