@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -103,8 +104,8 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
         # an auto-dynamic length the graph cannot follow (e.g. adaptive pooling whose bins
         # were computed for the traced length): export the spec's own length instead
         why = next(c for c in comparisons if not c.passed).describe()
-        notes.append(_fixed_note(inputs, sequence_inputs, "ONNX Runtime disagreed with "
-                                 f"PyTorch at other lengths ({why[:160]})"))
+        notes.append(_fixed_note(inputs, sequence_inputs, "it does not verify at other "
+                                 f"lengths ({why[:160]})"))
         model, data, comparisons, sequence_inputs = _export_and_compare(
             module, shaped, spec, inputs, outputs, [], options, info, notes)
     interface = _interface(model)
@@ -194,24 +195,31 @@ def _is_sequence(decl: InputDecl) -> bool:
 def _export(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
             outputs: list[str], sequence_inputs: list[str], options: ExportOptions,
             notes: list[str]) -> tuple[onnx.ModelProto, list[str]]:
-    """The traced ONNX model and the inputs whose sequence axis stayed dynamic."""
+    """The traced ONNX model and the inputs whose sequence axis stayed dynamic.
+
+    With `dynamic_axes` unset, a sequence axis the network cannot leave dynamic (the trace
+    fails, or freezes the length) is exported at the spec's length, with a note saying so.
+    """
+    asked = options.dynamic is not None
     try:
         model = _trace(module, shaped, inputs, outputs, sequence_inputs, options)
-        fixed = [name for name in sequence_inputs if _fixed_axis(model, name, 1)]
-        if not fixed:
-            return model, sequence_inputs
-        if options.dynamic is None:  # the traced graph froze the length: keep it frozen
-            notes.append(_fixed_note(inputs, fixed, "the exported graph fixes it"))
-            return model, []
-        raise _FixedSequence("the exported graph fixes it (an unrolled rnn, or adaptive "
-                             "pooling into several bins, needs the length)")
-    except _FixedSequence as fixed:
-        if options.dynamic is not None:  # asked for explicitly
-            raise SpecError(Problem(("export", "onnx", "dynamic_axes"),
-                                    f"the network needs a fixed sequence length: {fixed}",
-                                    "use dynamic_axes: [batch]")) from None
-        notes.append(_fixed_note(inputs, sequence_inputs, str(fixed)))
-        return _trace(module, shaped, inputs, outputs, [], options), []
+    except SpecError as failed:
+        if not sequence_inputs or asked:
+            raise
+        model = _trace(module, shaped, inputs, outputs, [], options)
+        notes.append(_fixed_note(inputs, sequence_inputs, "with it dynamic the export fails "
+                                 f"({failed.problems[0].message[:160]})"))
+        return model, []
+    fixed = [name for name in sequence_inputs if _fixed_axis(model, name, 1)]
+    if not fixed:
+        return model, sequence_inputs
+    if asked:
+        raise SpecError(Problem(("export", "onnx", "dynamic_axes"), "the network needs a fixed "
+                                "sequence length: the exported graph fixes it (an unrolled rnn, "
+                                "or adaptive pooling into several bins, needs the length)",
+                                "use dynamic_axes: [batch]"))
+    notes.append(_fixed_note(inputs, fixed, "the exported graph fixes it"))
+    return model, [name for name in sequence_inputs if name not in fixed]
 
 
 def _fixed_note(inputs: dict[str, InputDecl], names: list[str], why: str) -> str:
@@ -225,18 +233,16 @@ def _fixed_axis(model: onnx.ModelProto, name: str, axis: int) -> bool:
     return value.type.tensor_type.shape.dim[axis].HasField("dim_value")
 
 
-class _FixedSequence(Exception):
-    """torch.export found that the network fixes the sequence length."""
-
-
 def _trace(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
            outputs: list[str], sequence_inputs: list[str],
            options: ExportOptions) -> onnx.ModelProto:
     batch = torch.export.Dim("batch", min=1)
-    sequence = torch.export.Dim("seq", min=1)
+    # one length per sequence input: a decoder's target and memory need not agree
+    lengths = {name: torch.export.Dim("seq" if len(sequence_inputs) == 1 else f"seq_{name}",
+                                      min=1) for name in sequence_inputs}
     dynamic = "batch" in (options.dynamic if options.dynamic is not None else DYNAMIC_AXES)
     shapes = tuple({**({0: batch} if dynamic else {}),
-                    **({1: sequence} if name in sequence_inputs else {})}
+                    **({1: lengths[name]} if name in lengths else {})}
                    for name in inputs)
     example = tuple(_example(decl, _token_limit(shaped)) for decl in inputs.values())
     try:
@@ -246,10 +252,7 @@ def _trace(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, Input
                 opset_version=options.opset, dynamo=True, dynamic_shapes=shapes,
                 external_data=False, optimize=True)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds
-        text = str(exc)
-        if sequence_inputs and ("seq" in text and ("onstraint" in text or "pecializ" in text)):
-            raise _FixedSequence(_first_line(text)) from None
-        raise _unexportable(shaped, text) from None
+        raise _unexportable(shaped, _reason(exc)) from None
     if program is None:  # only for the legacy exporter
         raise WorkError(Problem((), "the ONNX exporter returned nothing"))
     return program.model_proto
@@ -282,8 +285,16 @@ def _unexportable(shaped: ShapedGraph, text: str) -> SpecError:
 
 
 def _first_line(text: str) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the exporter colours its messages
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0][:300] if lines else "unknown error"
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause's message: the exporter wraps the error that explains the failure."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
 
 
 def _checked(model: onnx.ModelProto, shaped: ShapedGraph) -> onnx.ModelProto:
@@ -331,7 +342,7 @@ def _quiet(verbose: bool) -> Iterator[None]:
     sink = io.StringIO()
     try:
         for logger in loggers:
-            logger.setLevel(logging.ERROR)
+            logger.setLevel(logging.CRITICAL)
         with warnings.catch_warnings(), contextlib.redirect_stdout(sink), \
                 contextlib.redirect_stderr(sink):
             warnings.simplefilter("ignore")
