@@ -28,10 +28,9 @@ from dlspec.errors import Problem, SpecError, WorkError
 from dlspec.export.metadata import DeploymentInfo, TensorSpec, metadata_props
 from dlspec.export.verify import Comparison, check_model, compare
 from dlspec.graph import InputDecl, ShapedGraph
-from dlspec.spec.model import Spec
+from dlspec.spec.model import Spec, is_sequence
 
 DYNAMIC_AXES = ("batch", "seq")
-_SEQUENCE_KINDS_OF_INPUT = ("int64", "int32")  # token ids: (steps,)
 
 
 @dataclass
@@ -178,18 +177,12 @@ def _sequence_inputs(inputs: dict[str, InputDecl], dynamic: list[str] | None,
     """The inputs whose axis 1 is a sequence to export as dynamic."""
     if dynamic is not None and "seq" not in dynamic:
         return []
-    found = [name for name, decl in inputs.items() if _is_sequence(decl)]
+    found = [name for name, decl in inputs.items() if is_sequence(decl.shape, decl.dtype)]
     if dynamic is not None and not found:
         raise SpecError(Problem(("export", "onnx", "dynamic_axes"), "`seq` asks for a dynamic "
                                 "sequence axis, but no input is a sequence (steps × features, "
                                 "or token ids)", "use dynamic_axes: [batch]"))
     return found
-
-
-def _is_sequence(decl: InputDecl) -> bool:
-    if decl.dtype in _SEQUENCE_KINDS_OF_INPUT:
-        return len(decl.shape) == 1
-    return decl.dtype == "float32" and len(decl.shape) == 2
 
 
 def _export(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],

@@ -79,6 +79,14 @@ class InputSpec(Strict):
     dtype: Dtype = Field("float32", description="int64 for token ids read by an embedding")
 
 
+def is_sequence(shape: list[int] | tuple[int, ...], dtype: str) -> bool:
+    """Whether an input's first per-sample axis is a sequence: token ids (steps,), or
+    (steps, features) values. Export may leave that axis dynamic."""
+    if dtype in ("int64", "int32"):
+        return len(shape) == 1
+    return dtype == "float32" and len(shape) == 2
+
+
 # block parameter types → the Python types a value may have
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
@@ -223,3 +231,15 @@ class Spec(NetworkPart, TrainingSections):
     def document(self) -> Any:
         """The loaded YAML Document (positions), when the spec came from a file."""
         return self._document
+
+    @model_validator(mode="after")
+    def _sequence_axis_to_export(self) -> Spec:
+        onnx = self.export.onnx if self.export is not None else None
+        if onnx is None or "seq" not in (onnx.dynamic_axes or []):
+            return self
+        inputs = [i for net in self.network_specs().values() for i in net.inputs.values()]
+        if not any(is_sequence(i.shape, i.dtype) for i in inputs):
+            fail("`seq` asks for a dynamic sequence axis, but no input is a sequence (steps × "
+                 "features, or token ids)", "export", "onnx", "dynamic_axes",
+                 value=onnx.dynamic_axes)
+        return self
