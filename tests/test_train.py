@@ -113,7 +113,7 @@ def test_a_final_sigmoid_before_logit_loss_is_an_error(tmp_path: Path) -> None:
         dlspec.train_spec(dlspec.loads(text, "s.yaml"), tmp_path / "run")
 
 
-def test_build_trains_and_says_what_it_skipped(tmp_path: Path) -> None:
+def test_build_trains_exports_and_says_what_it_skipped(tmp_path: Path) -> None:
     spec = tmp_path / "moons.yaml"
     spec.write_text(MOONS)
     result = subprocess.run([sys.executable, "-m", "dlspec", "build", str(spec), "--out",
@@ -121,8 +121,11 @@ def test_build_trains_and_says_what_it_skipped(tmp_path: Path) -> None:
                             text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"built {tmp_path / 'run'}: test:")
+    assert f"export: {tmp_path / 'run' / 'model.onnx'} (" in result.stderr
+    assert (tmp_path / "run" / "model.onnx").is_file()
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "Not built yet: ONNX export (issue 4); architecture diagram (issue 5)." in report
+    assert "Export: [model.onnx](model.onnx), verified in ONNX Runtime against PyTorch" in report
+    assert "Not built yet: architecture diagram (issue 5)." in report
 
 
 def test_augmentation_changes_training_batches_only_and_reproducibly() -> None:
@@ -283,3 +286,27 @@ def test_hue_jitter_matches_colorsys_and_keeps_gray_pixels() -> None:
             assert shifted[sample, :, i, j].tolist() == pytest.approx(expected, abs=1e-5)
     gray = torch.full((1, 3, 2, 2), 0.5)
     assert torch.allclose(_shift_hue(gray, torch.tensor([0.3])), gray)
+
+
+def test_image_augmentation_works_on_pixel_values_not_normalised_ones() -> None:
+    import torch
+
+    from dlspec.data.augment import augment_batch
+    from dlspec.spec.sections import AugmentConfig
+
+    config = AugmentConfig.model_validate({"images": {"color_jitter": {"brightness": 0.5}}})
+    stats = {"mean": [0.5], "std": [0.25]}
+    normalised = torch.zeros(64, 1, 4, 4)  # every pixel 0.5, the mean
+    (out,) = augment_batch([normalised], config, torch.Generator().manual_seed(0), [stats])
+    pixels = out * 0.25 + 0.5
+    factors = pixels[:, 0, 0, 0] / 0.5  # brightness scales the pixel values themselves
+    assert torch.allclose(pixels, factors[:, None, None, None] * 0.5 * torch.ones_like(out))
+    assert factors.min() >= 0.5 and factors.max() <= 1.5 and factors.std() > 0.1
+
+
+def test_gradient_norms_are_grouped_by_layer_with_repeats_apart() -> None:
+    from dlspec.train.loop import _layer_group
+
+    assert _layer_group("conv1.weight") == "conv1"
+    assert _layer_group("fc.0.weight") == "fc.0" and _layer_group("fc.1.bias") == "fc.1"
+    assert _layer_group("layer1.first.residual.conv1.weight") == "layer1"

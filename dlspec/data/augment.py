@@ -6,7 +6,9 @@ generator passed in, so a seeded run is reproducible and resumable.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,17 +28,39 @@ def check_augment(augment: AugmentConfig, input_shapes: dict[str, tuple[int, ...
                                     f"{layout}, but the inputs are {listed}"))
 
 
+Stats = dict[str, list[float]]  # {"mean": [...], "std": [...]} per channel
+
+
 def augment_batch(inputs: list[torch.Tensor], augment: AugmentConfig,
-                  generator: torch.Generator) -> list[torch.Tensor]:
-    """The batch's float inputs, randomly changed as the section says."""
+                  generator: torch.Generator,
+                  normalization: list[Stats | None] | None = None) -> list[torch.Tensor]:
+    """The batch's float inputs, randomly changed as the section says.
+
+    `normalization` gives, per input, the statistics the data was normalised with: images
+    are then changed in their original [0, 1] values (so that brightness brightens and
+    padding is black) and normalised again.
+    """
     out = []
-    for x in inputs:
-        if x.is_floating_point() and x.dim() == 4 and augment.images is not None:
-            x = _images(x, augment.images, generator)
+    images = augment.images
+    for i, x in enumerate(inputs):
+        if x.is_floating_point() and x.dim() == 4 and images is not None:
+            stats = normalization[i] if normalization is not None else None
+            x = _in_pixel_values(x, stats, functools.partial(
+                _images, spec=images, generator=generator))
         elif x.is_floating_point() and x.dim() == 3 and augment.sequences is not None:
             x = _sequences(x, augment.sequences, generator)
         out.append(x)
     return out
+
+
+def _in_pixel_values(x: torch.Tensor, stats: Stats | None,
+                     change: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`change` applied to normalised images as if to their original values."""
+    if stats is None:
+        return change(x)
+    mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device)[None, :, None, None]
+    std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device)[None, :, None, None]
+    return (change(x * std + mean) - mean) / std
 
 
 def _uniform(count: int, low: float, high: float, generator: torch.Generator,

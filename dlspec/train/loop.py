@@ -58,6 +58,8 @@ class Objective:
     task_type: str = "classification"
     metrics: list[str] = field(default_factory=list)
     augment: AugmentConfig | None = None  # random changes to training batches
+    # input name → the statistics its data was normalised with (augmentation undoes them)
+    normalization: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # an exponential moving average of the weights (train.ema): evaluated and saved instead
     average: torch.optim.swa_utils.AveragedModel | None = None
 
@@ -242,7 +244,8 @@ def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: in
     norms = GradientNorms(model) if train.log_grad_norms else None
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
         if objective.augment is not None:  # drawn from the batch-order generator: resumable
-            inputs = augment_batch(inputs, objective.augment, order)
+            inputs = augment_batch(inputs, objective.augment, order,
+                                   [objective.normalization.get(name) for name in data.inputs])
         size = len(target)
         part = step.part(inputs, target)
         if part is None:
@@ -275,7 +278,7 @@ class GradientNorms:
         self.groups: dict[str, list[torch.nn.Parameter]] = {}
         for name, parameter in model.named_parameters():
             if parameter.requires_grad:
-                self.groups.setdefault(name.split(".")[0], []).append(parameter)
+                self.groups.setdefault(_layer_group(name), []).append(parameter)
         self.sums = dict.fromkeys(self.groups, 0.0)
         self.count = 0
 
@@ -290,6 +293,12 @@ class GradientNorms:
     def means(self) -> dict[str, float]:
         """The epoch's mean norm per group."""
         return {f"grad_norm/{g}": total / max(self.count, 1) for g, total in self.sums.items()}
+
+
+def _layer_group(parameter: str) -> str:
+    """The top-level layer a parameter belongs to; repeated copies apart (`fc.0`, `fc.1`)."""
+    parts = parameter.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 
 def _autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:

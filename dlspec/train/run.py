@@ -70,7 +70,7 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
                                    steps_per_epoch=steps),
             regularization=_regularization(spec), task_type=task.type,
             metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
-            average=average)
+            normalization=data.normalization, average=average)
         run_dir.mkdir(parents=True, exist_ok=True)
         result = fit(model, data, objective, train, epochs=epochs, device=target_device,
                      run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks,
@@ -105,7 +105,8 @@ def _model(spec: Spec, shaped: ShapedGraph, device: torch.device,
     """The initialised model (transferred weights, frozen layers), its average, on device."""
     train = spec.train
     torch.manual_seed(train.seed)  # the same initial weights for the same seed
-    torch.use_deterministic_algorithms(train.deterministic)
+    if torch.are_deterministic_algorithms_enabled() != train.deterministic:
+        torch.use_deterministic_algorithms(train.deterministic)  # costs ~1 s of imports
     model = compile_graph(shaped)
     transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
                 if spec.transfer is not None else None)  # before the optimizer: frozen = left out
