@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # one torch thread per worker and per process a test starts: the workers already keep
+    # every core busy, and oversubscribed threads make torch many times slower
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
