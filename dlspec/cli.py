@@ -18,7 +18,7 @@ from dlspec.errors import DlspecError
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in dlspec, not in the user's input
 # what the base install leaves out: the `full` and `runtime` extras (see pyproject.toml)
 _OPTIONAL_PACKAGES = frozenset({"torch", "onnx", "onnxscript", "onnxruntime", "safetensors",
-                                "sklearn", "matplotlib", "rich", "PIL"})
+                                "sklearn", "matplotlib", "rich", "PIL", "graphviz"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     from dlspec.runtime.command import add_parser as add_predict  # imports nothing heavy
 
     add_predict(commands)
+
+    from dlspec.diagram.command import add_parser as add_diagram  # imports nothing heavy
+
+    add_diagram(commands)
     return parser
 
 
@@ -242,14 +246,25 @@ def _build(args: argparse.Namespace) -> int:
         from dlspec.train.run import deployment_info
 
         info = deployment_info(result.data)
-    done = [_build_export(spec, run_dir, module, info)]
-    skipped = ["architecture diagram (issue 5)"]
+    done = [_build_export(spec, run_dir, module, info), _build_diagram(spec, run_dir)]
     with open(run_dir / "report.md", "a") as report:
-        report.writelines(f"\n{entry}\n" for entry in done if entry)
-        report.write("\nNot built yet: " + "; ".join(skipped) + ".\n")
+        report.writelines(f"\n{entry}\n" for entry in done)
     print(f"built {run_dir}: {line}")
-    print("skipped: " + "; ".join(skipped), file=sys.stderr)
     return 0
+
+
+def _build_diagram(spec: Any, run_dir: Path) -> str:
+    """build's diagram step: architecture.svg and architecture.dot in the run folder."""
+    from dlspec.diagram import draw
+
+    result = draw(spec, run_dir / "architecture.svg")  # every network (a GAN: both)
+    note = result.note()  # None unless Graphviz's `dot` is missing
+    if note is not None:
+        print(f"diagram: {note}", file=sys.stderr)
+        return ("Diagram: [architecture.dot](architecture.dot) (not rendered: Graphviz's `dot` "
+                "is not installed).")
+    print("diagram: wrote " + ", ".join(str(p) for p in result.paths), file=sys.stderr)
+    return "Diagram: [architecture.svg](architecture.svg) ([DOT source](architecture.dot))."
 
 
 def _build_export(spec: Any, run_dir: Path, module: Any, info: Any) -> str:

@@ -113,7 +113,7 @@ def test_a_final_sigmoid_before_logit_loss_is_an_error(tmp_path: Path) -> None:
         dlspec.train_spec(dlspec.loads(text, "s.yaml"), tmp_path / "run")
 
 
-def test_build_trains_exports_and_says_what_it_skipped(tmp_path: Path) -> None:
+def test_build_trains_exports_and_draws_into_one_run_folder(tmp_path: Path) -> None:
     spec = tmp_path / "moons.yaml"
     spec.write_text(MOONS)
     result = subprocess.run([sys.executable, "-m", "dlspec", "build", str(spec), "--out",
@@ -125,7 +125,9 @@ def test_build_trains_exports_and_says_what_it_skipped(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "model.onnx").is_file()
     report = (tmp_path / "run" / "report.md").read_text()
     assert "Export: [model.onnx](model.onnx), verified in ONNX Runtime against PyTorch" in report
-    assert "Not built yet: architecture diagram (issue 5)." in report
+    assert "Diagram: [architecture.svg](architecture.svg)" in report
+    assert (tmp_path / "run" / "architecture.svg").read_text().lstrip().startswith("<?xml")
+    assert "digraph" in (tmp_path / "run" / "architecture.dot").read_text()
 
 
 def test_augmentation_changes_training_batches_only_and_reproducibly() -> None:
