@@ -8,10 +8,9 @@ decoding, the model and the CSV all included), the median of N runs of
     python -m dlspec predict MODEL DATA -o OUT.csv      target < 1.5 s, no torch imported
     python -c pass                                      baseline: Python start-up
 
-interleaved round by round after one untimed warm-up. While dlspec.cli does not register
-`predict` yet, `python -m dlspec.runtime MODEL DATA ...` (the same code) is timed instead.
-It then runs the command once under `-X importtime` to report any `torch` module and the
-slowest imports, and once in-process phase by phase.
+interleaved round by round after one untimed warm-up. It then runs the command once under
+`-X importtime` to report any `torch` module and the slowest imports, and once in-process,
+phase by phase.
 
 The model: `--model PATH`, e.g. runs/lenet5/model.onnx from `dlspec export specs/lenet5.yaml`
 (the exporter writes the dlspec_* metadata the runtime reads: image size, normalisation,
@@ -119,11 +118,9 @@ def write_data(folder: Path, kind: str, model: Path) -> Path:
 
 
 def predict_argv(model: Path, data: Path, out: Path, *flags: str) -> list[str]:
-    """`python -m dlspec predict ...`, or `-m dlspec.runtime` while the CLI lacks it."""
-    help_text = subprocess.run([sys.executable, "-m", "dlspec", "--help"], cwd=ROOT,
-                               capture_output=True, text=True, check=False).stdout
-    entry = ["dlspec", "predict"] if "predict" in help_text else ["dlspec.runtime"]
-    return [sys.executable, *flags, "-m", *entry, str(model), str(data), "-o", str(out)]
+    """`python -m dlspec predict ...`."""
+    return [sys.executable, *flags, "-m", "dlspec", "predict", str(model), str(data), "-o",
+            str(out)]
 
 
 def import_report(argv: list[str]) -> str:

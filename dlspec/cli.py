@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the .onnx file (default <spec name>.onnx, or model.onnx in the "
                         "checkpoint's run folder)")
     export.add_argument("--network", help="which network of a multi-network spec")
-    export.add_argument("--opset", type=_positive_int, help="override export.onnx.opset")
+    export.add_argument("--opset", type=positive_int, help="override export.onnx.opset")
     export.add_argument("--dynamic", type=_axes, metavar="AXES",
                         help="dynamic axes, e.g. batch or batch,seq (default: batch, and seq "
                         "where an input is a sequence)")
@@ -133,10 +133,10 @@ def _parser() -> argparse.ArgumentParser:
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path)
     parser.add_argument("--out", type=Path, help="run folder (default runs/<spec name>)")
-    parser.add_argument("--epochs", type=_positive_int, help="override train.epochs")
+    parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
                         help="override train.device")
-    parser.add_argument("--nproc", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--nproc", type=positive_int, default=1, metavar="N",
                         help="train data-parallel in N processes (DistributedDataParallel "
                         "through torchrun; gloo on CPU, one GPU each with nccl)")
 
@@ -150,8 +150,12 @@ def _axes(text: str) -> list[str]:
     return axes
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value

@@ -483,42 +483,23 @@ def test_predictor_imports_no_torch(model: Path) -> None:
     assert torch_modules(result.stderr) == []
 
 
-def test_runtime_imports_no_training_modules(tmp_path: Path, model: Path) -> None:
-    """Without dlspec/__init__ (which loads the spec machinery), the runtime's own imports."""
+def test_predict_imports_nothing_of_training_or_the_spec_compiler(tmp_path: Path,
+                                                                  model: Path) -> None:
     digits_folder(tmp_path / "digits")
-    code = ("import sys, types\n"
-            "package = types.ModuleType('dlspec')\n"
-            f"package.__path__ = [{str(ROOT / 'dlspec')!r}]\n"
-            "sys.modules['dlspec'] = package\n"
-            "from dlspec.runtime.command import main\n"
-            f"code = main([{str(model)!r}, {str(tmp_path / 'digits')!r}, "
-            f"'-o', {str(tmp_path / 'out.csv')!r}])\n"
-            "heavy = ('torch', 'pydantic', 'dlspec.graph', 'dlspec.compile', 'dlspec.layers', "
-            "'dlspec.train', 'dlspec.data', 'dlspec.spec', 'dlspec.api', 'onnx')\n"
-            "print(code, sorted(m for m in sys.modules if m.startswith(heavy) and "
-            "(m in heavy or m.startswith(tuple(h + '.' for h in heavy)))))\n")
-    result = run_python("-c", code)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "0 []"
-    assert len((tmp_path / "out.csv").read_text().splitlines()) == 5
-
-
-def test_python_m_dlspec_runtime_end_to_end(tmp_path: Path, model: Path) -> None:
-    digits_folder(tmp_path / "digits")
-    result = run_python("-X", "importtime", "-m", "dlspec.runtime", str(model),
+    result = run_python("-X", "importtime", "-m", "dlspec", "predict", str(model),
                         str(tmp_path / "digits"), "-o", str(tmp_path / "p.json"))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert torch_modules(result.stderr) == []
     assert len(json.loads((tmp_path / "p.json").read_text())) == 4
-    missing = run_python("-m", "dlspec.runtime", str(model), str(tmp_path / "none.csv"))
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert missing.stderr.startswith("input not found: ")
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    heavy = ("torch", "pydantic", "onnx", "dlspec.graph", "dlspec.compile", "dlspec.layers",
+             "dlspec.train", "dlspec.data", "dlspec.spec", "dlspec.api", "dlspec.export")
+    assert [m for m in imported if m in heavy or m.startswith(tuple(h + "." for h in heavy))
+            ] == []
 
 
 def test_dlspec_predict_command(tmp_path: Path, model: Path) -> None:
-    """The real CLI, once dlspec.cli registers `predict` (skipped until then)."""
-    if "predict" not in run_python("-m", "dlspec", "--help").stdout:
-        pytest.skip("dlspec.cli does not register the predict command yet")
+    """The real CLI in a subprocess."""
     digits_folder(tmp_path / "digits")
     result = run_python("-X", "importtime", "-m", "dlspec", "predict", str(model),
                         str(tmp_path / "digits"))

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dlspec.cli import positive_int
 from dlspec.errors import Problem, WorkError
 
 DESCRIPTION = (
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default: the suffix of -o, else svg")
     parser.add_argument("--rankdir", choices=["TB", "LR"], default="TB",
                         help="top to bottom (default) or left to right")
-    parser.add_argument("--depth", type=_positive_int, metavar="N",
+    parser.add_argument("--depth", type=positive_int, metavar="N",
                         help="draw N levels of blocks; deeper ones become single boxes "
                         "with summed parameters (1: each top-level block is one box)")
     parser.add_argument("--expand", action="store_true",
@@ -76,13 +77,3 @@ def _explicit_picture(args: argparse.Namespace) -> bool:
     if args.format is not None:
         return bool(args.format != "dot")
     return args.output is not None and args.output.suffix.lower() in (".svg", ".png", ".pdf")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value

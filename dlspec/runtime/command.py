@@ -1,7 +1,6 @@
 """The `dlspec predict` command: an exported model run on files of inputs, without torch.
 
-`add_parser` registers it with the main CLI; `main` runs it on its own
-(`python -m dlspec.runtime MODEL INPUT ...`). Only argparse is imported up front, so
+`add_parser` registers it with the main CLI. Only argparse is imported up front, so
 registering the command costs the other commands nothing.
 """
 
@@ -10,10 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from dlspec.errors import DlspecError
+from dlspec.cli import positive_int
 
 DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
@@ -39,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
                         help="onnxruntime execution provider (default auto: CUDA if "
                         "available, else CPU)")
-    parser.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
                         help="samples per model call (default 256)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
+    parser.add_argument("--threads", type=positive_int, metavar="N",
                         help="onnxruntime intra-op threads (default: onnxruntime's choice)")
     parser.set_defaults(run=run)
 
@@ -65,35 +63,3 @@ def run(args: argparse.Namespace) -> int:
           f"{predictor.provider} in {time.perf_counter() - start:.2f} s "
           f"(model {model_seconds * 1000:.1f} ms){wrote}", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dlspec.runtime MODEL INPUT ...`: predict without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m dlspec.runtime", description=DESCRIPTION)
-    add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return run(args)
-    except DlspecError as exc:
-        print(str(exc), file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as exc:
-        print(f"predict needs {exc.name}, which is not installed; install it with: "
-              "pip install 'dlspec[runtime]'", file=sys.stderr)
-        return 1
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
