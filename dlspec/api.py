@@ -19,33 +19,39 @@ from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
 from dlspec.spec.model import NetworkPart, Spec
 from dlspec.spec.validation import problems_from_validation
+from dlspec.spec.variants import resolve
 
 if TYPE_CHECKING:
     from torch import fx
 
 
-def load(path: str | Path) -> Spec:
-    """Read and validate a spec file.
+def load(path: str | Path, variant: str | None = None) -> Spec:
+    """Read and validate a spec file; `variant` selects one of its `variants:`.
 
     Example:
         >>> spec = dlspec.load("specs/lenet5.yaml")
         >>> spec.name
         'lenet5'
+        >>> dlspec.load("specs/resnet18.yaml", variant="digits").name
+        'resnet18_digits'
     """
-    return validate(load_yaml_file(path))
+    return validate(load_yaml_file(path), variant)
 
 
-def loads(text: str, file: str = "<string>") -> Spec:
+def loads(text: str, file: str = "<string>", variant: str | None = None) -> Spec:
     """Read and validate a spec from YAML text."""
-    return validate(load_yaml_text(text, file))
+    return validate(load_yaml_text(text, file), variant)
 
 
-def validate(document: Document) -> Spec:
-    """Validate a loaded YAML document against the spec format."""
+def validate(document: Document, variant: str | None = None) -> Spec:
+    """Validate a loaded YAML document against the spec format (after choosing `variant`
+    and substituting the spec's `params`)."""
     with located(document):
         if not isinstance(document.data, dict):
             raise SpecError(Problem((), "a spec is a mapping with keys such as dlspec, name, "
                                     "inputs and network"))
+        document = resolve(document, variant)
+    with located(document):
         try:
             spec = Spec.model_validate(document.data)
         except ValidationError as exc:

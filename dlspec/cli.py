@@ -67,17 +67,21 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate a spec and infer every shape")
     check.add_argument("spec", type=Path, nargs="+", help="spec file(s)")
+    check.add_argument("--variant", help="check only this variant (default: the spec and "
+                       "every variant)")
     check.add_argument("--no-shapes", action="store_true",
                        help="validate the format only (fast; does not import torch)")
     check.set_defaults(run=_check)
 
     summary = commands.add_parser("summary", help="table of layers, shapes and parameters")
     summary.add_argument("spec", type=Path)
+    _add_variant_argument(summary)
     summary.add_argument("--network", help="which network of a multi-network spec")
     summary.set_defaults(run=_summary)
 
     code = commands.add_parser("code", help="print the model as standalone PyTorch source")
     code.add_argument("spec", type=Path)
+    _add_variant_argument(code)
     code.add_argument("--network", help="which network of a multi-network spec")
     code.add_argument("-o", "--output", type=Path, help="write to this file")
     code.set_defaults(run=_code)
@@ -94,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export to ONNX, verified in ONNX Runtime")
     export.add_argument("spec", type=Path)
+    _add_variant_argument(export)
     export.add_argument("--checkpoint", type=Path,
                         help="trained weights: a run folder or its model.safetensors "
                         "(default: freshly initialised weights)")
@@ -130,8 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_variant_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", help="use this variant of the spec (its `variants:`)")
+
+
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", type=Path)
+    _add_variant_argument(parser)
     parser.add_argument("--out", type=Path, help="run folder (default runs/<spec name>)")
     parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
@@ -172,23 +182,41 @@ def _check(args: argparse.Namespace) -> int:
 
     failures: list[DlspecError] = []
     for path in args.spec:
-        try:
-            spec = dlspec.load(path)
-            if args.no_shapes:
-                graphs = dlspec.graphs(spec)
-                print(f"ok {path}: {', '.join(graphs)} "
-                      f"({sum(len(g.nodes) for g in graphs.values())} layers; shapes not checked)")
-                continue
-            for name, shaped in dlspec.shapes(spec).items():
-                ins = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.tensors.items()
-                                if k in shaped.graph.inputs)
-                outs = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.outputs().items())
-                print(f"ok {path}: {name}: {ins} → {outs}; "
-                      f"{shaped.total_params:,} parameters")
-        except DlspecError as exc:
-            failures.append(exc)
-            print(str(exc), file=sys.stderr)
+        for variant in _variants_to_check(path, args.variant, failures):
+            try:
+                _check_one(dlspec.load(path, variant), path, args.no_shapes)
+            except DlspecError as exc:
+                failures.append(exc)
+                print(str(exc), file=sys.stderr)
     return max((f.exit_code for f in failures), default=0)
+
+
+def _variants_to_check(path: Path, variant: str | None,
+                       failures: list[DlspecError]) -> list[str | None]:
+    """The variant asked for, or the spec itself and then each of its variants."""
+    import dlspec
+
+    if variant is not None:
+        return [variant]
+    try:
+        return [None, *(dlspec.load(path).variants or {})]
+    except DlspecError:
+        return [None]  # the base spec's errors are reported by checking it
+
+
+def _check_one(spec: Any, path: Path, no_shapes: bool) -> None:
+    import dlspec
+
+    if no_shapes:
+        graphs = dlspec.graphs(spec)
+        print(f"ok {path}: {', '.join(graphs)} "
+              f"({sum(len(g.nodes) for g in graphs.values())} layers; shapes not checked)")
+        return
+    for name, shaped in dlspec.shapes(spec).items():
+        ins = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.tensors.items()
+                        if k in shaped.graph.inputs)
+        outs = ", ".join(f"{k} {t}" + _dtype(t.dtype) for k, t in shaped.outputs().items())
+        print(f"ok {path}: {name}: {ins} → {outs}; {shaped.total_params:,} parameters")
 
 
 def _dtype(dtype: str) -> str:
@@ -199,7 +227,7 @@ def _summary(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.summary import render_summary
 
-    spec = dlspec.load(args.spec)
+    spec = dlspec.load(args.spec, args.variant)
     shaped = _pick(dlspec.shapes(spec, count_macs=True), args.network, spec.name)
     for name, graph in shaped.items():
         render_summary(graph, title=name)
@@ -210,7 +238,7 @@ def _code(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.codegen import generate_code
 
-    spec = dlspec.load(args.spec)
+    spec = dlspec.load(args.spec, args.variant)
     shaped = _pick(dlspec.shapes(spec), args.network, spec.name)
     if len(shaped) > 1:
         raise _usage(f"spec {spec.name} has several networks ({', '.join(shaped)}); "
@@ -224,7 +252,8 @@ def _train(args: argparse.Namespace) -> int:
     if _launches_workers(args):
         import dlspec
 
-        dlspec.shapes(dlspec.load(args.spec))  # spec errors once, before any worker starts
+        # spec errors once, before any worker starts
+        dlspec.shapes(dlspec.load(args.spec, args.variant))
         return _launch_workers(args)
     result = _run_training(args, resume=args.resume)
     if not _other_worker():
@@ -235,7 +264,7 @@ def _train(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import dlspec
 
-    spec = dlspec.load(args.spec)
+    spec = dlspec.load(args.spec, args.variant)
     for name, shaped in dlspec.shapes(spec).items():
         print(f"check: ok {name}: {shaped.total_params:,} parameters", file=sys.stderr)
     if _launches_workers(args):
@@ -295,7 +324,8 @@ def _export(args: argparse.Namespace) -> int:
     import dlspec
 
     results = dlspec.export_spec(
-        args.spec, args.output, checkpoint=args.checkpoint, network=args.network,
+        dlspec.load(args.spec, args.variant), args.output, checkpoint=args.checkpoint,
+        network=args.network,
         opset=args.opset, dynamic=args.dynamic, atol=args.atol, rtol=args.rtol,
         optimize=args.optimize, verbose=args.verbose)
     if args.checkpoint is None:
@@ -330,8 +360,9 @@ def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> A
 
     progress = None if _other_worker() else progress_for()
     try:
-        result = dlspec.train_spec(spec or args.spec, args.out, epochs=args.epochs,
-                                   device=args.device, resume=resume, callbacks=progress)
+        result = dlspec.train_spec(spec or dlspec.load(args.spec, args.variant), args.out,
+                                   epochs=args.epochs, device=args.device, resume=resume,
+                                   callbacks=progress)
     finally:
         if progress is not None:
             progress.close()

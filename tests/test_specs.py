@@ -170,8 +170,11 @@ def test_cli_checks_every_spec() -> None:
         assert match, line
         seen.setdefault(match.group(1), []).append(match.group(2))
     assert set(seen) == {p.stem for p in SPEC_PATHS}
-    for path in SPEC_PATHS:
-        assert sorted(seen[path.stem]) == sorted(dlspec.graphs(_load(path)))
+    for path in SPEC_PATHS:  # the spec's networks, then each variant's
+        base = _load(path)
+        expected = [*dlspec.graphs(base), *(name for variant in (base.variants or {})
+                    for name in dlspec.graphs(dlspec.load(path, variant)))]
+        assert sorted(seen[path.stem]) == sorted(expected)
 
 
 # --- ResNet-18 against torchvision's module layout -----------------------------------

@@ -29,6 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `diagram`, and `run` as the parser's action."""
     parser.add_argument("spec", type=Path)
+    parser.add_argument("--variant", help="draw this variant of the spec (its `variants:`)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="the picture (default <spec name>.<format>); its .dot source "
                         "is written beside it")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.diagram.drawing import DiagramOptions, draw
 
-    spec = dlspec.load(args.spec)
+    spec = dlspec.load(args.spec, args.variant)
     options = DiagramOptions(format=args.format, rankdir=args.rankdir, depth=args.depth,
                              expand=args.expand, shapes=not args.no_shapes,
                              edge_shapes=args.edge_shapes, legend=not args.no_legend,

@@ -69,12 +69,16 @@ LayerList = Annotated[list[Any], Field(min_length=1),
 # Modules are built in float32; other float precisions are a training setting (train.precision).
 Dtype = Literal["float32", "int64", "int32", "bool"]
 MAX_DIMENSION = 1 << 31
+REFERENCE_PATTERN = r"^\$(\(.*\)|[A-Za-z_][A-Za-z0-9_]*)$"  # $name or $(expression)
 
 
 class InputSpec(Strict):
     """One input tensor of a network, per sample (the batch axis is implicit)."""
 
-    shape: list[Annotated[int, Field(gt=0, le=MAX_DIMENSION)]] = Field(
+    shape: list[Annotated[int, Field(gt=0, le=MAX_DIMENSION), WithJsonSchema({"anyOf": [
+        {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_DIMENSION},
+        {"type": "string", "pattern": REFERENCE_PATTERN,
+         "description": "a spec parameter: $name or $(expression)"}]})]] = Field(
         description="per-sample shape, e.g. [1, 28, 28]")
     dtype: Dtype = Field("float32", description="int64 for token ids read by an embedding")
 
@@ -179,6 +183,9 @@ FormatVersion = Annotated[int, BeforeValidator(_format_version),
                           WithJsonSchema({"const": FORMAT_VERSION})]
 
 
+ParamValue = int | float | bool | str | list[Any]
+
+
 class NetworkSpec(Strict):
     """One network of a multi-network spec (a GAN's generator, discriminator ...)."""
 
@@ -198,6 +205,9 @@ class NetworkPart(Strict):
     outputs: Outputs | None = Field(None, description="default: the last layer")
     networks: dict[Name, NetworkSpec] | None = Field(None, min_length=1)
     blocks: dict[Name, BlockSpec] = Field(default_factory=dict)
+    params: dict[Name, ParamValue] | None = Field(
+        None, description="spec parameters, used as $name or $(expression) in inputs and "
+        "network; variants set them")
 
     @model_validator(mode="after")
     def _one_way_to_say_the_network(self) -> NetworkPart:
@@ -226,6 +236,9 @@ class Spec(NetworkPart, TrainingSections):
     """A whole dlspec document: its networks and how to train and export them."""
 
     _document: Any = PrivateAttr(None)
+    variants: dict[Name, dict[str, Any]] | None = Field(
+        None, description="named variants (select with --variant): each sets params and "
+        "overrides sections, e.g. a small version that trains here on built-in data")
 
     @property
     def document(self) -> Any:

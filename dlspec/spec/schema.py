@@ -12,11 +12,11 @@ from typing import Any
 
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind
 from dlspec.spec.entries import CommonKeys
-from dlspec.spec.model import LAYER_MARKER, Spec
+from dlspec.spec.model import LAYER_MARKER, REFERENCE_PATTERN, Spec
 
 SCHEMA_ID = "https://dlspec.dev/schemas/dlspec.schema.json"
-_REFERENCE = {"type": "string", "pattern": r"^\$(\(.*\)|[A-Za-z_][A-Za-z0-9_]*)$",
-              "description": "a block parameter: $name or $(expression)"}
+_REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN,
+              "description": "a block or spec parameter: $name or $(expression)"}
 
 
 def spec_schema() -> dict[str, Any]:
