@@ -26,6 +26,15 @@ def check_augment(augment: AugmentConfig, input_shapes: dict[str, tuple[int, ...
             listed = ", ".join(f"{k} {'×'.join(map(str, s))}" for k, s in input_shapes.items())
             raise SpecError(Problem(("augment", key), f"augment.{key} needs an input of "
                                     f"{layout}, but the inputs are {listed}"))
+    crop = augment.images.random_crop if augment.images is not None else None
+    if crop is not None and crop.size is not None:
+        for name, shape in input_shapes.items():
+            room = [side + 2 * crop.padding for side in shape[1:]] if len(shape) == 3 else []
+            if room and (crop.size[0] > room[0] or crop.size[1] > room[1]):
+                raise SpecError(Problem(
+                    ("augment", "images", "random_crop", "size"), f"a {crop.size[0]}×"
+                    f"{crop.size[1]} crop does not fit input {name} ({'×'.join(map(str, shape))}"
+                    f" padded by {crop.padding})", f"crop at most {room[0]}×{room[1]}"))
 
 
 Stats = dict[str, list[float]]  # {"mean": [...], "std": [...]} per channel
