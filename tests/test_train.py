@@ -105,6 +105,23 @@ def test_data_that_does_not_fit_the_network_is_refused_before_training(tmp_path:
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_a_crop_larger_than_the_padded_image_is_refused_before_training(tmp_path: Path) -> None:
+    text = """\
+dlspec: 1
+name: crop
+inputs:
+  image: {shape: [1, 8, 8]}
+network: [flatten, {linear: 10}]
+task: {type: classification, num_classes: 10}
+data: {dataset: digits}
+augment: {images: {random_crop: {size: [12, 12], padding: 1}}}
+"""
+    with pytest.raises(SpecError, match=r"crop.yaml:8:40: augment.images.random_crop.size: a "
+                       r"12×12 crop does not fit input image \(1×8×8 padded by 1\); crop at "
+                       r"most 10×10"):
+        dlspec.train_spec(dlspec.loads(text, "crop.yaml"), tmp_path / "run")
+
+
 def test_a_final_sigmoid_before_logit_loss_is_an_error(tmp_path: Path) -> None:
     text = MOONS.replace("  - {name: out, linear: 2}\n", "  - {name: out, linear: 1}\n"
                          "  - sigmoid\n").replace("loss: cross_entropy",
