@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
     from dlspec.diagram.command import add_parser as add_diagram  # imports nothing heavy
 
     add_diagram(commands)
+
+    from dlspec.reference_command import add_parser as add_reference  # imports nothing heavy
+
+    add_reference(commands)
     return parser
 
 
@@ -388,13 +392,13 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _kinds(args: argparse.Namespace) -> int:
     from dlspec.layers.registry import kind_names, lookup_kind, suggest
+    from dlspec.reference import kind_fields, kind_summary, type_name
 
     if args.kind is None:
         for name in kind_names():
             kind = lookup_kind(name)
             assert kind is not None
-            doc = (kind.__doc__ or "").strip().split("\n")[0]
-            print(f"{name:24} {kind.family:14} {doc}")
+            print(f"{name:24} {kind.family:14} {kind_summary(kind)}")
         return 0
     kind = lookup_kind(args.kind)
     if kind is None or kind.hidden:
@@ -403,26 +407,11 @@ def _kinds(args: argparse.Namespace) -> int:
     print(f"{kind.name} ({kind.family}): {(kind.__doc__ or '').strip()}")
     if kind.main:
         print(f"  shorthand: `{kind.name}: VALUE` sets {kind.main}")
-    properties = kind.Params.model_json_schema(by_alias=True).get("properties", {})
-    for field_name, info in kind.Params.model_fields.items():
-        shown = info.alias or field_name
-        default = "required" if info.is_required() else f"default {info.default!r}"
-        inferred = " (inferred from the input)" if field_name in kind.inferred else ""
-        print(f"  {shown}: {_type_name(properties.get(shown, {}))}, {default}{inferred}")
+    for field in kind_fields(kind):
+        default = "required" if field.required else f"default {field.default!r}"
+        inferred = " (inferred from the input)" if field.inferred else ""
+        print(f"  {field.key}: {type_name(field.schema)}, {default}{inferred}")
     return 0
-
-
-def _type_name(schema: dict[str, Any]) -> str:
-    """A JSON-schema property as a short type: `integer | array`, `one of 'a', 'b'`."""
-    if "enum" in schema:
-        return "one of " + ", ".join(repr(v) for v in schema["enum"])
-    if "const" in schema:
-        return repr(schema["const"])
-    if "anyOf" in schema:
-        return " | ".join(_type_name(s) for s in schema["anyOf"])
-    if schema.get("type") == "array":
-        return f"list of {_type_name(schema.get('items', {}))}"
-    return str(schema.get("type", "any")).replace("null", "none")
 
 
 def _pick(shaped: dict[str, Any], network: str | None, spec_name: str) -> dict[str, Any]:
