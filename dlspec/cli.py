@@ -7,6 +7,7 @@ module catches DlspecErrors and turns them into messages.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 from dlspec.errors import DlspecError
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in dlspec, not in the user's input
+EXIT_BROKEN_PIPE = 141  # what the shell reports for a program stopped by SIGPIPE
 # what the base install leaves out: the `full` and `runtime` extras (see pyproject.toml)
 _OPTIONAL_PACKAGES = frozenset({"torch", "onnx", "onnxscript", "onnxruntime", "safetensors",
                                 "sklearn", "matplotlib", "rich", "PIL", "graphviz"})
@@ -23,6 +25,19 @@ _OPTIONAL_PACKAGES = frozenset({"torch", "onnx", "onnxscript", "onnxruntime", "s
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `dlspec` console script; returns the exit code."""
+    code = _main(argv)
+    if _data_parallel_worker():
+        # torch's process-group threads can abort the interpreter's teardown ("terminate
+        # called without an active exception", about 1 run in 10 here) after the work is
+        # done and written; a worker has nothing left to clean up, so it leaves at once
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -31,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     command: Callable[[argparse.Namespace], int] = args.run
     try:
-        return command(args)
+        code = command(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return code
     except DlspecError as exc:
         if not _other_worker():  # data-parallel workers fail alike: process 0 says why
             print(str(exc), file=sys.stderr)
@@ -39,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dlspec kinds | head`: the reader left; stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in _OPTIONAL_PACKAGES:
             return _internal_error(exc)
@@ -48,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - no user ever sees a traceback
         return _internal_error(exc)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit and would report the broken pipe a second time
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _internal_error(exc: Exception) -> int:
@@ -353,9 +379,14 @@ def _launch_workers(args: argparse.Namespace) -> int:
     return launch(argv, args.nproc)
 
 
+def _data_parallel_worker() -> bool:
+    """Whether this process is one of the workers `--nproc` started."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def _other_worker() -> bool:
     """Whether this is a data-parallel worker other than process 0, which speaks for all."""
-    return "TORCHELASTIC_RUN_ID" in os.environ and os.environ.get("RANK", "0") != "0"
+    return _data_parallel_worker() and os.environ.get("RANK", "0") != "0"
 
 
 def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> Any:

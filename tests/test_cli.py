@@ -53,6 +53,16 @@ def test_schema_and_kinds_commands(tmp_path: Path) -> None:
     assert one.returncode == 2 and "did you mean 'linear'" in one.stderr
 
 
+def test_a_reader_that_stops_early_gets_no_error() -> None:
+    # `dlspec kinds | head -0`: the reader is gone before the first line is written
+    process = subprocess.Popen([sys.executable, "-m", "dlspec", "kinds"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == ""
+
+
 def test_usage_errors_exit_2() -> None:
     assert dlspec("check", "specs/does-not-exist.yaml").returncode == 2
     assert dlspec("frobnicate").returncode == 2

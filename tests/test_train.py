@@ -220,6 +220,20 @@ def test_transfer_loads_matching_weights_freezes_and_reports(tmp_path: Path) -> 
         dlspec.train_spec(dlspec.loads(typo), tmp_path / "typo", epochs=1)
 
 
+def test_frozen_batch_norm_keeps_its_loaded_statistics(tmp_path: Path) -> None:
+    with_norm = MOONS.replace("linear: 16}\n", "linear: 16}\n  - {name: norm, batchnorm1d}\n")
+    source = dlspec.train_spec(dlspec.loads(with_norm), tmp_path / "source", epochs=1)
+    loaded = source.model.norm.running_mean.clone()
+    transfer = f"transfer: {{init_from: {tmp_path / 'source'}, freeze: [%s]}}\n"
+    frozen = dlspec.train_spec(dlspec.loads(with_norm + transfer % "norm"),
+                               tmp_path / "frozen", epochs=2)
+    assert torch.equal(frozen.model.norm.running_mean, loaded)  # weights and statistics kept
+    assert frozen.model.norm.num_batches_tracked == source.model.norm.num_batches_tracked
+    trained = dlspec.train_spec(dlspec.loads(with_norm + transfer % "hidden"),
+                                tmp_path / "trained", epochs=2)
+    assert not torch.equal(trained.model.norm.running_mean, loaded)  # not frozen: it learns
+
+
 SLOW_MOONS = MOONS.replace("num_samples: 300", "num_samples: 6000").replace(
     "train: {epochs: 4,", "train: {epochs: 8,")
 

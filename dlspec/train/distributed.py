@@ -68,6 +68,9 @@ def joined(device: torch.device) -> Iterator[tuple[Processes | None, torch.devic
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
         yield processes, device
+        # leave together: a process that tears its connections down while another is
+        # still finishing (process 0 writes the run folder) can make gloo abort the other
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -236,10 +236,22 @@ class _Step:
         return distributed.sum_across(loss).item() / self.processes.world
 
 
+def hold_frozen_statistics(model: torch.nn.Module) -> None:
+    """Put normalisation layers whose weights are all frozen back in eval mode, so that
+    their running statistics stay as loaded too (what Keras does for `trainable=False`)."""
+    for module in model.modules():
+        if not isinstance(module, torch.nn.modules.batchnorm._NormBase):
+            continue
+        weights = list(module.parameters(recurse=False))
+        if weights and not any(w.requires_grad for w in weights):
+            module.eval()
+
+
 def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: int,
                  run_dir: Path, callbacks: Callbacks) -> tuple[float, dict[str, float]]:
     model, objective, train = step.model, step.objective, step.train
     model.train()
+    hold_frozen_statistics(model)
     total, count = 0.0, 0
     norms = GradientNorms(model) if train.log_grad_norms else None
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):

@@ -1,11 +1,12 @@
-"""One network, eight learning-rate schedules: the curves they follow and where they end.
+"""One network, ten learning-rate schedules: the curves they follow and where they end.
 
 Trains examples/schedules/digits_mlp.yaml once per schedule of schedules.yaml (constant,
-step, cosine, cosine with warm restarts, linear warm-up + cosine, one-cycle, cyclic,
-reduce-on-plateau), reads the learning rate each run actually used from its metrics.csv
-(`lr` column, one value per epoch) and draws all of them, with the validation accuracy,
-into lr_schedules.png in the output folder. Prints the first, highest and
-last learning rate and the final validation and test accuracy per schedule.
+step, exponential, polynomial, cosine, cosine with warm restarts, linear warm-up + cosine,
+one-cycle, cyclic, reduce-on-plateau), reads the learning rate each run actually used from
+its metrics.csv (`lr` column, one value per epoch) and draws them, beside each run's
+training loss, into lr_and_loss.png in the output folder (two panels). Prints the first,
+highest and last learning rate, the last training loss and the final validation and test
+accuracy per schedule.
 Usage: python examples/schedules/run.py [--epochs N] [--out DIR] [--schedules S ...]
 """
 
@@ -46,33 +47,27 @@ def history(run_dir: Path) -> dict[str, list[float]]:
 
 def plot(curves: dict[str, dict[str, list[float]]], tests: dict[str, float],
          path: Path) -> None:
-    """One panel per schedule: the learning rate per epoch and the validation accuracy."""
+    """Two panels: every schedule's learning rate per epoch, and its training loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = min(4, len(curves))
-    rows = -(-len(curves) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), sharex=True,
-                             sharey=True, constrained_layout=True, squeeze=False)
-    top = max(max(c["lr"]) for c in curves.values())
-    for axis, (name, curve) in zip(axes.flat, curves.items(), strict=False):
-        axis.plot(curve["epoch"], curve["lr"], color="tab:purple", marker=".")
-        axis.set(title=f"{name}: test {tests[name]:.3f}", ylim=(0, top * 1.1))
+    fig, (rates, losses) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    colours = plt.get_cmap("tab10")
+    for i, (name, curve) in enumerate(curves.items()):
+        style = {"color": colours(i % 10), "ls": "-" if i < 10 else "--", "lw": 1.6}
+        rates.plot(curve["epoch"], curve["lr"], marker=".", ms=4, label=name, **style)
+        losses.plot(curve["epoch"], curve["train_loss"],
+                    label=f"{name} (test {tests[name]:.3f})", **style)
+    rates.set(xlabel="epoch", ylabel="learning rate (metrics.csv `lr`)",
+              title="learning rate of each epoch")
+    losses.set(xlabel="epoch", ylabel="training loss (metrics.csv `train_loss`)", yscale="log",
+               title="training loss")
+    for axis in (rates, losses):
         axis.grid(alpha=0.3)
-        accuracy = axis.twinx()
-        accuracy.plot(curve["epoch"], curve["val_accuracy"], color="tab:gray", ls="--", lw=1)
-        accuracy.set_ylim(0.8, 1.0)
-        accuracy.tick_params(labelsize="small", colors="tab:gray")
-    for axis in axes.flat[len(curves):]:
-        axis.set_visible(False)
-    for axis in axes[:, 0]:
-        axis.set_ylabel("learning rate")
-    for axis in axes[-1]:
-        axis.set_xlabel("epoch")
-    fig.suptitle("digits_mlp.yaml (SGD, momentum 0.9, base lr 0.1): the lr of each epoch "
-                 "from metrics.csv (purple) and the validation accuracy (grey, right axis)",
+    losses.legend(frameon=False, fontsize="small", ncol=2)
+    fig.suptitle("digits_mlp.yaml, SGD with momentum 0.9 and base lr 0.1, one run per schedule",
                  fontsize="medium")
     fig.savefig(path, dpi=72)
     plt.close(fig)
@@ -87,19 +82,19 @@ def main() -> None:
                         default=tuple(SCHEDULES), help="schedules to compare (default: all)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="schedules-"))
-    print(f"{'schedule':18} {'first_lr':>9} {'max_lr':>8} {'final_lr':>9} {'val_acc':>8} "
-          f"{'test_acc':>8}")
+    print(f"{'schedule':18} {'first_lr':>9} {'max_lr':>8} {'final_lr':>9} {'train_loss':>10} "
+          f"{'val_acc':>8} {'test_acc':>8}")
     curves, tests = {}, {}
     for name in args.schedules:
         result = dlspec.train_spec(spec_for(name, args.epochs), out / name)
         curves[name] = columns = history(result.run_dir)
         tests[name] = result.test["accuracy"]
         print(f"{name:18} {columns['lr'][0]:>9.2e} {max(columns['lr']):>8.4f} "
-              f"{columns['lr'][-1]:>9.2e} "
+              f"{columns['lr'][-1]:>9.2e} {columns['train_loss'][-1]:>10.2e} "
               f"{columns['val_accuracy'][-1]:>8.3f} {result.test['accuracy']:>8.3f}",
               flush=True)
-    plot(curves, tests, out / "lr_schedules.png")
-    print(f"run folders and lr_schedules.png in {out}", file=sys.stderr)
+    plot(curves, tests, out / "lr_and_loss.png")
+    print(f"run folders and lr_and_loss.png in {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""RNN, LSTM, GRU and a small transformer encoder on three built-in sequence tasks.
+"""RNN, LSTM, GRU, bidirectional LSTM and a transformer encoder on three built-in sequence tasks.
 
 Each task is a spec in this folder with an LSTM `encoder` layer: parity.yaml (sequence
 classification: the parity of 6 noisy bits), adding.yaml (the adding problem over 25
 steps, regression) and sine.yaml (one-step sine forecasting). run.py trains every task once
 per encoder of models.yaml, put in place of that layer, and prints the test numbers beside
-a baseline that learns nothing (the majority class, the training mean, the last value).
+a baseline that learns nothing (the majority class, the training mean, the last value),
+with each run's wall time and its mean seconds per epoch (metrics.csv's `seconds`).
 Usage: python examples/sequence_models/run.py [--epochs N] [--out DIR] [--tasks T ...]
        [--models M ...]
 """
@@ -12,6 +13,7 @@ Usage: python examples/sequence_models/run.py [--epochs N] [--out DIR] [--tasks 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import tempfile
 import time
@@ -58,12 +60,22 @@ def baseline(task: str, data: Any) -> dict[str, float]:
             "mae": torch.mean((guess - target).abs()).item()}
 
 
-def row(task: str, model: str, numbers: dict[str, float], seconds: float | None) -> str:
+def seconds_per_epoch(run_dir: Path) -> float:
+    """The mean of the `seconds` column of the run's metrics.csv (training + validation)."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+    return sum(seconds) / len(seconds)
+
+
+def row(task: str, model: str, numbers: dict[str, float], seconds: float | None = None,
+        per_epoch: float | None = None) -> str:
     """One line of the results table; '-' where a number does not apply."""
     shown = [f"{numbers['accuracy']:.3f}" if "accuracy" in numbers else "-"] + [
         f"{numbers[k]:.2e}" if k in numbers else "-" for k in ("mse", "mae")]
     time_shown = f"{seconds:.1f}" if seconds is not None else "-"
-    return f"{task:7} {model:12} {shown[0]:>8} {shown[1]:>8} {shown[2]:>8} {time_shown:>6}"
+    epoch_shown = f"{per_epoch:.3f}" if per_epoch is not None else "-"
+    return (f"{task:7} {model:12} {shown[0]:>8} {shown[1]:>8} {shown[2]:>8} {time_shown:>6} "
+            f"{epoch_shown:>7}")
 
 
 def main() -> None:
@@ -75,16 +87,18 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=tuple(MODELS), default=tuple(MODELS))
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="sequence_models-"))
-    print(f"{'task':7} {'model':12} {'accuracy':>8} {'mse':>8} {'mae':>8} {'sec':>6}")
+    print(f"{'task':7} {'model':12} {'accuracy':>8} {'mse':>8} {'mae':>8} {'sec':>6} "
+          f"{'s/epoch':>7}")
     for task in args.tasks:
         data = None
         for model in args.models:
             began = time.perf_counter()
             result = dlspec.train_spec(spec_for(task, model, args.epochs), out / task / model)
             data = result.data
-            print(row(task, model, result.test, time.perf_counter() - began), flush=True)
+            print(row(task, model, result.test, time.perf_counter() - began,
+                      seconds_per_epoch(result.run_dir)), flush=True)
         if data is not None:
-            print(row(task, "baseline", baseline(task, data), None), flush=True)
+            print(row(task, "baseline", baseline(task, data)), flush=True)
     print(f"run folders in {out}", file=sys.stderr)
 
 
