@@ -22,7 +22,7 @@ from dlspec.layers.registry import lookup_kind
 from test_layer_kinds import EXAMPLES
 
 # parameter-heavy networks: seconds each to trace, serialise and run at batch 7
-_LARGE = {"alexnet", "vgg16", "vgg19", "resnet34", "resnet50", "resnet152"}
+_LARGE = {"alexnet", "vgg16", "vgg19", "resnet34", "resnet50", "resnet152", "cyclegan"}
 _SEQUENCE_SPECS = {"lstm", "gru", "bilstm", "transformer_encoder"}
 
 

@@ -84,7 +84,7 @@ def test_the_zoo_is_there() -> None:
     names = {p.stem for p in SPEC_PATHS}
     assert set(PUBLISHED) <= names
     assert {"perceptron", "mlp", "lstm", "gru", "bilstm", "rnn", "transformer_encoder",
-            "inception_block", "unet_small", "dcgan", "multi_input"} <= names
+            "inception_block", "unet_small", "dcgan", "wgan_gp", "cyclegan", "multi_input"} <= names
 
 
 @pytest.mark.parametrize("path", SPEC_PATHS, ids=lambda p: p.stem)
@@ -252,3 +252,69 @@ def test_bottleneck_is_v1_5_with_the_stride_on_the_3x3(name: str) -> None:
         assert graph.node(prefix + "conv1").params.stride == 1
         assert graph.node(prefix + "conv2").params.stride == 2
         assert graph.node(prefix + "conv2").params.kernel_size == 3
+
+
+# --- GANs: the reference implementations' networks --------------------------------------
+
+# junyanz/pytorch-CycleGAN-and-pix2pix defaults (resnet_9blocks, basic PatchGAN); the toy
+# networks of Gulrajani et al.'s gan_toy.py (DIM 512)
+GAN_PARAMETERS = {
+    "cyclegan": {"generator_ab": 11_378_179, "generator_ba": 11_378_179,
+                 "discriminator_a": 2_764_737, "discriminator_b": 2_764_737},
+    "wgan_gp": {"generator": 527_874, "discriminator": 527_361},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GAN_PARAMETERS))
+def test_gan_parameter_counts(name: str) -> None:
+    shaped = _shapes(SPECS / f"{name}.yaml")
+    assert {k: v.total_params for k, v in shaped.items()} == GAN_PARAMETERS[name]
+
+
+def _reference_cyclegan_generator(channels: int = 3, width: int = 64,
+                                  blocks: int = 9) -> torch.nn.Sequential:
+    """ResnetGenerator of pytorch-CycleGAN-and-pix2pix (instance norm, so biased convs;
+    reflection padding as separate layers; no dropout), written out."""
+    nn = torch.nn
+
+    def norm_relu(c: int) -> list[nn.Module]:
+        return [nn.InstanceNorm2d(c), nn.ReLU(True)]
+
+    class ResnetBlock(nn.Module):
+        def __init__(self, c: int) -> None:
+            super().__init__()
+            self.conv_block = nn.Sequential(
+                nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c), nn.ReLU(True),
+                nn.ReflectionPad2d(1), nn.Conv2d(c, c, 3), nn.InstanceNorm2d(c))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.conv_block(x)
+
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7),
+                               *norm_relu(width)]
+    for mult in (1, 2):
+        layers += [nn.Conv2d(width * mult, width * mult * 2, 3, stride=2, padding=1),
+                   *norm_relu(width * mult * 2)]
+    layers += [ResnetBlock(width * 4) for _ in range(blocks)]
+    for mult in (4, 2):
+        layers += [nn.ConvTranspose2d(width * mult, width * mult // 2, 3, stride=2, padding=1,
+                                      output_padding=1), *norm_relu(width * mult // 2)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def test_cyclegan_generator_computes_what_the_reference_does() -> None:
+    # reflection padding inside the convolution (padding_mode: reflect) is the reference's
+    # ReflectionPad2d + unpadded convolution: same weights in the same order, same outputs
+    spec = _load(SPECS / "cyclegan.yaml")
+    torch.manual_seed(0)
+    ours = dlspec.build(spec, "generator_ab").eval()
+    reference = _reference_cyclegan_generator().eval()
+    ours_weights, reference_weights = list(ours.parameters()), list(reference.parameters())
+    assert [p.shape for p in ours_weights] == [p.shape for p in reference_weights]
+    with torch.no_grad():
+        for mine, theirs in zip(ours_weights, reference_weights, strict=True):
+            theirs.copy_(mine)
+    image = torch.randn(2, 3, 32, 32)  # any size a multiple of 4 runs the same network
+    with torch.inference_mode():
+        assert torch.allclose(ours(image), reference(image), atol=1e-5)

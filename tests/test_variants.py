@@ -104,16 +104,18 @@ def test_check_checks_the_spec_and_every_variant(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("path", "variant"), VARIANT_PATHS)
 def test_every_zoo_variant_compiles_runs_and_keeps_the_published_network(
         path: Path, variant: str) -> None:
-    spec = dlspec.load(path, variant)
-    (shaped,) = dlspec.shapes(spec).values()
-    model = dlspec.build(spec)
-    inputs = [torch.randn(2, *decl.shape) for decl in shaped.graph.inputs.values()]
-    with torch.inference_mode():
-        output = model.eval()(*inputs)
-    assert tuple(output.shape) == (2, *shaped.outputs()["output"].shape)
-    # the variant changes sizes, not structure: the same layers under the same names
-    assert [n.name for n in dlspec.graphs(spec)[spec.name].nodes] == [
-        n.name for n in dlspec.graphs(dlspec.load(path))[path.stem].nodes]
+    spec, base = dlspec.load(path, variant), dlspec.load(path)
+    ours, theirs = dlspec.graphs(spec), dlspec.graphs(base)
+    assert len(ours) == len(theirs)  # the same networks (a single one is named after the spec)
+    for (network, shaped), base_name in zip(dlspec.shapes(spec).items(), theirs, strict=True):
+        model = dlspec.build(spec, network)
+        inputs = [torch.randn(2, *decl.shape) for decl in shaped.graph.inputs.values()]
+        with torch.inference_mode():
+            output = model.eval()(*inputs)
+        assert tuple(output.shape) == (2, *shaped.outputs()["output"].shape)
+        # the variant changes sizes, not structure: the same layers under the same names
+        assert [n.name for n in ours[network].nodes] == [
+            n.name for n in theirs[base_name].nodes]
 
 
 def test_resnet18_digits_variant_trains_here(tmp_path: Path) -> None:
