@@ -82,7 +82,12 @@ def graphs(spec: Spec) -> dict[str, Graph]:
 def shapes(spec: Spec, count_macs: bool = False) -> dict[str, ShapedGraph]:
     """Graphs with every tensor's shape inferred (imports torch); MACs on request."""
     with located(spec.document):
-        return {name: infer_shapes(graph, count_macs) for name, graph in expand(spec).items()}
+        shaped = {name: infer_shapes(graph, count_macs) for name, graph in expand(spec).items()}
+        if spec.task is not None and spec.task.type == "gan":
+            from dlspec.train.gan_checks import check_gan
+
+            check_gan(spec, shaped)  # the networks against each other
+        return shaped
 
 
 def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:
@@ -115,6 +120,8 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
           callbacks: Any = None) -> Any:
     """Train a spec's network on its data; write the run folder (default runs/<name>).
 
+    A `task: gan` spec trains its generator against its discriminator (dlspec.train.gan).
+
     (Not `dlspec.train`: that name is the `dlspec.train` package.)
 
     Example:
@@ -126,12 +133,22 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
 
     if not isinstance(spec, Spec):
         spec = load(spec)
+    run_dir = Path(out) if out is not None else Path("runs") / spec.name
+    if spec.task is not None and spec.task.type == "gan":
+        from dlspec.train.gan import train_gan
+
+        shaped = shapes(spec)
+        with located(spec.document):
+            return train_gan(spec, shaped, run_dir, epochs=epochs, device=device,
+                             resume=resume, callbacks=callbacks)
     networks = graphs(spec)
     if len(networks) > 1:
-        raise SpecError(Problem(("networks",), "training several networks together (GANs) "
-                                "is not available yet"))
+        kind = spec.task.type if spec.task is not None else None
+        raise SpecError(Problem(("task",) if kind == "cyclegan" else ("networks",),
+                                "CycleGAN training is not available yet" if kind == "cyclegan"
+                                else "several networks train together only as a GAN",
+                                "task: gan trains a generator against a discriminator"))
     (graph,) = networks.values()
-    run_dir = Path(out) if out is not None else Path("runs") / spec.name
     with located(spec.document):
         return train_network(spec, infer_shapes(graph), run_dir, epochs=epochs, device=device,
                              resume=resume, callbacks=callbacks)

@@ -283,7 +283,9 @@ def _train(args: argparse.Namespace) -> int:
         import dlspec
 
         # spec errors once, before any worker starts
-        dlspec.shapes(dlspec.load(args.spec, args.variant))
+        spec = dlspec.load(args.spec, args.variant)
+        dlspec.shapes(spec)
+        _refuse_workers_for_gans(spec, args)
         return _launch_workers(args)
     result = _run_training(args, resume=args.resume)
     if not _other_worker():
@@ -298,6 +300,7 @@ def _build(args: argparse.Namespace) -> int:
     for name, shaped in dlspec.shapes(spec).items():
         print(f"check: ok {name}: {shaped.total_params:,} parameters", file=sys.stderr)
     if _launches_workers(args):
+        _refuse_workers_for_gans(spec, args)
         code = _launch_workers(args)
         if code != 0:
             return code
@@ -308,7 +311,7 @@ def _build(args: argparse.Namespace) -> int:
         run_dir, line, module = result.run_dir, _test_line(result), result.model
         from dlspec.train.run import deployment_info
 
-        info = deployment_info(result.data)
+        info = result.info if result.info is not None else deployment_info(result.data)
     done = [_build_export(spec, run_dir, module, info), _build_diagram(spec, run_dir)]
     with open(run_dir / "report.md", "a") as report:
         report.writelines(f"\n{entry}\n" for entry in done)
@@ -369,6 +372,12 @@ def _export(args: argparse.Namespace) -> int:
 def _launches_workers(args: argparse.Namespace) -> bool:
     """--nproc N in the command a user typed (workers, started by it, train themselves)."""
     return bool(args.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ)
+
+
+def _refuse_workers_for_gans(spec: Any, args: argparse.Namespace) -> None:
+    if spec.task is not None and spec.task.type in ("gan", "cyclegan"):
+        raise _usage(f"{args.spec}: task {spec.task.type} trains in one process; --nproc is "
+                     "for supervised training")
 
 
 def _launch_workers(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@
 | dlspec_task | {"type", "labels", "binary"}: classifiers output logits; binary: one logit |
 | dlspec_normalization | {input: {"mean", "std"}} from training, per channel or feature |
 | dlspec_images | {input: {"channels", "size": [h, w]}} for inputs trained on images |
+| dlspec_generator | GAN generators: {"latent": {input: "normal"/"uniform"}, |
+| | "output_normalization": {"mean", "std"} or null, "images": bool} |
 
 `dlspec.runtime` reads these with onnxruntime alone; plain `onnx` shows them too.
 """
@@ -47,6 +49,8 @@ class DeploymentInfo:
     labels: list[str] | None = None
     normalization: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     image_inputs: list[str] = field(default_factory=list)
+    # a GAN generator: how its noise is drawn and how its outputs map back to data
+    generator: dict[str, Any] | None = None
 
     def save(self, folder: Path) -> Path:
         """Write data.json into a run folder."""
@@ -63,7 +67,7 @@ class DeploymentInfo:
             return None
         data = json.loads(path.read_text())
         return cls(data.get("labels"), data.get("normalization") or {},
-                   data.get("image_inputs") or [])
+                   data.get("image_inputs") or [], data.get("generator"))
 
 
 def spec_hash(spec: Spec) -> str:
@@ -100,6 +104,8 @@ def metadata_props(spec: Spec, shaped: ShapedGraph,
             name: {"channels": shaped.graph.inputs[name].shape[0],
                    "size": list(shaped.graph.inputs[name].shape[1:])}
             for name in info.image_inputs if name in shaped.graph.inputs}
+    if info is not None and info.generator is not None:
+        props["dlspec_generator"] = info.generator
     return {key: value if isinstance(value, str) else json.dumps(value)
             for key, value in props.items()}
 

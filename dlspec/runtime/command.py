@@ -16,7 +16,8 @@ from dlspec.cli import positive_int
 DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
                "class, probability and per-class probabilities for classifiers, the raw "
-               "outputs otherwise. Inputs are normalised with the statistics in the model.")
+               "outputs otherwise. Inputs are normalised with the statistics in the model. "
+               "With --sample N, a GAN generator draws N new samples instead.")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -30,8 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `predict`, and `run` as the parser's action."""
     parser.add_argument("model", type=Path, help="an .onnx file (from `dlspec export`, or "
                         "any ONNX model), or a run folder holding model.onnx")
-    parser.add_argument("input", type=Path, help=".npy, .npz or .csv file, or a folder of "
-                        "images (searched recursively)")
+    parser.add_argument("input", type=Path, nargs="?", help=".npy, .npz or .csv file, or a "
+                        "folder of images (searched recursively)")
+    parser.add_argument("--sample", type=positive_int, metavar="N",
+                        help="a GAN generator: draw N new samples instead of reading inputs "
+                        "(images as PNG files in the -o folder, default samples/; other "
+                        "samples as one .npy or .csv file, default samples.npy)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the latent noise of --sample (default 0)")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write FILE.csv or FILE.json (default: CSV on stdout)")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
@@ -50,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
     from dlspec.runtime.readers import read_inputs
     from dlspec.runtime.writers import output_format, prediction_table, write_table
 
+    if (args.input is None) == (args.sample is None):
+        from dlspec.errors import SpecError
+
+        raise SpecError("predict needs an INPUT file or folder, or --sample N for a generator "
+                        "(not both)")
+    if args.sample is not None:
+        return _sample(args)
     start = time.perf_counter()
     output_format(args.output)
     predictor = Predictor(args.model, args.provider, threads=args.threads)
@@ -62,4 +76,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"predicted {len(samples):,} samples with {predictor.path.name} on "
           f"{predictor.provider} in {time.perf_counter() - start:.2f} s "
           f"(model {model_seconds * 1000:.1f} ms){wrote}", file=sys.stderr)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    """--sample N: draw from a generator, write the samples, say where they went."""
+    from dlspec.runtime.predictor import Predictor
+    from dlspec.runtime.sampling import draw_samples, generator_of, write_samples
+
+    start = time.perf_counter()
+    predictor = Predictor(args.model, args.provider, threads=args.threads)
+    samples = draw_samples(predictor, args.sample, args.seed, args.batch_size)
+    paths = write_samples(samples, args.output, generator_of(predictor).images)
+    where = str(paths[0].parent) + "/" if len(paths) > 1 else str(paths[0])
+    print(f"sampled {len(samples):,} from {predictor.path.name} on {predictor.provider} in "
+          f"{time.perf_counter() - start:.2f} s; wrote {where}", file=sys.stderr)
     return 0

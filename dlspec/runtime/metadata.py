@@ -8,6 +8,8 @@ The exporter writes these ONNX `metadata_props` (every value a string):
     dlspec_task           {"type", "labels": [...] | null, "binary": bool}     (optional)
     dlspec_normalization  {input: {"mean": [...], "std": [...]}}               (optional)
     dlspec_images         {input: {"channels": C, "size": [H, W]}}             (optional)
+    dlspec_generator      {"latent": {input: "normal" | "uniform"},            (GAN generators)
+                           "output_normalization": {"mean", "std"} | null, "images": bool}
 
 Optional extras, read when present: `dlspec_task` may name the classified `output` and a
 binary classifier's `threshold`; a normalisation entry may give its `axis` (the batch axis
@@ -78,6 +80,15 @@ class Normalization:
     axis: int | None = None
 
 
+@dataclass(frozen=True)
+class Generator:
+    """A GAN generator: how its latent inputs are drawn and how its outputs become data."""
+
+    latent: dict[str, str]  # input name → "normal" (N(0, 1)) or "uniform" (U(-1, 1))
+    output_normalization: Normalization | None = None  # undone on the samples
+    images: bool = False  # samples are (C, H, W) images with pixels in [0, 1]
+
+
 @dataclass
 class Metadata:
     """Everything dlspec wrote into a model; empty for a model from elsewhere."""
@@ -91,6 +102,7 @@ class Metadata:
     task: Task | None = None
     normalization: dict[str, Normalization] = field(default_factory=dict)
     images: dict[str, ImageSpec] = field(default_factory=dict)
+    generator: Generator | None = None
 
 
 def format_shape(shape: tuple[int | None, ...]) -> str:
@@ -113,6 +125,7 @@ def read_metadata(props: dict[str, str], model: str) -> Metadata:
         task=reader.task(),
         normalization=reader.normalization(),
         images=reader.images(),
+        generator=reader.generator(),
     )
 
 
@@ -210,6 +223,20 @@ class _Reader:
             raise self.fail("dlspec_images", f"gives {name} {entry!r}; expected "
                             "{channels: 1 or 3, size: [height, width]}")
         return ImageSpec(channels, (size[0], size[1]))
+
+
+    def generator(self) -> Generator | None:
+        entry = self.json("dlspec_generator", dict)
+        if entry is None:
+            return None
+        latent, stats, images = (entry.get("latent"), entry.get("output_normalization"),
+                                 entry.get("images", False))
+        if not (isinstance(latent, dict) and latent
+                and all(v in ("normal", "uniform") for v in latent.values())
+                and isinstance(images, bool)):
+            raise self.fail("dlspec_generator", f"is malformed: {entry!r}")
+        normalization = (self.statistics("output", stats) if stats is not None else None)
+        return Generator({str(k): str(v) for k, v in latent.items()}, normalization, images)
 
 
 def _is_dim(value: Any) -> bool:

@@ -81,6 +81,9 @@ class InputSpec(Strict):
          "description": "a spec parameter: $name or $(expression)"}]})]] = Field(
         description="per-sample shape, e.g. [1, 28, 28]")
     dtype: Dtype = Field("float32", description="int64 for token ids read by an embedding")
+    distribution: Literal["normal", "uniform"] | None = Field(
+        None, description="a GAN generator's latent input: drawn from N(0, 1) (normal, the "
+        "default) or U(-1, 1) (uniform) while training")
 
 
 def is_sequence(shape: list[int] | tuple[int, ...], dtype: str) -> bool:

@@ -11,8 +11,9 @@ expects of the model's outputs (per sample; the batch axis comes first):
 * kl_div: log-probabilities, targets probabilities (or log-probabilities with `log_target`).
 * mse, l1, smooth_l1, huber: values, targets shaped like the outputs.
 
-GAN objectives (minimax, hinge, wasserstein, cyclegan, ...) are not mapped: GAN training
-arrives with its own issue, and asking for it is a SpecError.
+GAN objectives (minimax, hinge, wasserstein, ...) are not mapped here: they train `task: gan`
+specs in `dlspec.train.gan` (objectives in `gan_objectives`); asking for one in a supervised
+run is a SpecError.
 """
 
 from __future__ import annotations
@@ -143,8 +144,10 @@ def _family_problems(kind: str, task: TaskConfig) -> list[Problem]:
 
 
 def _no_gan(path: Path, name: str) -> SpecError:
-    return SpecError(Problem(path, f"{name}: GAN training is not available yet",
-                             "train a supervised task (classification, regression, ...)"))
+    return SpecError(Problem(path, f"{name} is a GAN objective, not a supervised loss: it "
+                             "trains a generator against a discriminator (task: gan)",
+                             "use task: gan with networks generator and discriminator, or a "
+                             "supervised loss (cross_entropy, mse, ...)"))
 
 
 def regularization_penalty(model: nn.Module, reg: Regularization | None) -> Tensor | None:

@@ -40,6 +40,8 @@ class TrainResult:
     data: DataSplits
     seconds: float
     transfer: TransferReport | None = None
+    # what inference needs besides the weights (None: the data's, see deployment_info)
+    info: DeploymentInfo | None = None
 
 
 def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int | None = None,
@@ -58,7 +60,7 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
     train = spec.train
     epochs = epochs or train.epochs
     # with --nproc, this process is one of several data-parallel workers
-    with distributed.joined(_device(device or train.device)) as (processes, target_device):
+    with distributed.joined(pick_device(device or train.device)) as (processes, target_device):
         if processes is not None and not processes.main:
             callbacks = None  # process 0 reports for all
         model, transfer, average = _model(spec, shaped, target_device)
@@ -88,7 +90,7 @@ def _prepare(spec: Spec, shaped: ShapedGraph) -> tuple[TaskConfig, DataSplits, b
     task = _task(spec)
     if len(shaped.graph.outputs) != 1:
         raise SpecError(Problem(("outputs",), "training a network with several outputs is "
-                                "not supported yet", "train one output, or wait for issue 7"))
+                                "not supported yet", "train a network with one output"))
     (output,) = shaped.outputs().values()
     data = _data(spec, task, shaped)
     check_outputs(data, output.shape, task)
@@ -108,7 +110,7 @@ def _model(spec: Spec, shaped: ShapedGraph, device: torch.device,
     if torch.are_deterministic_algorithms_enabled() != train.deterministic:
         torch.use_deterministic_algorithms(train.deterministic)  # costs ~1 s of imports
     model = compile_graph(shaped)
-    transfer = (apply_transfer(model, spec.transfer, _base_dir(spec))
+    transfer = (apply_transfer(model, spec.transfer, base_dir(spec))
                 if spec.transfer is not None else None)  # before the optimizer: frozen = left out
     model = model.to(device)
     average = (torch.optim.swa_utils.AveragedModel(
@@ -137,7 +139,8 @@ def _task(spec: Spec) -> TaskConfig:
     if spec.task.type not in ("classification", "regression", "sequence_classification",
                               "forecasting"):
         raise SpecError(Problem(("task",), f"training for task {spec.task.type!r} is not "
-                                "available yet (adversarial training arrives with issue 7)"))
+                                "available yet", "task gan trains a generator against a "
+                                "discriminator; CycleGAN training is still to come"))
     return spec.task
 
 
@@ -146,10 +149,10 @@ def _data(spec: Spec, task: TaskConfig, shaped: ShapedGraph) -> DataSplits:
         raise SpecError(Problem((), "training needs a `data:` section",
                                 "e.g. data: {dataset: digits}"))
     return load_data(spec.data, task, dict(shaped.graph.inputs), seed=spec.train.seed,
-                     base_dir=_base_dir(spec))
+                     base_dir=base_dir(spec))
 
 
-def _base_dir(spec: Spec) -> Path:
+def base_dir(spec: Spec) -> Path:
     """Where relative paths in the spec start: the spec file's folder."""
     return Path(spec.document.file).parent if spec.document is not None else Path.cwd()
 
@@ -161,7 +164,8 @@ def _regularization(spec: Spec) -> object:
     return lambda model: regularization_penalty(model, reg)
 
 
-def _device(name: str) -> torch.device:
+def pick_device(name: str) -> torch.device:
+    """The torch device `train.device` (or --device) names; auto: CUDA when present."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():

@@ -1,0 +1,373 @@
+"""`task: gan`: a generator trained against a discriminator, and the run folder that shows it.
+
+Each batch of real samples trains the discriminator once (on it and on as many generated
+samples); after every `train.n_critic` discriminator steps the generator takes one step on a
+fresh batch of noise. Each network has its own optimizer and schedule (`optimizer:` and
+`schedule:` name them per network, or give one for both). A batch-stepped schedule counts
+its own network's steps. Library code: it never prints; progress goes to `Callbacks`.
+
+Randomness: the networks are initialised from `train.seed` (generator first); batches are
+ordered by a generator seeded with it; noise and gradient-penalty mixing draw from torch's
+global generator, seeded with it too. All three states are checkpointed, so a resumed run
+continues exactly as an uninterrupted one would (on CPU).
+
+The run folder: model.safetensors (the generator — its moving average when `train.ema` is
+set — which `dlspec export` exports), discriminator.safetensors, metrics.csv/json,
+curves.png, samples/epoch_NNN.png (the same noise every epoch), the checkpoint files,
+spec.resolved.yaml, data.json and report.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from dlspec.compile import compile_graph
+from dlspec.data import DataSplits, load_data
+from dlspec.errors import Interrupted, Problem, SpecError, WorkError
+from dlspec.export.metadata import DeploymentInfo
+from dlspec.graph import InputDecl, ShapedGraph
+from dlspec.spec.model import Spec
+from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
+from dlspec.train import distributed
+from dlspec.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
+from dlspec.train.digits_judge import DigitsJudge, judges_digits
+from dlspec.train.gan_checks import check_gan, check_range, check_settings, gan_roles
+from dlspec.train.gan_objectives import GAN_OBJECTIVES, GanObjective
+from dlspec.train.gan_outputs import Modes, SamplePictures, draw_latent, write_gan_curves
+from dlspec.train.loop import Callbacks, FitResult, _resume_hint, _Silent, batches, seed_everything
+from dlspec.train.optim import make_optimizers
+from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
+from dlspec.train.run import TrainResult, base_dir, pick_device
+from dlspec.train.schedules import Schedule, make_schedule
+
+DISCRIMINATOR_WEIGHTS = "discriminator.safetensors"
+
+
+@dataclass
+class _Gan:
+    """The two networks, their optimisers and schedules, and everything a step needs."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    names: tuple[str, str]  # (generator, discriminator)
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedules: dict[str, Schedule]
+    objective: GanObjective
+    latent: dict[str, InputDecl]
+    distributions: dict[str, Literal["normal", "uniform"]]
+    train: TrainConfig
+    device: torch.device
+    average: torch.optim.swa_utils.AveragedModel | None = None
+    order: torch.Generator = field(default_factory=torch.Generator)
+    critic_steps: int = 0  # discriminator steps so far, over all epochs
+
+    @property
+    def pair(self) -> nn.Module:
+        """Both networks as one module: the checkpoint's weights, keys `<network>.<layer>`."""
+        return nn.ModuleDict(dict(zip(self.names, (self.generator, self.discriminator),
+                                      strict=True)))
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator whose samples are shown and kept: its average, when there is one."""
+        return self.average.module if self.average is not None else self.generator
+
+    def noise(self, count: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """A batch of latent inputs, on the training device."""
+        drawn = draw_latent(self.latent, self.distributions, count, generator)
+        return [z.to(self.device) for z in drawn]
+
+
+def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
+              epochs: int | None = None, device: str | None = None, resume: bool = False,
+              callbacks: Callbacks | None = None) -> TrainResult:
+    """Train the generator of a `task: gan` spec against its discriminator; write the run.
+
+    Example:
+        >>> spec = dlspec.load("specs/wgan_gp.yaml")
+        >>> result = train_gan(spec, dlspec.shapes(spec), Path("runs/wgan_gp"))
+        >>> result.fit.history[-1]["modes_covered"]
+        8.0
+    """
+    began = time.perf_counter()
+    check_gan(spec, shaped)
+    names = gan_roles(spec, list(shaped))
+    train, epochs = spec.train, epochs or spec.train.epochs
+    check_settings(spec)
+    if distributed.current() is not None:
+        raise SpecError(Problem((), "task gan trains in one process; --nproc is for "
+                                "supervised training"))
+    data = _data(spec, shaped[names[1]])
+    check_range(spec, shaped[names[0]], data)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sample_shape = tuple(next(iter(shaped[names[0]].outputs().values())).shape)
+    judge = (DigitsJudge.prepare(run_dir / "classifier", sample_shape, data, train.seed)
+             if judges_digits(spec, sample_shape) else None)  # before the GAN's seeding
+    gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device))
+    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), judge)
+    info = generator_info(spec, names[0], data)
+    _write_run(run_dir, spec, gan, result, data, epochs, info)
+    return TrainResult(run_dir, result, None, gan.sampler, data, time.perf_counter() - began,
+                       info=info)
+
+
+def _data(spec: Spec, discriminator: ShapedGraph) -> DataSplits:
+    if spec.data is None:
+        raise SpecError(Problem((), "training needs a `data:` section: the real samples",
+                                "e.g. data: {dataset: digits}"))
+    return load_data(spec.data, spec.task, dict(discriminator.graph.inputs),
+                     seed=spec.train.seed, base_dir=base_dir(spec))
+
+
+def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], epochs: int,
+           samples: int, device: torch.device) -> _Gan:
+    train = spec.train
+    loss = spec.loss if spec.loss is not None else NonSaturatingLoss()
+    if loss.type not in GAN_OBJECTIVES:
+        raise SpecError(Problem(("loss",), f"task gan trains with a GAN objective, not "
+                                f"{loss.type}", f"use one of {', '.join(GAN_OBJECTIVES)}"))
+    torch.manual_seed(train.seed)  # the same initial weights for the same seed
+    if torch.are_deterministic_algorithms_enabled() != train.deterministic:
+        torch.use_deterministic_algorithms(train.deterministic)
+    generator = compile_graph(shaped[names[0]]).to(device)
+    discriminator = compile_graph(shaped[names[1]]).to(device)
+    models = dict(zip(names, (generator, discriminator), strict=True))
+    optimizers = make_optimizers(spec.optimizer, models)
+    batches_per_epoch = max(1, samples // train.batch_size)
+    steps = {names[0]: max(1, round(batches_per_epoch / train.n_critic)),
+             names[1]: batches_per_epoch}
+    schedules = _schedules(spec, optimizers, epochs, steps)
+    average = (torch.optim.swa_utils.AveragedModel(
+        generator, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train.ema),
+        use_buffers=True) if train.ema is not None else None)
+    assert spec.networks is not None  # check_gan: a GAN has networks
+    inputs = spec.networks[names[0]].inputs
+    distributions = {k: v.distribution for k, v in inputs.items() if v.distribution}
+    gan_loss: GanLoss = loss  # type: ignore[assignment]  # checked above
+    return _Gan(generator, discriminator, names, optimizers, schedules, GanObjective(gan_loss),
+                dict(shaped[names[0]].graph.inputs), distributions, train, device, average)
+
+
+def _schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], epochs: int,
+               steps: dict[str, int]) -> dict[str, Schedule]:
+    section = spec.schedule
+    if isinstance(section, dict):
+        unknown = [Problem(("schedule", name), f"there is no network {name!r}",
+                           f"networks: {', '.join(optimizers)}")
+                   for name in section if name not in optimizers]
+        if unknown:
+            raise SpecError(unknown)
+    return {name: make_schedule(section.get(name) if isinstance(section, dict) else section,
+                                optimizer, epochs=epochs, steps_per_epoch=steps[name],
+                                path=("schedule", name) if isinstance(section, dict)
+                                else ("schedule",))
+            for name, optimizer in optimizers.items()}
+
+
+def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
+         callbacks: Callbacks, judge: DigitsJudge | None = None) -> FitResult:
+    """Train for `epochs`; checkpoint every `train.checkpoint_every` epochs and at the end."""
+    gan.order = seed_everything(gan.train.seed)
+    (real,) = data.train.inputs.values()
+    pictures = SamplePictures(run_dir / "samples", tuple(real.shape[1:]),
+                              next(iter(data.normalization.values()), None), real)
+    modes = Modes.of(real, data.train.target)
+    # the same noise every epoch, from its own generator: the pictures show one set changing
+    fixed = gan.noise(pictures.count, torch.Generator().manual_seed(gan.train.seed + 1))
+    judged = (gan.noise(JUDGED_SAMPLES, torch.Generator().manual_seed(gan.train.seed + 2))
+              if judge is not None else [])
+    history: list[dict[str, float]] = []
+    start = 1
+    if resume and (state := load_checkpoint(run_dir, gan.pair)) is not None:
+        start = _restore(state, gan, history) + 1
+    epoch = start
+    try:
+        for epoch in range(start, epochs + 1):
+            record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
+            samples = _samples(gan, fixed)
+            pictures.write(epoch, samples)
+            if modes is not None:
+                record.update(modes.coverage(samples.numpy()))
+            if judge is not None:
+                record.update(judge.judge(_samples(gan, judged)))
+            record["seconds"] = time.perf_counter() - record.pop("began")
+            record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
+            history.append(record)
+            callbacks.on_epoch_end(record)
+            if epoch % gan.train.checkpoint_every == 0 or epoch == epochs:
+                save_checkpoint(run_dir, gan.pair, _state(epoch, gan, history))
+    except KeyboardInterrupt:
+        raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
+                                  _resume_hint(run_dir, interrupted=True))) from None
+    return FitResult(history, len(history), "completed")
+
+
+def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
+           callbacks: Callbacks) -> dict[str, Any]:
+    """One pass over the real samples; the epoch's mean losses and learning rates."""
+    train = gan.train
+    count = len(data.train)
+    usable = count if count < train.batch_size else count - count % train.batch_size
+    callbacks.on_epoch_start(epoch, epochs, max(1, usable // train.batch_size))
+    record: dict[str, Any] = {"epoch": float(epoch), "began": time.perf_counter()}
+    gan.generator.train()
+    gan.discriminator.train()
+    sums: dict[str, list[float]] = {}
+    for batch, (inputs, _) in enumerate(batches(data.train, train.batch_size, gan.order), 1):
+        if len(inputs[0]) < train.batch_size <= count:
+            break  # a last, smaller batch: batch norm statistics of a few samples are noise
+        real = inputs[0].to(gan.device)
+        values = _discriminator_step(gan, real, epoch, batch, run_dir)
+        gan.critic_steps += 1
+        if gan.critic_steps % train.n_critic == 0:
+            values["g_loss"] = _generator_step(gan, len(real), epoch, batch, run_dir)
+        for key, value in values.items():
+            sums.setdefault(key, []).append(value)
+        callbacks.on_batch(batch, values["d_loss"], len(real))
+    for key in ("d_loss", "g_loss", "wasserstein_estimate", "gradient_penalty"):
+        if key in sums:
+            record[key] = sum(sums[key]) / len(sums[key])
+    generator, discriminator = gan.names
+    record[f"lr/{generator}"] = _lr(gan.optimizers[generator])
+    record[f"lr/{discriminator}"] = _lr(gan.optimizers[discriminator])
+    for schedule in gan.schedules.values():
+        schedule.step_epoch(record)
+    return record
+
+
+def _discriminator_step(gan: _Gan, real: torch.Tensor, epoch: int, batch: int,
+                        run_dir: Path) -> dict[str, float]:
+    with torch.no_grad():
+        fake = gan.generator(*gan.noise(len(real)))
+    step = gan.objective.discriminator_loss(gan.discriminator, real, fake)
+    value = _finite(step.loss, "discriminator", epoch, batch, run_dir)
+    optimizer = gan.optimizers[gan.names[1]]
+    optimizer.zero_grad(set_to_none=True)
+    step.loss.backward()
+    optimizer.step()
+    gan.objective.after_discriminator_step(gan.discriminator)
+    gan.schedules[gan.names[1]].step_batch()
+    values = {"d_loss": value}
+    if step.wasserstein is not None:
+        values["wasserstein_estimate"] = step.wasserstein
+    if step.penalty is not None:
+        values["gradient_penalty"] = step.penalty
+    return values
+
+
+def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path) -> float:
+    # the discriminator's weights take no gradient here: they are only read
+    trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
+    for parameter in trainable:
+        parameter.requires_grad_(False)
+    try:
+        loss = gan.objective.generator_loss(gan.discriminator(gan.generator(*gan.noise(size))))
+        value = _finite(loss, "generator", epoch, batch, run_dir)
+        optimizer = gan.optimizers[gan.names[0]]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    finally:
+        for parameter in trainable:
+            parameter.requires_grad_(True)
+    if gan.average is not None:
+        gan.average.update_parameters(gan.generator)
+    gan.schedules[gan.names[0]].step_batch()
+    return value
+
+
+def _finite(loss: torch.Tensor, network: str, epoch: int, batch: int, run_dir: Path) -> float:
+    value = loss.item()
+    if not math.isfinite(value):
+        raise WorkError(Problem((), f"the {network} loss became {value} at epoch {epoch}, "
+                                f"batch {batch}", _resume_hint(run_dir)))
+    return value
+
+
+def _samples(gan: _Gan, fixed: list[torch.Tensor]) -> torch.Tensor:
+    sampler = gan.sampler
+    sampler.eval()
+    with torch.inference_mode():
+        samples = sampler(*fixed)
+    return samples.cpu()
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def _state(epoch: int, gan: _Gan, history: list[dict[str, float]]) -> dict[str, Any]:
+    return {"epoch": epoch, "history": history,
+            "optimizers": {k: v.state_dict() for k, v in gan.optimizers.items()},
+            "schedules": {k: v.state_dict() for k, v in gan.schedules.items()},
+            "batch_order": gan.order.get_state(), "torch_rng": torch.get_rng_state(),
+            "critic_steps": gan.critic_steps,
+            "average": gan.average.state_dict() if gan.average is not None else None}
+
+
+def _restore(state: dict[str, Any], gan: _Gan, history: list[dict[str, float]]) -> int:
+    for name, optimizer in gan.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+        gan.schedules[name].load_state_dict(state["schedules"][name])
+    gan.order.set_state(state["batch_order"])
+    torch.set_rng_state(state["torch_rng"])
+    gan.critic_steps = int(state["critic_steps"])
+    history.extend(state["history"])
+    if gan.average is not None and state.get("average") is not None:
+        gan.average.load_state_dict(state["average"])
+    return int(state["epoch"])
+
+
+def generator_info(spec: Spec, generator: str, data: DataSplits) -> DeploymentInfo:
+    """What `dlspec predict --sample` needs to draw samples from the exported generator:
+    the latent distributions, and the statistics that turn its outputs back into data."""
+    assert spec.networks is not None
+    latent = {k: v.distribution or "normal" for k, v in spec.networks[generator].inputs.items()}
+    stats = next(iter(data.normalization.values()), None)
+    return DeploymentInfo(generator={"latent": latent, "output_normalization": stats,
+                                     "images": bool(data.image_inputs)})
+
+
+def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult, data: DataSplits,
+               epochs: int, info: DeploymentInfo) -> None:
+    save_weights(gan.sampler, run_dir / "model.safetensors")
+    save_weights(gan.discriminator, run_dir / DISCRIMINATOR_WEIGHTS)
+    info.save(run_dir)
+    write_metrics(run_dir, result.history, None)
+    write_gan_curves(run_dir, result.history, spec.name)
+    write_resolved_spec(run_dir, spec, epochs)
+    generator, discriminator = gan.names
+    last = result.history[-1] if result.history else {}
+    numbers = ", ".join(f"{k} {last[k]:.4g}" for k in (
+        "d_loss", "g_loss", "wasserstein_estimate", "modes_covered", "high_quality_fraction",
+        "digit_confidence", "digit_class_min", "digit_class_max") if k in last)
+    objective = gan.objective.type + (f", {gan.train.n_critic} discriminator steps per "
+                                      "generator step" if gan.train.n_critic > 1 else "")
+    lines = [f"# {spec.name}", "", f"Real data: {data.source}; {len(data.train)} training "
+             "samples.", "", f"Training: {generator} against {discriminator} ({objective}), "
+             f"{len(result.history)} epochs" + (f"; weights of {generator} averaged (EMA "
+                                                f"{gan.train.ema})" if gan.average else "")
+             + ".", "", f"Last epoch: {numbers}.", "",
+             "| file | what |", "| --- | --- |",
+             "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
+             f"| [model.safetensors](model.safetensors) | the trained {generator} |",
+             f"| [{DISCRIMINATOR_WEIGHTS}]({DISCRIMINATOR_WEIGHTS}) | the trained "
+             f"{discriminator} |",
+             "| [data.json](data.json) | latent distribution and data statistics, for "
+             "sampling |",
+             "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers |",
+             "| [curves.png](curves.png) | losses, metrics and learning rates |",
+             "| samples/ | the generator's samples after each epoch (the same noise) |",
+             *(["| [classifier/](classifier/report.md) | the LeNet that labels generated "
+                "digits (digit_confidence, digit_class_min/max) |"]
+               if (run_dir / "classifier").is_dir() else []),
+             "| checkpoint.* | the latest checkpoint, for `--resume` |"]
+    write_report(run_dir, lines)
