@@ -34,7 +34,9 @@ BUILTIN: dict[str, tuple[str, tuple[int, ...], int | None, tuple[int, ...]]] = {
     "sine": ("forecasting", (SEQ, 1), None, (1,)),
     "sequence_sum": ("regression", (SEQ, 2), None, (1,)),
     "parity": ("sequence_classification", (SEQ, 1), 2, ()),
+    "token_sentiment": ("sequence_classification", (SEQ,), 2, ()),
 }
+TOKENS = {"token_sentiment"}  # int64 token ids, read by an embedding
 
 
 def load(data: dict[str, Any], shape: tuple[int, ...], task: str | dict[str, Any] | None = None,
@@ -67,9 +69,10 @@ def test_builtin_dataset_shapes_dtypes_and_classes(dataset: str) -> None:
     data: dict[str, Any] = {"dataset": dataset}
     if dataset in SYNTHETIC_DATASETS:
         data["num_samples"] = 40
-    splits = load(data, shape, task)
+    dtype = "int64" if dataset in TOKENS else "float32"
+    splits = load(data, shape, task, dtype=dtype)
     x = splits.train.inputs["x"]
-    assert x.dtype == torch.float32 and tuple(x.shape[1:]) == shape
+    assert x.dtype == getattr(torch, dtype) and tuple(x.shape[1:]) == shape
     assert tuple(splits.train.target.shape[1:]) == target_shape
     assert splits.num_classes == classes
     if classes is not None:
@@ -126,6 +129,26 @@ def test_parity_and_sine_targets() -> None:
                 (25, 1), "forecasting")
     x, y = sine.train.inputs["x"], sine.train.target
     assert torch.allclose(x[:, 0], y, atol=1e-5)  # 25 steps are one period
+
+
+def test_token_sentiment_labels_say_which_planted_words_outnumber_the_others() -> None:
+    splits = load({"dataset": "token_sentiment", "num_samples": 400, "split": {"train": 1.0}},
+                  (32,), "sequence_classification", dtype="int64")
+    tokens, label = splits.train.inputs["x"], splits.train.target
+    positive = ((tokens >= 1) & (tokens <= 20)).sum(dim=1)
+    negative = ((tokens >= 21) & (tokens <= 40)).sum(dim=1)
+    assert bool((positive != negative).all())
+    assert torch.equal((positive > negative).long(), label)
+    assert 0.4 < float(label.float().mean()) < 0.6
+    assert int(tokens.max()) < 1000 and int(tokens.min()) == 0  # padding at the end
+    real = (tokens != 0).sum(dim=1)
+    assert int(real.min()) >= 16 and bool((tokens[:, -1] == 0).any())
+    padded = torch.arange(32) >= real[:, None]
+    assert bool((tokens[padded] == 0).all())
+    assert splits.labels == ["negative", "positive"]
+    again = load({"dataset": "token_sentiment", "num_samples": 400, "split": {"train": 1.0}},
+                 (32,), "sequence_classification", dtype="int64")
+    assert torch.equal(again.train.inputs["x"], tokens)
 
 
 def test_generated_data_follows_the_seed() -> None:

@@ -290,6 +290,45 @@ def sequence_sum(options: Options) -> RawData:
                    _generated("sequence_sum", options, noise, what), measured=True)
 
 
+TOKEN_VOCABULARY = 1000  # ids 0..999; 0 is padding
+_POSITIVE_WORDS = range(1, 21)  # ids 1..20 count for "positive", 21..40 for "negative"
+_NEGATIVE_WORDS = range(21, 41)
+
+
+@dataset("token_sentiment")
+def token_sentiment(options: Options) -> RawData:
+    """Token-id sequences (seq_len,) int64 → negative or positive, a toy sentiment task.
+
+    Ids 1–20 are "positive" words, 21–40 "negative" ones, 41–999 neutral filler, and 0 is
+    padding: each text is between seq_len/2 and seq_len tokens long, padded with 0 at the end.
+    Between 0 and 4 positive and 0 and 4 negative words (fewer in texts under 16 tokens) are
+    planted at random places, never as many of each; the label says which kind occurs more
+    often. noise (default 0) is the share of labels flipped at random.
+    """
+    rng = np.random.default_rng(options.seed)
+    count, length = options.num_samples, options.seq_len
+    if length < 2:
+        raise SpecError(Problem(("data", "seq_len"), "token_sentiment needs seq_len of at "
+                                f"least 2; found {length}"))
+    tokens = rng.integers(41, TOKEN_VOCABULARY, (count, length))
+    lengths = rng.integers(max(2, length // 2), length + 1, count)
+    most = min(4, max(2, length // 2) // 2)  # planted words of each kind always fit
+    positive = rng.integers(0, most + 1, count)
+    negative = (positive + rng.integers(1, most + 1, count)) % (most + 1)  # never equal
+    for i in range(count):
+        places = rng.permutation(lengths[i])[:positive[i] + negative[i]]
+        tokens[i, places[:positive[i]]] = rng.choice(_POSITIVE_WORDS, positive[i])
+        tokens[i, places[positive[i]:]] = rng.choice(_NEGATIVE_WORDS, negative[i])
+        tokens[i, lengths[i]:] = 0
+    label = (positive > negative).astype(np.int64)
+    noise = _noise(options, 0.0)
+    flipped = rng.random(count) < noise
+    label = np.where(flipped, 1 - label, label)
+    return RawData(tokens.astype(np.int64), label,
+                   _generated("token_sentiment", options, noise), num_classes=2,
+                   labels=["negative", "positive"])
+
+
 @dataset("parity")
 def parity(options: Options) -> RawData:
     """Binary sequences (seq_len, 1) → even or odd number of ones; noise (default 0) is

@@ -39,10 +39,11 @@ FlipProbability = Annotated[
 
 BuiltinDataset = Literal[
     "digits", "iris", "wine", "breast_cancer", "diabetes", "moons", "circles", "blobs", "xor",
-    "and", "nand", "spirals", "sine", "sequence_sum", "parity", "eight_gaussians", "digits_pair",
+    "and", "nand", "spirals", "sine", "sequence_sum", "parity", "token_sentiment",
+    "eight_gaussians", "digits_pair",
 ]
 IMAGE_DATASETS = frozenset({"digits", "digits_pair"})
-SEQUENCE_DATASETS = frozenset({"sine", "sequence_sum", "parity"})
+SEQUENCE_DATASETS = frozenset({"sine", "sequence_sum", "parity", "token_sentiment"})
 SYNTHETIC_DATASETS = frozenset({"moons", "circles", "blobs", "xor", "and", "nand", "spirals",
                                 "eight_gaussians"}) | SEQUENCE_DATASETS
 
