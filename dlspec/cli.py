@@ -50,8 +50,9 @@ def _main(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
         return code
     except DlspecError as exc:
-        if not _other_worker():  # data-parallel workers fail alike: process 0 says why
-            print(str(exc), file=sys.stderr)
+        if _other_worker():
+            _wait_for_process_zero()
+        print(str(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -391,6 +392,20 @@ def _launch_workers(args: argparse.Namespace) -> int:
 def _data_parallel_worker() -> bool:
     """Whether this process is one of the workers `--nproc` started."""
     return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+# how long a failing worker other than process 0 waits to be stopped by the launcher
+_WORKER_REPORT_WAIT_S = 30.0
+
+
+def _wait_for_process_zero() -> None:
+    # Data-parallel workers fail alike, and process 0 speaks for all: when it fails, the
+    # launcher stops the other workers. Leaving first would let the launcher stop process 0
+    # before it has said why, so this worker waits; it speaks for itself only when process
+    # 0 did not fail the same way (and is then stopped by the launcher in its turn).
+    import time
+
+    time.sleep(_WORKER_REPORT_WAIT_S)
 
 
 def _other_worker() -> bool:
