@@ -87,6 +87,10 @@ def shapes(spec: Spec, count_macs: bool = False) -> dict[str, ShapedGraph]:
             from dlspec.train.gan_checks import check_gan
 
             check_gan(spec, shaped)  # the networks against each other
+        elif spec.task is not None and spec.task.type == "cyclegan":
+            from dlspec.train.gan_checks import check_cyclegan
+
+            check_cyclegan(spec, shaped)
         return shaped
 
 
@@ -141,13 +145,18 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
         with located(spec.document):
             return train_gan(spec, shaped, run_dir, epochs=epochs, device=device,
                              resume=resume, callbacks=callbacks)
+    if spec.task is not None and spec.task.type == "cyclegan":
+        from dlspec.train.cyclegan import train_cyclegan
+
+        shaped = shapes(spec)
+        with located(spec.document):
+            return train_cyclegan(spec, shaped, run_dir, epochs=epochs, device=device,
+                                  resume=resume, callbacks=callbacks)
     networks = graphs(spec)
     if len(networks) > 1:
-        kind = spec.task.type if spec.task is not None else None
-        raise SpecError(Problem(("task",) if kind == "cyclegan" else ("networks",),
-                                "CycleGAN training is not available yet" if kind == "cyclegan"
-                                else "several networks train together only as a GAN",
-                                "task: gan trains a generator against a discriminator"))
+        raise SpecError(Problem(("networks",), "several networks train together only as a "
+                                "GAN or a CycleGAN", "task: gan trains a generator against a "
+                                "discriminator; task: cyclegan two of each"))
     (graph,) = networks.values()
     with located(spec.document):
         return train_network(spec, infer_shapes(graph), run_dir, epochs=epochs, device=device,
@@ -180,9 +189,11 @@ def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
     if not isinstance(spec, Spec):
         spec = load(spec)
     chosen = _networks_to_export(spec, network)
-    if checkpoint is not None and len(chosen) > 1:
+    if checkpoint is not None and len(chosen) > 1 and not all(
+            (Path(checkpoint) / f"{name}.safetensors").is_file() for name in chosen):
         raise SpecError(Problem((), "a checkpoint holds one network's weights; this spec has "
-                                f"{', '.join(chosen)}", "choose one with --network"))
+                                f"{', '.join(chosen)}", "choose one with --network, or give "
+                                "a run folder with each network's <network>.safetensors"))
     section = _onnx_section(spec)
     if opset is not None and not 14 <= opset <= 21:
         raise SpecError(Problem((), f"opset {opset} is not supported", "use 14 to 21"))
@@ -192,7 +203,6 @@ def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
         atol=atol if atol is not None else section.atol,
         rtol=rtol if rtol is not None else section.rtol,
         optimize=optimize if optimize is not None else section.optimize, verbose=verbose)
-    weights = _weights_file(Path(checkpoint)) if checkpoint is not None else None
     if info is None and checkpoint is not None:
         info = DeploymentInfo.beside(Path(checkpoint))
     target = _export_path(spec, out, checkpoint, section.file)
@@ -200,15 +210,16 @@ def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
     with located(spec.document):
         for name, graph in chosen.items():
             shaped = infer_shapes(graph)
-            if module is None:
-                import torch
+            import torch
 
+            model: torch.nn.Module
+            if module is None:
                 torch.manual_seed(spec.train.seed)  # the same untrained weights every time
                 model = compile_graph(shaped)
-                if weights is not None:
-                    load_weights(model, weights)
-            else:
-                model = module
+                if checkpoint is not None:
+                    load_weights(model, _weights_file(Path(checkpoint), name))
+            else:  # a trained module, or trained modules by name (a CycleGAN's generators)
+                model = module[name] if isinstance(module, torch.nn.ModuleDict) else module
             path = target if len(chosen) == 1 else target.with_name(
                 f"{target.stem}.{name}{target.suffix}")
             results.append(export_network(model, shaped, spec, path, options, info))
@@ -236,9 +247,11 @@ def _onnx_section(spec: Spec) -> Any:
     return spec.export.onnx
 
 
-def _weights_file(checkpoint: Path) -> Path:
+def _weights_file(checkpoint: Path, network: str) -> Path:
     if checkpoint.is_dir():
-        return checkpoint / "model.safetensors"
+        # a run of several networks keeps each in <network>.safetensors
+        own = checkpoint / f"{network}.safetensors"
+        return own if own.is_file() else checkpoint / "model.safetensors"
     if not checkpoint.exists():
         raise SpecError(Problem((), f"no checkpoint {checkpoint}",
                                 "give a run folder or its model.safetensors"))

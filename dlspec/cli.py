@@ -434,7 +434,8 @@ def _test_line(result: Any) -> str:
     numbers = result.test or (result.fit.history[-1] if result.fit.history else {})
     where = "test" if result.test else "last epoch"
     hidden = ("epoch", "seconds", "samples_per_second", "lr")
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in numbers.items() if k not in hidden)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in numbers.items()
+                      if k not in hidden and not k.startswith("lr/"))
     return f"{where}: {shown} ({result.seconds:.1f} s; {result.fit.stop_reason})"
 
 

@@ -10,7 +10,12 @@ from typing import IO, Any
 def _summary(record: dict[str, float]) -> str:
     shown = {k: v for k, v in record.items()
              if k not in ("epoch", "seconds", "samples_per_second")}
-    parts = [f"{k} {v:.3g}" if k == "lr" else f"{k} {v:.4f}" for k, v in shown.items()]
+    rates = {k: v for k, v in shown.items() if k.startswith("lr/")}
+    if rates and len(set(rates.values())) == 1:  # several networks at one rate: said once
+        shown = {k: v for k, v in shown.items() if k not in rates} | {
+            "lr": next(iter(rates.values()))}
+    parts = [f"{k} {v:.3g}" if k.startswith("lr") else f"{k} {v:.4f}"
+             for k, v in shown.items()]
     return (", ".join(parts) + f" ({record['seconds']:.1f} s, "
             f"{record['samples_per_second']:,.0f} samples/s)")
 

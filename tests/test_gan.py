@@ -260,12 +260,6 @@ def test_a_tanh_generator_needs_data_in_its_range(tmp_path: Path) -> None:
     assert (tmp_path / "fixed" / "classifier" / "model.safetensors").is_file()
 
 
-def test_cyclegan_training_says_it_is_not_available(tmp_path: Path) -> None:
-    spec = dlspec.load(ROOT / "specs" / "cyclegan.yaml", variant="digits")
-    with pytest.raises(SpecError, match="CycleGAN training is not available yet"):
-        dlspec.train_spec(spec, tmp_path / "run")
-
-
 # --------------------------------------------------------------------------- build, sample
 
 TINY_DCGAN = """\

@@ -273,7 +273,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path: Path) -> None:
     import signal
 
     spec = tmp_path / "moons.yaml"
-    spec.write_text(SLOW_MOONS)
+    # far more epochs than the run lives: a loaded machine must not let it end on its own
+    # before the signal arrives (it did, at 8 epochs of a fraction of a second each)
+    spec.write_text(SLOW_MOONS.replace("train: {epochs: 8,", "train: {epochs: 1000,"))
     process = _start_and_wait_for_epoch(spec, tmp_path / "run", 2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)

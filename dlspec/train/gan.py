@@ -106,7 +106,8 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
         raise SpecError(Problem((), "task gan trains in one process; --nproc is for "
                                 "supervised training"))
     data = _data(spec, shaped[names[1]])
-    check_range(spec, shaped[names[0]], data)
+    check_range(spec, shaped[names[0]], next(iter(data.train.inputs.values())),
+                bool(data.image_inputs))
     run_dir.mkdir(parents=True, exist_ok=True)
     sample_shape = tuple(next(iter(shaped[names[0]].outputs().values())).shape)
     judge = (DigitsJudge.prepare(run_dir / "classifier", sample_shape, data, train.seed)
@@ -144,7 +145,7 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], e
     batches_per_epoch = max(1, samples // train.batch_size)
     steps = {names[0]: max(1, round(batches_per_epoch / train.n_critic)),
              names[1]: batches_per_epoch}
-    schedules = _schedules(spec, optimizers, epochs, steps)
+    schedules = network_schedules(spec, optimizers, epochs, steps)
     average = (torch.optim.swa_utils.AveragedModel(
         generator, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(train.ema),
         use_buffers=True) if train.ema is not None else None)
@@ -156,7 +157,7 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], e
                 dict(shaped[names[0]].graph.inputs), distributions, train, device, average)
 
 
-def _schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], epochs: int,
+def network_schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], epochs: int,
                steps: dict[str, int]) -> dict[str, Schedule]:
     section = spec.schedule
     if isinstance(section, dict):
@@ -248,7 +249,7 @@ def _discriminator_step(gan: _Gan, real: torch.Tensor, epoch: int, batch: int,
     with torch.no_grad():
         fake = gan.generator(*gan.noise(len(real)))
     step = gan.objective.discriminator_loss(gan.discriminator, real, fake)
-    value = _finite(step.loss, "discriminator", epoch, batch, run_dir)
+    value = finite_loss(step.loss, "discriminator", epoch, batch, run_dir)
     optimizer = gan.optimizers[gan.names[1]]
     optimizer.zero_grad(set_to_none=True)
     step.loss.backward()
@@ -270,7 +271,7 @@ def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path)
         parameter.requires_grad_(False)
     try:
         loss = gan.objective.generator_loss(gan.discriminator(gan.generator(*gan.noise(size))))
-        value = _finite(loss, "generator", epoch, batch, run_dir)
+        value = finite_loss(loss, "generator", epoch, batch, run_dir)
         optimizer = gan.optimizers[gan.names[0]]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -284,7 +285,7 @@ def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path)
     return value
 
 
-def _finite(loss: torch.Tensor, network: str, epoch: int, batch: int, run_dir: Path) -> float:
+def finite_loss(loss: torch.Tensor, network: str, epoch: int, batch: int, run_dir: Path) -> float:
     value = loss.item()
     if not math.isfinite(value):
         raise WorkError(Problem((), f"the {network} loss became {value} at epoch {epoch}, "

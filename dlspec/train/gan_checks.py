@@ -10,20 +10,22 @@ Wasserstein objectives it would also bound the critic).
 Before training (they need the data or are about training only): supervised-training
 settings a GAN run does not honour are errors rather than silently ignored
 (`check_settings`), and a generator ending in tanh or sigmoid must face real samples in its
-range (`check_range`). Imports no torch.
+range (`check_range`).
+
+A CycleGAN spec (`task: cyclegan`) has four networks: `generator_ab` (domain A → B),
+`generator_ba` (B → A), `discriminator_a` (real or generated A?) and `discriminator_b`.
+Each generator reads one image of its source domain and makes one of its target domain;
+each discriminator reads one image of its domain (`check_cyclegan`). Imports no torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dlspec.errors import Path, Problem, SpecError
 from dlspec.graph import Graph, ShapedGraph
 from dlspec.layers.registry import format_shape
 from dlspec.spec.model import Spec
-
-if TYPE_CHECKING:
-    from dlspec.data import DataSplits
 
 _SQUASHING = ("sigmoid", "softmax", "log_softmax", "log_sigmoid", "tanh")
 _RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -63,7 +65,8 @@ def check_gan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
     problems += _pair_problems(spec, generator, discriminator)
     last = last_node_kind(discriminator.graph)
     if last is not None and last[0] in _SQUASHING:
-        problems.append(_squashed_scores(spec, discriminator_name, *last))
+        loss = spec.loss.type if spec.loss is not None else "non_saturating"
+        problems.append(_squashed_scores(loss, discriminator_name, *last))
     if problems:
         raise SpecError(problems)
 
@@ -122,12 +125,17 @@ def _pair_problems(spec: Spec, generator: ShapedGraph, discriminator: ShapedGrap
     return problems
 
 
-def _squashed_scores(spec: Spec, discriminator: str, kind: str, node: str,
+def _squashed_scores(loss: str, discriminator: str, kind: str, node: str,
                      path: Path) -> Problem:
-    loss = spec.loss.type if spec.loss is not None else "non_saturating"
     if loss in ("wasserstein", "wasserstein_gp"):
         why = (f"a {loss} critic's score is unbounded (it estimates a distance); a final "
                f"{kind} bounds it and the critic stops learning")
+    elif loss == "least_squares":
+        why = (f"the least_squares objective pulls raw scores towards 1 (real) and 0 "
+               f"(generated); through a final {kind} they saturate and the gradients vanish")
+    elif loss == "hinge":
+        why = (f"the hinge objective takes raw scores with margins at ±1; a final {kind} "
+               "bounds them inside the margins")
     else:
         why = (f"the {loss} objective takes raw scores (logits) and applies the sigmoid "
                f"itself; a final {kind} would squash them twice")
@@ -137,7 +145,7 @@ def _squashed_scores(spec: Spec, discriminator: str, kind: str, node: str,
 
 # settings of supervised training that GAN training does not honour (yet): an error, never
 # silently ignored
-_UNSUPPORTED = {
+_UNSUPPORTED: dict[tuple[str, ...], str] = {
     ("train", "early_stopping"): "early stopping watches a validation metric; a GAN has none",
     ("train", "metrics"): "a GAN's metrics are built in (losses, mode coverage, digits)",
     ("train", "grad_clip"): "gradient clipping is not available for GANs yet",
@@ -150,32 +158,43 @@ _UNSUPPORTED = {
 }
 
 
+# and what task cyclegan does not honour besides
+_UNSUPPORTED_BY_CYCLEGAN: dict[tuple[str, ...], str] = {
+    ("train", "n_critic"): "CycleGAN steps its generators and discriminators in turn, once "
+                           "per batch",
+    ("train", "ema"): "averaging generator weights is not available for CycleGAN yet",
+}
+
+
 def check_settings(spec: Spec) -> None:
-    """SpecError naming each training setting that task gan does not honour."""
+    """SpecError naming each training setting that task gan (cyclegan) does not honour."""
+    task = spec.task.type if spec.task is not None else "gan"
+    unsupported = dict(_UNSUPPORTED)
+    if task == "cyclegan":
+        unsupported |= _UNSUPPORTED_BY_CYCLEGAN
     problems = []
-    for path, why in _UNSUPPORTED.items():
+    for path, why in unsupported.items():
         owner: Any = spec.train if path[0] == "train" else spec
         if path[-1] in owner.model_fields_set and getattr(owner, path[-1]) not in (
-                None, False, "fp32"):
-            problems.append(Problem(path, f"task gan: {why}", "remove it"))
+                None, False, "fp32", 1):
+            problems.append(Problem(path, f"task {task}: {why}", "remove it"))
     if problems:
         raise SpecError(problems)
 
 
-def check_range(spec: Spec, generator: ShapedGraph, data: DataSplits) -> None:
+def check_range(spec: Spec, generator: ShapedGraph, real: Any, images: bool) -> None:
     """A generator ending in tanh (sigmoid) makes values in [-1, 1] ([0, 1]): real samples
-    outside that range could never be matched, and the discriminator would win at once;
-    real images must span most of it."""
+    (`real`, a tensor) outside that range could never be matched, and the discriminator
+    would win at once; real images must span most of it."""
     last = last_node_kind(generator.graph)
     if last is None or last[0] not in _RANGES:
         return
     low, high = _RANGES[last[0]]
-    (real,) = data.train.inputs.values()
     lowest, highest = real.min().item(), real.max().item()
     inside = lowest >= low - 1e-3 and highest <= high + 1e-3
     # images spanning only part of the range (pixels in [0, 1] against tanh's [-1, 1]) are
     # the usual slip: the generator would spend half its range on values never real
-    spans = not data.image_inputs or (highest - lowest) >= 0.75 * (high - low)
+    spans = not images or (highest - lowest) >= 0.75 * (high - low)
     if inside and spans:
         return
     normalize = spec.data.normalize if spec.data is not None else None
@@ -186,3 +205,97 @@ def check_range(spec: Spec, generator: ShapedGraph, data: DataSplits) -> None:
                             f"the generator ends in {last[0]} ({last[1]}), whose values lie in "
                             f"[{low:g}, {high:g}], but the real samples range over "
                             f"[{lowest:.3g}, {highest:.3g}]", hint))
+
+
+CYCLEGAN_ROLES = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+_ROLE_WORDS = {"generator_ab": "translates domain A into domain B",
+               "generator_ba": "translates domain B into domain A",
+               "discriminator_a": "tells real A images from generated ones",
+               "discriminator_b": "tells real B images from generated ones"}
+
+
+def check_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
+    """Every problem of a `task: cyclegan` spec's four networks, raised as one SpecError."""
+    if spec.networks is None:
+        raise SpecError(Problem(("task",), "task cyclegan trains four networks, but the spec "
+                                "declares one `network:`", "declare "
+                                f"{', '.join(CYCLEGAN_ROLES)} under `networks:`"))
+    missing = [name for name in CYCLEGAN_ROLES if name not in shaped]
+    if missing:
+        others = [name for name in shaped if name not in CYCLEGAN_ROLES]
+        raise SpecError(Problem(("networks",), "task cyclegan needs the networks "
+                                f"{', '.join(CYCLEGAN_ROLES)}; missing "
+                                + "; ".join(f"{name} (it {_ROLE_WORDS[name]})"
+                                            for name in missing),
+                                f"rename {', '.join(others)}" if others else None))
+    problems = []
+    if spec.loss is not None and spec.loss.type != "cyclegan":
+        problems.append(Problem(("loss",), f"task cyclegan trains with the cyclegan loss, not "
+                                f"{spec.loss.type}", "e.g. loss: {type: cyclegan, "
+                                "adversarial: least_squares, cycle_weight: 10.0}"))
+    for network, net in spec.networks.items():
+        if len(net.inputs) != 1 and network in CYCLEGAN_ROLES:
+            problems.append(Problem(("networks", network, "inputs"), f"{network} reads one "
+                                    f"input, an image; it declares {len(net.inputs)}"))
+        for name, decl in net.inputs.items():
+            if decl.distribution is not None:
+                problems.append(Problem(("networks", network, "inputs", name, "distribution"),
+                                        "`distribution` is for a GAN generator's latent "
+                                        "noise; a CycleGAN network reads images", "remove it"))
+    if problems:
+        raise SpecError(problems)
+    problems += _domain_problems(shaped, "generator_ab", "discriminator_b", "B")
+    problems += _domain_problems(shaped, "generator_ba", "discriminator_a", "A")
+    problems += _cycle_problems(shaped)
+    adversarial = (spec.loss.adversarial.type if spec.loss is not None
+                   and spec.loss.type == "cyclegan" else "least_squares")
+    for name in ("discriminator_a", "discriminator_b"):
+        last = last_node_kind(shaped[name].graph)
+        if last is not None and last[0] in _SQUASHING:
+            problems.append(_squashed_scores(adversarial, name, *last))
+    if problems:
+        raise SpecError(problems)
+
+
+def _one_output(shaped: ShapedGraph) -> tuple[int, ...] | None:
+    outputs = shaped.outputs()
+    return tuple(next(iter(outputs.values())).shape) if len(outputs) == 1 else None
+
+
+def _one_input(shaped: ShapedGraph) -> tuple[int, ...]:
+    return tuple(next(iter(shaped.graph.inputs.values())).shape)
+
+
+def _domain_problems(shaped: dict[str, ShapedGraph], generator: str, discriminator: str,
+                     domain: str) -> list[Problem]:
+    made = _one_output(shaped[generator])
+    if made is None:
+        return [Problem(("networks", generator, "outputs"), f"{generator} has "
+                        f"{len(shaped[generator].outputs())} outputs; it makes one image")]
+    judged = _one_input(shaped[discriminator])
+    if made == judged:
+        return []
+    last = last_node_kind(shaped[generator].graph)
+    return [Problem(last[2] if last is not None else ("networks", generator),
+                    f"{generator} makes domain-{domain} images of "
+                    f"{format_shape(made)}, but {discriminator} reads "
+                    f"{format_shape(judged)}", "make them the same shape")]
+
+
+def _cycle_problems(shaped: dict[str, ShapedGraph]) -> list[Problem]:
+    # A → B → A and B → A → B: each generator's input is the other one's output
+    problems = []
+    for generator, other in (("generator_ab", "generator_ba"), ("generator_ba", "generator_ab")):
+        made = _one_output(shaped[other])
+        reads = _one_input(shaped[generator])
+        if made is not None and made != reads:
+            problems.append(Problem(("networks", generator, "inputs"), f"{generator} reads "
+                                    f"{format_shape(reads)}, but {other} makes "
+                                    f"{format_shape(made)}: the cycle would not close",
+                                    "make them the same shape"))
+    return problems
+
+
+def cyclegan_domains(shaped: dict[str, ShapedGraph]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The per-sample shapes of domain A and domain B (a checked spec's)."""
+    return _one_input(shaped["generator_ab"]), _one_input(shaped["generator_ba"])

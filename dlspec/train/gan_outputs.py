@@ -162,13 +162,20 @@ def scatter(generated: np.ndarray, real: np.ndarray) -> Image.Image:
 
 def write_gan_curves(run_dir: Path, history: list[dict[str, float]], title: str) -> Path:
     """curves.png of a GAN: both losses, the Wasserstein estimate (WGAN), mode coverage
-    (2-D points) and the learning rates, one panel each (matplotlib, no display)."""
+    (2-D points) and the learning rates, one panel each (matplotlib, no display); of a
+    CycleGAN: its losses, round-trip errors, translated images' domains and learning rates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("losses", ["d_loss", "g_loss"])]
+    if "cycle_loss" in history[0]:  # task cyclegan
+        panels = [("losses", ["g_loss", "g_adversarial", "cycle_loss", "identity_loss",
+                              "d_loss_a", "d_loss_b"]),
+                  ("round-trip error (pixels)", ["cycle_error_a", "cycle_error_b"]),
+                  ("taken for the target domain", ["translated_as_b", "translated_as_a"])]
+    else:
+        panels = [("losses", ["d_loss", "g_loss"])]
     if "wasserstein_estimate" in history[0]:
         panels.append(("Wasserstein estimate", ["wasserstein_estimate"]))
     if "modes_covered" in history[0]:
