@@ -432,3 +432,142 @@ def test_dcgan_learns_digits(tmp_path: Path) -> None:
     assert last["digit_class_max"] < 0.4  # 0.19 measured (the full spec: 0.16)
     grid = Image.open(tmp_path / "run" / "samples" / "epoch_010.png")
     assert grid.size == (2 * (8 * 34 + 2), 2 * (8 * 34 + 2))
+
+
+# --------------------------------------------------------------------------- conditional
+
+CONDITIONAL_TOY = """\
+dlspec: 1
+name: conditional_toy
+networks:
+  generator:
+    inputs:
+      z: {shape: [2]}
+      mode: {shape: [], dtype: int64}
+    network:
+      - {name: embed, embedding: {num_embeddings: 8, embedding_dim: 8}, from: mode}
+      - {name: joined, concat: 1, from: [z, embed]}
+      - {name: hidden, linear: 64}
+      - relu
+      - {name: point, linear: 2}
+  discriminator:
+    inputs:
+      mode: {shape: [], dtype: int64}
+      point: {shape: [2]}
+    network:
+      - {name: embed, embedding: {num_embeddings: 8, embedding_dim: 8}, from: mode}
+      - {name: joined, concat: 1, from: [point, embed]}
+      - {name: hidden, linear: 64}
+      - relu
+      - {name: score, linear: 1}
+task: gan
+loss: least_squares
+optimizer:
+  generator: {type: adam, lr: 1.0e-3, betas: [0.5, 0.9]}
+  discriminator: {type: adam, lr: 1.0e-3, betas: [0.5, 0.9]}
+data: {dataset: eight_gaussians, num_samples: 1600, split: {train: 1.0}}
+train: {epochs: 20, batch_size: 100, seed: 0}
+"""
+
+
+def test_a_conditional_gan_makes_the_mode_it_is_asked_for(tmp_path: Path) -> None:
+    """Both networks read the mode's label (the discriminator declares it first); after 20
+    epochs the points land nearest the mode asked for, and the exported generator, run
+    without torch, makes points of the mode `--label` names."""
+    spec = tmp_path / "conditional.yaml"
+    spec.write_text(CONDITIONAL_TOY)
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "dlspec", "build", str(spec), "--out",
+                             str(run)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    last = json.loads((run / "metrics.json").read_text())["epochs"][-1]
+    assert last["label_accuracy"] >= 0.9
+    assert "mode [dynamic] int64" in result.stderr  # the exported generator reads the label
+    sampled = subprocess.run([sys.executable, "-X", "importtime", "-m", "dlspec", "predict",
+                              str(run / "model.onnx"), "--sample", "200", "--label", "3",
+                              "-o", str(tmp_path / "threes.npy")],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert sampled.returncode == 0, sampled.stderr
+    assert imported_torch(sampled.stderr) == []
+    points = np.load(tmp_path / "threes.npy")
+    angle = 2 * np.pi * 3 / 8  # eight_gaussians' mode k sits at angle 2πk/8 on the ring
+    centres = 2 * np.stack([np.cos(angle), np.sin(angle)])
+    modes = Modes.of(torch.from_numpy(np.concatenate([points, points])),
+                     torch.zeros(400, dtype=torch.long))
+    assert modes is not None and np.linalg.norm(modes.centres[0] - centres) < 0.5
+    wrong = subprocess.run([sys.executable, "-m", "dlspec", "predict", str(run / "model.onnx"),
+                            "--sample", "2", "--label", "8"], capture_output=True, text=True,
+                           cwd=ROOT)
+    assert wrong.returncode == 2 and "there is no class '8'" in wrong.stderr
+
+
+def test_a_label_only_one_network_reads_is_refused() -> None:
+    text = CONDITIONAL_TOY.replace(
+        "      mode: {shape: [], dtype: int64}\n      point: {shape: [2]}",
+        "      point: {shape: [2]}").replace(
+        "      - {name: embed, embedding: {num_embeddings: 8, embedding_dim: 8}, from: mode}\n"
+        "      - {name: joined, concat: 1, from: [point, embed]}\n", "")
+    with pytest.raises(SpecError, match="generator reads a class label .mode. but "
+                                        "discriminator does not"):
+        dlspec.shapes(dlspec.loads(text))
+
+
+def test_a_label_is_one_integer_per_sample() -> None:
+    # a label of shape [1], flattened after its embedding: the shapes work out, but a
+    # label is one integer per sample
+    text = CONDITIONAL_TOY.replace(
+        "mode: {shape: [], dtype: int64}\n    network:\n      - {name: embed, embedding: "
+        "{num_embeddings: 8, embedding_dim: 8}, from: mode}\n      - {name: joined, concat: 1, "
+        "from: [z, embed]}", "mode: {shape: [1], dtype: int64}\n    network:\n      - {name: "
+        "embed, embedding: {num_embeddings: 8, embedding_dim: 8}, from: mode}\n      - {name: "
+        "flat, flatten}\n      - {name: joined, concat: 1, from: [z, flat]}", 1)
+    assert "flat, flatten" in text
+    with pytest.raises(SpecError, match=r"declare it mode: \{shape: \[\], dtype: int64\}"):
+        dlspec.shapes(dlspec.loads(text))
+
+
+def test_an_embedding_too_small_for_the_classes_is_refused(tmp_path: Path) -> None:
+    text = CONDITIONAL_TOY.replace("num_embeddings: 8", "num_embeddings: 5", 1)
+    with pytest.raises(SpecError, match="embeds the class label in 5 rows, but the data has "
+                                        "8 classes"):
+        train(text, tmp_path / "run", epochs=1)
+
+
+TINY_CGAN = """\
+dlspec: 1
+name: tiny_cgan
+networks:
+  generator:
+    inputs:
+      z: {shape: [8]}
+      label: {shape: [], dtype: int64}
+    network:
+      - {name: embed, embedding: {num_embeddings: 10, embedding_dim: 4}, from: label}
+      - {name: joined, concat: 1, from: [z, embed]}
+      - linear: 64
+      - reshape: [1, 8, 8]
+      - tanh
+  discriminator:
+    inputs:
+      image: {shape: [1, 8, 8]}
+      label: {shape: [], dtype: int64}
+    network:
+      - {name: embed, embedding: {num_embeddings: 10, embedding_dim: 16}, from: label}
+      - {name: flat, flatten, from: image}
+      - {name: joined, concat: 1, from: [flat, embed]}
+      - linear: 1
+task: gan
+data: {dataset: digits, normalize: {mean: [0.5], std: [0.5]}}
+train: {epochs: 1, batch_size: 64}
+"""
+
+
+def test_a_conditional_gan_on_digits_draws_one_digit_a_row(tmp_path: Path) -> None:
+    result = train(TINY_CGAN, tmp_path / "run")
+    record = result.fit.history[0]  # type: ignore[attr-defined]
+    assert 0 <= record["digit_label_accuracy"] <= 1
+    grid = Image.open(tmp_path / "run" / "samples" / "epoch_001.png")
+    assert grid.size == (2 * (8 * 10 + 2), 2 * (10 * 10 + 2))  # 10 rows: one per digit
+    generator = result.info.generator  # type: ignore[attr-defined]
+    assert generator["labels"] == {"label": 10} and generator["latent"] == {"z": "normal"}
+    assert generator["class_names"] == [str(d) for d in range(10)]

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "samples as one .npy or .csv file, default samples.npy)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the latent noise of --sample (default 0)")
+    parser.add_argument("--label", metavar="CLASS",
+                        help="a conditional GAN generator: --sample makes this class (index "
+                        "or name); default every class in turn")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write FILE.csv or FILE.json (default: CSV on stdout)")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
@@ -64,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
                         "(not both)")
     if args.sample is not None:
         return _sample(args)
+    if args.label is not None:
+        from dlspec.errors import SpecError
+
+        raise SpecError("--label chooses the class of --sample N; it needs --sample")
     start = time.perf_counter()
     output_format(args.output)
     predictor = Predictor(args.model, args.provider, threads=args.threads)
@@ -86,7 +93,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     predictor = Predictor(args.model, args.provider, threads=args.threads)
-    samples = draw_samples(predictor, args.sample, args.seed, args.batch_size)
+    samples = draw_samples(predictor, args.sample, args.seed, args.batch_size, args.label)
     paths = write_samples(samples, args.output, generator_of(predictor).images)
     where = str(paths[0].parent) + "/" if len(paths) > 1 else str(paths[0])
     print(f"sampled {len(samples):,} from {predictor.path.name} on {predictor.provider} in "

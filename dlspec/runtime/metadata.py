@@ -9,7 +9,8 @@ The exporter writes these ONNX `metadata_props` (every value a string):
     dlspec_normalization  {input: {"mean": [...], "std": [...]}}               (optional)
     dlspec_images         {input: {"channels": C, "size": [H, W]}}             (optional)
     dlspec_generator      {"latent": {input: "normal" | "uniform"},            (GAN generators)
-                           "output_normalization": {"mean", "std"} | null, "images": bool}
+                           "output_normalization": {"mean", "std"} | null, "images": bool,
+                           "labels": {input: classes}, "class_names": [...]}  (conditional)
 
 Optional extras, read when present: `dlspec_task` may name the classified `output` and a
 binary classifier's `threshold`; a normalisation entry may give its `axis` (the batch axis
@@ -87,6 +88,8 @@ class Generator:
     latent: dict[str, str]  # input name → "normal" (N(0, 1)) or "uniform" (U(-1, 1))
     output_normalization: Normalization | None = None  # undone on the samples
     images: bool = False  # samples are (C, H, W) images with pixels in [0, 1]
+    labels: dict[str, int] = field(default_factory=dict)  # conditional: input → classes
+    class_names: list[str] | None = None  # a conditional generator's classes, by index
 
 
 @dataclass
@@ -235,8 +238,15 @@ class _Reader:
                 and all(v in ("normal", "uniform") for v in latent.values())
                 and isinstance(images, bool)):
             raise self.fail("dlspec_generator", f"is malformed: {entry!r}")
+        labels, names = entry.get("labels", {}), entry.get("class_names")
+        if not (isinstance(labels, dict) and all(
+                isinstance(v, int) and v > 0 for v in labels.values())
+                and (names is None or isinstance(names, list))):
+            raise self.fail("dlspec_generator", f"has malformed labels: {entry!r}")
         normalization = (self.statistics("output", stats) if stats is not None else None)
-        return Generator({str(k): str(v) for k, v in latent.items()}, normalization, images)
+        return Generator({str(k): str(v) for k, v in latent.items()}, normalization, images,
+                         {str(k): int(v) for k, v in labels.items()},
+                         [str(n) for n in names] if names is not None else None)
 
 
 def _is_dim(value: Any) -> bool:

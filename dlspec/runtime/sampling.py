@@ -31,8 +31,11 @@ def generator_of(predictor: Predictor) -> Generator:
 
 
 def draw_samples(predictor: Predictor, count: int, seed: int = 0,
-                 batch_size: int = 256) -> np.ndarray:
+                 batch_size: int = 256, label: str | int | None = None) -> np.ndarray:
     """`count` samples (count, *sample shape) of the generator, as data (normalisation undone).
+
+    A conditional generator makes samples of the class `label` (an index or a class name),
+    or without one of every class in turn (0, 1, 2, ..., 0, 1, ...).
 
     Example:
         >>> samples = draw_samples(Predictor("runs/dcgan/model.onnx"), 16)
@@ -40,9 +43,16 @@ def draw_samples(predictor: Predictor, count: int, seed: int = 0,
         ((16, 1, 32, 32), True)
     """
     generator = generator_of(predictor)
+    if label is not None and not generator.labels:
+        raise SpecError(Problem((), f"{predictor.path.name} is not a conditional generator: "
+                                "it reads no class label", "leave out --label"))
     rng = np.random.default_rng(seed)
     feed = {}
     for info in predictor.inputs:
+        if info.name in generator.labels:
+            feed[info.name] = _labels(generator, info.name, count, label).astype(
+                np.int32 if info.dtype == "int32" else np.int64)
+            continue
         shape = info.per_sample
         if any(d is None for d in shape):
             raise SpecError(Problem((info.name,), f"latent input of shape {info.describe()} "
@@ -64,6 +74,25 @@ def draw_samples(predictor: Predictor, count: int, seed: int = 0,
     if generator.images:
         samples = np.clip(samples, 0.0, 1.0)
     return samples
+
+
+def _labels(generator: Generator, name: str, count: int, label: str | int | None
+            ) -> np.ndarray:
+    classes = generator.labels[name]
+    if label is None:
+        return np.arange(count) % classes
+    names = generator.class_names or []
+    if isinstance(label, str) and label in names:
+        index = names.index(label)
+    elif isinstance(label, int) or (isinstance(label, str) and label.lstrip("-").isdigit()):
+        index = int(label)
+    else:
+        index = -1
+    if not 0 <= index < classes:
+        known = f"the classes are {', '.join(names)}" if names else \
+            f"give a class index 0 to {classes - 1}"
+        raise SpecError(Problem((), f"there is no class {label!r}: {known}"))
+    return np.full(count, index)
 
 
 def write_samples(samples: np.ndarray, output: Path | None, images: bool) -> list[Path]:

@@ -95,11 +95,18 @@ class DigitsJudge:
         accuracy = result.test["accuracy"] if result.test is not None else None
         return cls(result.model.cpu(), accuracy)
 
-    def judge(self, samples: torch.Tensor) -> dict[str, float]:
-        """digit_confidence, digit_class_min and digit_class_max of samples (N, 1, H, W)."""
+    def judge(self, samples: torch.Tensor, labels: torch.Tensor | None = None
+              ) -> dict[str, float]:
+        """digit_confidence, digit_class_min and digit_class_max of samples (N, 1, H, W);
+        with the digits a conditional generator was asked for (`labels`), also
+        digit_label_accuracy: the share the classifier reads as the digit asked for."""
         with torch.inference_mode():
             probabilities = self.model(samples.float()).softmax(dim=-1)  # (N, 10)
         top, classes = probabilities.max(dim=-1)
         shares = torch.bincount(classes, minlength=10).float() / len(classes)
-        return {"digit_confidence": top.mean().item(),
-                "digit_class_min": shares.min().item(), "digit_class_max": shares.max().item()}
+        numbers = {"digit_confidence": top.mean().item(),
+                   "digit_class_min": shares.min().item(),
+                   "digit_class_max": shares.max().item()}
+        if labels is not None:
+            numbers["digit_label_accuracy"] = (classes == labels.cpu()).float().mean().item()
+        return numbers

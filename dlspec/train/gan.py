@@ -39,7 +39,14 @@ from dlspec.train import distributed
 from dlspec.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
 from dlspec.train.digits_judge import DigitsJudge, judges_digits
-from dlspec.train.gan_checks import check_gan, check_range, check_settings, gan_roles
+from dlspec.train.gan_checks import (
+    check_gan,
+    check_label_embeddings,
+    check_range,
+    check_settings,
+    gan_roles,
+    label_inputs,
+)
 from dlspec.train.gan_objectives import GAN_OBJECTIVES, GanObjective
 from dlspec.train.gan_outputs import Modes, SamplePictures, draw_latent, write_gan_curves
 from dlspec.train.loop import Callbacks, FitResult, _resume_hint, _Silent, batches, seed_everything
@@ -68,6 +75,10 @@ class _Gan:
     average: torch.optim.swa_utils.AveragedModel | None = None
     order: torch.Generator = field(default_factory=torch.Generator)
     critic_steps: int = 0  # discriminator steps so far, over all epochs
+    # a conditional GAN: the class-label inputs of the generator and the discriminator
+    labels: tuple[str | None, str | None] = (None, None)
+    num_classes: int = 0
+    spec_inputs: list[str] | None = None  # the discriminator's inputs, in declared order
 
     @property
     def pair(self) -> nn.Module:
@@ -80,10 +91,33 @@ class _Gan:
         """The generator whose samples are shown and kept: its average, when there is one."""
         return self.average.module if self.average is not None else self.generator
 
-    def noise(self, count: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-        """A batch of latent inputs, on the training device."""
-        drawn = draw_latent(self.latent, self.distributions, count, generator)
-        return [z.to(self.device) for z in drawn]
+    @property
+    def conditional(self) -> bool:
+        """Whether both networks read a class label."""
+        return self.labels[0] is not None
+
+    def noise(self, count: int, generator: torch.Generator | None = None,
+              labels: torch.Tensor | None = None) -> tuple[list[torch.Tensor],
+                                                           torch.Tensor | None]:
+        """The generator's inputs for a batch, on the training device, and the class labels
+        among them (a conditional GAN: `labels`, or drawn uniformly; otherwise None)."""
+        noise = {k: v for k, v in self.latent.items() if k != self.labels[0]}
+        drawn = dict(zip(noise, draw_latent(noise, self.distributions, count, generator),
+                         strict=True))
+        if self.labels[0] is not None:
+            if labels is None:
+                labels = torch.randint(self.num_classes, (count,), generator=generator)
+            drawn[self.labels[0]] = labels
+        inputs = [drawn[name].to(self.device) for name in self.latent]
+        return inputs, labels.to(self.device) if labels is not None else None
+
+    def score(self, samples: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's scores of samples (with their labels, when conditional)."""
+        if labels is None:
+            return self.discriminator(samples)
+        assert self.spec_inputs is not None
+        feed = {name: labels if name == self.labels[1] else samples for name in self.spec_inputs}
+        return self.discriminator(*feed.values())
 
 
 def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
@@ -106,6 +140,9 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
         raise SpecError(Problem((), "task gan trains in one process; --nproc is for "
                                 "supervised training"))
     data = _data(spec, shaped[names[1]])
+    labels = label_inputs(spec, *names)
+    if labels[0] is not None:
+        _check_conditional_data(spec, shaped, names, labels, data)
     check_range(spec, shaped[names[0]], next(iter(data.train.inputs.values())),
                 bool(data.image_inputs))
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -113,6 +150,9 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     judge = (DigitsJudge.prepare(run_dir / "classifier", sample_shape, data, train.seed)
              if judges_digits(spec, sample_shape) else None)  # before the GAN's seeding
     gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device))
+    if labels[0] is not None:
+        gan.labels, gan.num_classes = labels, int(data.num_classes or 0)
+        gan.spec_inputs = list(shaped[names[1]].graph.inputs)
     result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), judge)
     info = generator_info(spec, names[0], data)
     _write_run(run_dir, spec, gan, result, data, epochs, info)
@@ -124,8 +164,20 @@ def _data(spec: Spec, discriminator: ShapedGraph) -> DataSplits:
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section: the real samples",
                                 "e.g. data: {dataset: digits}"))
-    return load_data(spec.data, spec.task, dict(discriminator.graph.inputs),
-                     seed=spec.train.seed, base_dir=base_dir(spec))
+    samples = {k: v for k, v in discriminator.graph.inputs.items() if v.dtype == "float32"}
+    return load_data(spec.data, spec.task, samples, seed=spec.train.seed,
+                     base_dir=base_dir(spec))
+
+
+def _check_conditional_data(spec: Spec, shaped: dict[str, ShapedGraph],
+                            names: tuple[str, str], labels: tuple[str | None, str | None],
+                            data: DataSplits) -> None:
+    if data.num_classes is None:
+        raise SpecError(Problem(("data",), f"a conditional GAN learns one class at a time, but "
+                                f"{data.source} has no class labels",
+                                "use labelled data (digits, eight_gaussians, an image folder)"))
+    check_label_embeddings(shaped, {network: label for network, label in zip(
+        names, labels, strict=True) if label is not None}, data.num_classes)
 
 
 def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], epochs: int,
@@ -179,12 +231,17 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
     gan.order = seed_everything(gan.train.seed)
     (real,) = data.train.inputs.values()
     pictures = SamplePictures(run_dir / "samples", tuple(real.shape[1:]),
-                              next(iter(data.normalization.values()), None), real)
+                              next(iter(data.normalization.values()), None), real,
+                              rows=gan.num_classes if gan.conditional else None)
     modes = Modes.of(real, data.train.target)
     # the same noise every epoch, from its own generator: the pictures show one set changing
-    fixed = gan.noise(pictures.count, torch.Generator().manual_seed(gan.train.seed + 1))
-    judged = (gan.noise(JUDGED_SAMPLES, torch.Generator().manual_seed(gan.train.seed + 2))
-              if judge is not None else [])
+    # (a conditional GAN's: one class a row, or for points the classes in turn)
+    fixed = gan.noise(pictures.count, torch.Generator().manual_seed(gan.train.seed + 1),
+                      pictures.labels(gan.num_classes) if gan.conditional else None)
+    judged = (gan.noise(JUDGED_SAMPLES, torch.Generator().manual_seed(gan.train.seed + 2),
+                        torch.arange(JUDGED_SAMPLES) % gan.num_classes
+                        if gan.conditional else None)
+              if judge is not None else ([], None))
     history: list[dict[str, float]] = []
     start = 1
     if resume and (state := load_checkpoint(run_dir, gan.pair)) is not None:
@@ -193,12 +250,12 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
     try:
         for epoch in range(start, epochs + 1):
             record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
-            samples = _samples(gan, fixed)
+            samples = _samples(gan, fixed[0])
             pictures.write(epoch, samples)
             if modes is not None:
-                record.update(modes.coverage(samples.numpy()))
+                record.update(modes.coverage(samples.numpy(), _numpy(fixed[1])))
             if judge is not None:
-                record.update(judge.judge(_samples(gan, judged)))
+                record.update(judge.judge(_samples(gan, judged[0]), judged[1]))
             record["seconds"] = time.perf_counter() - record.pop("began")
             record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
             history.append(record)
@@ -222,11 +279,13 @@ def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
     gan.generator.train()
     gan.discriminator.train()
     sums: dict[str, list[float]] = {}
-    for batch, (inputs, _) in enumerate(batches(data.train, train.batch_size, gan.order), 1):
+    for batch, (inputs, target) in enumerate(batches(data.train, train.batch_size, gan.order),
+                                             1):
         if len(inputs[0]) < train.batch_size <= count:
             break  # a last, smaller batch: batch norm statistics of a few samples are noise
         real = inputs[0].to(gan.device)
-        values = _discriminator_step(gan, real, epoch, batch, run_dir)
+        labels = target.to(gan.device) if gan.conditional else None
+        values = _discriminator_step(gan, real, labels, epoch, batch, run_dir)
         gan.critic_steps += 1
         if gan.critic_steps % train.n_critic == 0:
             values["g_loss"] = _generator_step(gan, len(real), epoch, batch, run_dir)
@@ -244,11 +303,14 @@ def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
     return record
 
 
-def _discriminator_step(gan: _Gan, real: torch.Tensor, epoch: int, batch: int,
-                        run_dir: Path) -> dict[str, float]:
+def _discriminator_step(gan: _Gan, real: torch.Tensor, labels: torch.Tensor | None,
+                        epoch: int, batch: int, run_dir: Path) -> dict[str, float]:
     with torch.no_grad():
-        fake = gan.generator(*gan.noise(len(real)))
-    step = gan.objective.discriminator_loss(gan.discriminator, real, fake)
+        inputs, fake_labels = gan.noise(len(real))
+        fake = gan.generator(*inputs)
+    step = gan.objective.discriminator_loss(
+        gan.score, real, fake, () if labels is None else (labels,),
+        () if fake_labels is None else (fake_labels,))
     value = finite_loss(step.loss, "discriminator", epoch, batch, run_dir)
     optimizer = gan.optimizers[gan.names[1]]
     optimizer.zero_grad(set_to_none=True)
@@ -270,7 +332,8 @@ def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path)
     for parameter in trainable:
         parameter.requires_grad_(False)
     try:
-        loss = gan.objective.generator_loss(gan.discriminator(gan.generator(*gan.noise(size))))
+        inputs, labels = gan.noise(size)
+        loss = gan.objective.generator_loss(gan.score(gan.generator(*inputs), labels))
         value = finite_loss(loss, "generator", epoch, batch, run_dir)
         optimizer = gan.optimizers[gan.names[0]]
         optimizer.zero_grad(set_to_none=True)
@@ -301,6 +364,10 @@ def _samples(gan: _Gan, fixed: list[torch.Tensor]) -> torch.Tensor:
     return samples.cpu()
 
 
+def _numpy(labels: torch.Tensor | None) -> Any:
+    return labels.cpu().numpy() if labels is not None else None
+
+
 def _lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
 
@@ -329,12 +396,19 @@ def _restore(state: dict[str, Any], gan: _Gan, history: list[dict[str, float]]) 
 
 def generator_info(spec: Spec, generator: str, data: DataSplits) -> DeploymentInfo:
     """What `dlspec predict --sample` needs to draw samples from the exported generator:
-    the latent distributions, and the statistics that turn its outputs back into data."""
+    the latent distributions, the class labels (a conditional GAN: input → number of
+    classes, and the class names) and the statistics that turn its outputs back into data."""
     assert spec.networks is not None
-    latent = {k: v.distribution or "normal" for k, v in spec.networks[generator].inputs.items()}
+    inputs = spec.networks[generator].inputs
+    latent = {k: v.distribution or "normal" for k, v in inputs.items() if v.dtype == "float32"}
+    labels = {k: data.num_classes for k, v in inputs.items() if v.dtype != "float32"}
     stats = next(iter(data.normalization.values()), None)
-    return DeploymentInfo(generator={"latent": latent, "output_normalization": stats,
-                                     "images": bool(data.image_inputs)})
+    entry: dict[str, Any] = {"latent": latent, "output_normalization": stats,
+                             "images": bool(data.image_inputs)}
+    if labels:
+        entry["labels"] = labels
+        entry["class_names"] = data.labels
+    return DeploymentInfo(generator=entry)
 
 
 def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult, data: DataSplits,

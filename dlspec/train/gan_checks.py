@@ -3,9 +3,10 @@
 A GAN spec has exactly one network whose name contains `generator` and one whose name
 contains `discriminator` (or `critic`). The generator reads latent noise — float inputs,
 each optionally with `distribution: normal | uniform` — and its output is what the
-discriminator reads: one input of the same shape. The discriminator outputs raw scores:
-every GAN objective applies its own squashing, so a final sigmoid is an error (for the
-Wasserstein objectives it would also bound the critic).
+discriminator reads: one float input of the same shape. A conditional GAN gives both
+networks one more input, an integer class label per sample (`shape: [], dtype: int64`).
+The discriminator outputs raw scores: every GAN objective applies its own squashing, so a
+final sigmoid is an error (for the Wasserstein objectives it would also bound the critic).
 
 Before training (they need the data or are about training only): supervised-training
 settings a GAN run does not honour are errors rather than silently ignored
@@ -80,15 +81,51 @@ def last_node_kind(graph: Graph) -> tuple[str, str, Path] | None:
     return (node.kind, node.name, node.path) if node is not None else None
 
 
+def label_inputs(spec: Spec, generator: str, discriminator: str) -> tuple[str | None,
+                                                                         str | None]:
+    """The class-label inputs (integer) of a conditional GAN's generator and discriminator;
+    (None, None) for an unconditional GAN."""
+    assert spec.networks is not None
+
+    def label(network: str) -> str | None:
+        found = [n for n, d in spec.networks[network].inputs.items()  # type: ignore[index]
+                 if d.dtype != "float32"]
+        return found[0] if found else None
+
+    return label(generator), label(discriminator)
+
+
 def _latent_problems(spec: Spec, generator: str, discriminator: str) -> list[Problem]:
     assert spec.networks is not None
     problems = []
-    for name, decl in spec.networks[generator].inputs.items():
-        if decl.dtype != "float32":
-            problems.append(Problem(
-                ("networks", generator, "inputs", name, "dtype"), f"the generator's input "
-                f"{name} is {decl.dtype}; its latent noise is float32",
-                "conditional GANs (class-label inputs) are not supported yet"))
+    generator_label, discriminator_label = label_inputs(spec, generator, discriminator)
+    for network in (generator, discriminator):
+        inputs = spec.networks[network].inputs
+        integers = [name for name, decl in inputs.items() if decl.dtype != "float32"]
+        for name in integers[1:]:
+            problems.append(Problem(("networks", network, "inputs", name), f"{network} reads "
+                                    f"{len(integers)} integer inputs; a conditional GAN has "
+                                    "one class label", "keep one label input"))
+        for name in integers[:1]:
+            decl = inputs[name]
+            if decl.dtype == "bool" or list(decl.shape) != []:
+                problems.append(Problem(
+                    ("networks", network, "inputs", name), f"{network}'s input {name} is "
+                    f"{decl.dtype} of shape {list(decl.shape)}; a GAN's float inputs are its "
+                    "latent noise and an integer input is a class label, one per sample",
+                    f"declare it {name}: {{shape: [], dtype: int64}}"))
+    if (generator_label is None) != (discriminator_label is None):
+        has, lacks = ((generator, discriminator) if generator_label is not None
+                      else (discriminator, generator))
+        problems.append(Problem(("networks", lacks, "inputs"), f"{has} reads a class label "
+                                f"({generator_label or discriminator_label}) but {lacks} does "
+                                "not: a conditional GAN's discriminator judges each sample "
+                                "with its label", f"add a label input to {lacks}, e.g. "
+                                "label: {shape: [], dtype: int64}"))
+    if not any(d.dtype == "float32" for d in spec.networks[generator].inputs.values()):
+        problems.append(Problem(("networks", generator, "inputs"), "the generator has no "
+                                "float input for its latent noise",
+                                "add one, e.g. z: {shape: [100]}"))
     for network, net in spec.networks.items():
         if network == generator:
             continue
@@ -98,10 +135,30 @@ def _latent_problems(spec: Spec, generator: str, discriminator: str) -> list[Pro
                     ("networks", network, "inputs", name, "distribution"),
                     f"`distribution` says how a generator's latent noise is drawn; {network} "
                     f"is not the generator ({generator})", "remove it"))
-    if len(spec.networks[discriminator].inputs) != 1:
+    samples = [n for n, d in spec.networks[discriminator].inputs.items() if d.dtype == "float32"]
+    if len(samples) != 1:
         problems.append(Problem(("networks", discriminator, "inputs"), "the discriminator "
-                                "reads one input: a real or a generated sample"))
+                                "reads one sample (a float input), real or generated, and for "
+                                f"a conditional GAN its label; it declares {len(samples)} "
+                                "float inputs"))
     return problems
+
+
+def check_label_embeddings(shaped: dict[str, ShapedGraph], labels: dict[str, str],
+                           num_classes: int) -> None:
+    """SpecError when an embedding that reads a class label has rows for fewer classes
+    than the data has (network → its label input in `labels`)."""
+    problems = []
+    for network, label in labels.items():
+        for node in shaped[network].graph.nodes:
+            rows = getattr(node.params, "num_embeddings", None)
+            if label in node.inputs and rows is not None and rows < num_classes:
+                problems.append(Problem(node.path + ("num_embeddings",), f"{node.name} embeds "
+                                        f"the class label in {rows} rows, but the data has "
+                                        f"{num_classes} classes",
+                                        f"num_embeddings: {num_classes}"))
+    if problems:
+        raise SpecError(problems)
 
 
 def _pair_problems(spec: Spec, generator: ShapedGraph, discriminator: ShapedGraph
@@ -114,7 +171,7 @@ def _pair_problems(spec: Spec, generator: ShapedGraph, discriminator: ShapedGrap
     (made,) = outputs.values()
     problems = []
     for input_name, decl in discriminator.graph.inputs.items():
-        if tuple(decl.shape) != tuple(made.shape):
+        if decl.dtype == "float32" and tuple(decl.shape) != tuple(made.shape):
             last = last_node_kind(generator.graph)
             path: Path = last[2] if last is not None else ("networks", name)
             problems.append(Problem(

@@ -21,7 +21,7 @@ distance, logged as `wasserstein_estimate`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -79,15 +79,17 @@ class GanObjective:
         """Whether the discriminator is a critic whose scores estimate a distance."""
         return self.type in WASSERSTEIN
 
-    def discriminator_loss(self, discriminator: nn.Module, real: Tensor,
-                           fake: Tensor) -> DiscriminatorLoss:
-        """The loss of one discriminator step on a real and a generated batch (detached)."""
-        r, f = discriminator(real), discriminator(fake)
+    def discriminator_loss(self, discriminator: Callable[..., Tensor], real: Tensor,
+                           fake: Tensor, real_condition: Sequence[Tensor] = (),
+                           fake_condition: Sequence[Tensor] = ()) -> DiscriminatorLoss:
+        """The loss of one discriminator step on a real and a generated batch (detached);
+        a conditional GAN's discriminator also reads each batch's labels (`*_condition`)."""
+        r, f = discriminator(real, *real_condition), discriminator(fake, *fake_condition)
         loss = _DISCRIMINATOR[self.type](r, f)
         estimate = (r.mean() - f.mean()).item() if self.wasserstein else None
         penalty = None
         if isinstance(self.section, WassersteinGpLoss):
-            gp = gradient_penalty(discriminator, real, fake)
+            gp = gradient_penalty(discriminator, real, fake, real_condition)
             loss = loss + self.section.gp_weight * gp
             penalty = gp.item()
         return DiscriminatorLoss(loss, estimate, penalty)
@@ -105,12 +107,14 @@ class GanObjective:
                     parameter.clamp_(-limit, limit)
 
 
-def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-    """E[(‖∇D(x̂)‖₂ - 1)²] over x̂ = εx + (1 - ε)x̃, ε ~ U(0, 1) per sample (WGAN-GP)."""
+def gradient_penalty(discriminator: Callable[..., Tensor], real: Tensor, fake: Tensor,
+                     condition: Sequence[Tensor] = ()) -> Tensor:
+    """E[(‖∇D(x̂)‖₂ - 1)²] over x̂ = εx + (1 - ε)x̃, ε ~ U(0, 1) per sample (WGAN-GP); a
+    conditional critic judges x̂ with the real samples' labels (`condition`)."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     epsilon = torch.rand(shape, device=real.device, dtype=real.dtype)  # (B, 1, ...)
     mixed = (epsilon * real + (1 - epsilon) * fake).requires_grad_(True)
-    scores = discriminator(mixed)
+    scores = discriminator(mixed, *condition)
     # create_graph: the penalty is itself differentiated in the critic's backward pass
     (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     norms = grad.reshape(grad.shape[0], -1).norm(2, dim=1)  # (B,)

@@ -67,23 +67,31 @@ class Modes:
         spread = x - centres[np.searchsorted(labels, y)]
         return cls(centres, float(np.sqrt((spread ** 2).mean())))
 
-    def coverage(self, generated: np.ndarray) -> dict[str, float]:
-        """`modes_covered` and `high_quality_fraction` of generated points (N, 2)."""
+    def coverage(self, generated: np.ndarray, labels: np.ndarray | None = None
+                 ) -> dict[str, float]:
+        """`modes_covered` and `high_quality_fraction` of generated points (N, 2); for a
+        conditional GAN (`labels`: the mode asked for each point) also `label_accuracy`, the
+        share of points nearest the mode asked for (modes numbered in label order)."""
         distance = np.linalg.norm(generated[:, None, :] - self.centres[None], axis=2)  # (N, K)
         nearest, closest = distance.argmin(axis=1), distance.min(axis=1)
         good = closest <= 3 * self.sigma
         counts = np.bincount(nearest[good], minlength=len(self.centres))
         fair = len(generated) / len(self.centres)
-        return {"modes_covered": float((counts >= _COVERED_SHARE * fair).sum()),
-                "high_quality_fraction": float(good.mean()) if len(good) else 0.0}
+        numbers = {"modes_covered": float((counts >= _COVERED_SHARE * fair).sum()),
+                   "high_quality_fraction": float(good.mean()) if len(good) else 0.0}
+        if labels is not None:
+            numbers["label_accuracy"] = float((nearest == labels).mean())
+        return numbers
 
 
 class SamplePictures:
     """Draws the generator's samples of each epoch into `samples/epoch_NNN.png`."""
 
     def __init__(self, folder: Path, sample_shape: tuple[int, ...],
-                 normalization: dict[str, list[float]] | None, real: torch.Tensor):
+                 normalization: dict[str, list[float]] | None, real: torch.Tensor,
+                 rows: int | None = None):
         self.folder = folder
+        self.rows = rows or GRID  # a conditional GAN's images: one row per class
         self.kind = ("image" if len(sample_shape) == 3 and sample_shape[0] in (1, 3)
                      else "points" if sample_shape == (2,) else "array")
         self.normalization = normalization
@@ -92,7 +100,13 @@ class SamplePictures:
     @property
     def count(self) -> int:
         """How many samples a picture shows."""
-        return GRID * GRID if self.kind == "image" else POINTS
+        return GRID * self.rows if self.kind == "image" else POINTS
+
+    def labels(self, num_classes: int) -> torch.Tensor:
+        """The class asked for each pictured sample: one class a row, or points in turn."""
+        if self.kind == "image":
+            return torch.arange(self.count) // GRID % num_classes
+        return torch.arange(self.count) % num_classes
 
     def write(self, epoch: int, samples: torch.Tensor) -> Path:
         """The picture (or, for other shapes, the .npy array) of one epoch's samples."""
