@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 import dlspec
 from conftest import ROOT
-from dlspec.errors import SpecError
+from dlspec.errors import SpecError, WorkError
 from dlspec.spec.sections import CycleGanLoss, LeastSquaresLoss, TrainConfig
 from dlspec.train.cyclegan import ImagePool, _CycleGan, _generator_step
 from dlspec.train.gan_objectives import GanObjective
@@ -199,6 +199,13 @@ def test_cyclegan_learns_to_invert_digits(tmp_path: Path) -> None:
     assert last["cycle_error_a"] < first["cycle_error_a"]
     assert last["cycle_error_a"] < 0.1 and last["cycle_error_b"] < 0.1
     assert last["translated_as_b"] >= 0.9 and last["translated_as_a"] >= 0.9
+
+
+def test_a_diverging_cyclegan_stops_naming_epoch_and_batch(tmp_path: Path) -> None:
+    text = tiny().replace("optimizer: {type: adam, lr: 2.0e-3, betas: [0.5, 0.999]}",
+                          "optimizer: {type: sgd, lr: 1.0e+30}")
+    with pytest.raises(WorkError, match="loss became .* at epoch 1, batch"):
+        train(text, tmp_path / "run")
 
 
 # --------------------------------------------------------------------------- bad input

@@ -84,7 +84,8 @@ def test_the_zoo_is_there() -> None:
     names = {p.stem for p in SPEC_PATHS}
     assert set(PUBLISHED) <= names
     assert {"perceptron", "mlp", "lstm", "gru", "bilstm", "rnn", "transformer_encoder",
-            "inception_block", "unet_small", "dcgan", "wgan_gp", "cyclegan", "multi_input"} <= names
+            "inception_block", "unet_small", "dcgan", "cgan", "wgan_gp", "cyclegan",
+            "multi_input"} <= names
 
 
 @pytest.mark.parametrize("path", SPEC_PATHS, ids=lambda p: p.stem)

@@ -194,10 +194,11 @@ def write_gan_curves(run_dir: Path, history: list[dict[str, float]], title: str)
         panels.append(("Wasserstein estimate", ["wasserstein_estimate"]))
     if "modes_covered" in history[0]:
         panels.append(("modes covered", ["modes_covered"]))
-        panels.append(("high-quality fraction", ["high_quality_fraction"]))
+        panels.append(("high-quality fraction", ["high_quality_fraction", "label_accuracy"]))
     if "digit_confidence" in history[0]:
         panels.append(("generated digits (classifier)",
-                       ["digit_confidence", "digit_class_min", "digit_class_max"]))
+                       ["digit_confidence", "digit_class_min", "digit_class_max",
+                        "digit_label_accuracy"]))
     panels.append(("learning rate", [k for k in history[0] if k.startswith("lr/")]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8),
                              constrained_layout=True)
