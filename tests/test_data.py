@@ -35,6 +35,7 @@ BUILTIN: dict[str, tuple[str, tuple[int, ...], int | None, tuple[int, ...]]] = {
     "sequence_sum": ("regression", (SEQ, 2), None, (1,)),
     "parity": ("sequence_classification", (SEQ, 1), 2, ()),
     "token_sentiment": ("sequence_classification", (SEQ,), 2, ()),
+    "shapes_masks": ("segmentation", (3, 16, 16), 2, (16, 16)),
 }
 TOKENS = {"token_sentiment"}  # int64 token ids, read by an embedding
 

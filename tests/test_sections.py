@@ -101,6 +101,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "regression": {},
     "sequence_classification": {"num_classes": 5},
     "forecasting": {},
+    "segmentation": {"num_classes": 2, "labels": ["background", "shape"]},
     "gan": {},
     "cyclegan": {},
 }

@@ -238,6 +238,35 @@ def eight_gaussians(options: Options) -> RawData:
                    _generated("eight_gaussians", options, noise), num_classes=8)
 
 
+@dataset("shapes_masks")
+def shapes_masks(options: Options) -> RawData:
+    """Segmentation: images of one to three ellipses and rectangles on a darker, noisy
+    background (C×H×W: the network's input, default 3×64×64) and their masks (H×W: 1 on a
+    shape, 0 elsewhere). Colours are drawn per image and shape; noise (default 0.1) is the
+    std of Gaussian pixel noise."""
+    channels, height, width = (options.input_shape if options.input_shape is not None
+                               and len(options.input_shape) == 3 else (3, 64, 64))
+    rng = np.random.default_rng(options.seed)
+    count = options.num_samples
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    rows, columns = rows / height, columns / width  # (H, W) in [0, 1)
+    images = np.empty((count, channels, height, width), dtype=np.float32)
+    masks = np.zeros((count, height, width), dtype=np.int64)
+    for i in range(count):
+        images[i] = rng.uniform(0.0, 0.45, (channels, 1, 1))  # the background's colour
+        for _ in range(rng.integers(1, 4)):
+            centre, radius = rng.uniform(0.2, 0.8, 2), rng.uniform(0.08, 0.25, 2)
+            offset = (np.abs(rows - centre[0]) / radius[0], np.abs(columns - centre[1]) / radius[1])
+            inside = (offset[0] ** 2 + offset[1] ** 2 <= 1 if rng.random() < 0.5
+                      else np.maximum(*offset) <= 1)
+            images[i][:, inside] = rng.uniform(0.55, 1.0, (channels, 1))
+            masks[i][inside] = 1
+    noise = _noise(options, 0.1)
+    images = np.clip(images + noise * rng.standard_normal(images.shape, dtype=np.float32), 0, 1)
+    return RawData(images, masks, _generated("shapes_masks", options, noise), num_classes=2,
+                   labels=["background", "shape"], images=True)
+
+
 # --------------------------------------------------------------------------- sequences
 
 _SINE_STEPS_PER_PERIOD = 25

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 CLASSIFYING = ("classification", "sequence_classification")
 PREDICTING_VALUES = ("regression", "forecasting")
+SEGMENTING = "segmentation"  # a class per pixel
 _TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32,
                  "bool": torch.bool}
 
@@ -93,12 +94,14 @@ def fit_target(raw: RawData, task: TaskConfig | None) -> tuple[torch.Tensor, int
     kind = task.type if task is not None else None
     y = raw.y
     if y is None:
-        if kind in CLASSIFYING or kind in PREDICTING_VALUES:
+        if kind in CLASSIFYING or kind in PREDICTING_VALUES or kind == SEGMENTING:
             raise SpecError(Problem(("data",), f"task {kind} needs targets, but "
                                     f"{raw.source} has none", "set `y_key` to the targets"))
         return torch.zeros((len(raw.x), 0)), None
     if kind in CLASSIFYING:
         return _class_indices(raw, y, kind)
+    if kind == SEGMENTING:
+        return _class_maps(raw, y)
     if kind in PREDICTING_VALUES:
         if raw.num_classes is not None:
             raise SpecError(Problem(("data",), f"{raw.source} has classes as targets, not "
@@ -137,6 +140,25 @@ def _class_indices(raw: RawData, y: np.ndarray, kind: str) -> tuple[torch.Tensor
         raise SpecError(Problem(("data",), f"class indices must be 0 or more; {raw.source} "
                                 f"has {indices.min()}"))
     return torch.from_numpy(indices), int(indices.max()) + 1 if len(indices) else 0
+
+
+def _class_maps(raw: RawData, y: np.ndarray) -> tuple[torch.Tensor, int]:
+    """Segmentation targets: a class index per pixel, (N, H, W) int64 (masks of (N, 1, H, W)
+    lose their channel axis)."""
+    if y.ndim == 4 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 3:
+        raise SpecError(Problem(("data",), "task segmentation needs a mask per sample (height "
+                                f"× width, a class index per pixel), but {raw.source} has "
+                                f"targets of {format_shape(tuple(y.shape[1:]))} per sample"))
+    whole = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_) or (
+        np.issubdtype(y.dtype, np.floating) and bool(np.all(y == np.round(y))))
+    if not whole or (y.size and y.min() < 0):
+        raise SpecError(Problem(("data",), f"the masks of {raw.source} must hold class indices "
+                                "(0, 1, ...) per pixel", "threshold soft masks, e.g. y > 0.5"))
+    indices = y.astype(np.int64)
+    classes = raw.num_classes or (max(int(indices.max()) + 1, 2) if indices.size else 2)
+    return torch.from_numpy(np.ascontiguousarray(indices)), classes
 
 
 def check_classes(num_classes: int | None, task: TaskConfig | None, source: str) -> None:
@@ -179,6 +201,9 @@ def check_outputs(splits: DataSplits, output_shape: tuple[int, ...],
                 + (" (or `linear: 1` with binary_cross_entropy)" if classes == 2 else ""))
         raise SpecError(Problem(where, f"the data has {classes} classes but the network's "
                                 f"output is {format_shape(output_shape)}", hint))
+    if kind == SEGMENTING:
+        _check_mask_outputs(splits, output_shape, task)
+        return
     if kind in PREDICTING_VALUES:
         wanted = tuple(splits.train.target.shape[1:])
         if output_shape == wanted or (wanted == (1,) and output_shape == ()):
@@ -188,3 +213,21 @@ def check_outputs(splits: DataSplits, output_shape: tuple[int, ...],
                                 f"{format_shape(output_shape)}",
                                 f"end the network with `linear: {wanted[0]}`"
                                 if len(wanted) == 1 else None))
+
+
+def _check_mask_outputs(splits: DataSplits, output_shape: tuple[int, ...],
+                        task: TaskConfig | None) -> None:
+    """Segmentation wants (classes, H, W) logits per sample — or (1, H, W) for two classes,
+    a binary logit per pixel — over the masks' H × W."""
+    classes = splits.num_classes or 2
+    mask = tuple(splits.train.target.shape[1:])
+    channels = (classes,) if classes != 2 else (1, 2)
+    if len(output_shape) == 3 and output_shape[1:] == mask and output_shape[0] in channels:
+        return
+    wanted = " or ".join(format_shape((c, *mask)) for c in channels)
+    where = ("task",) if task is not None and task.num_classes is not None else ("data",)
+    raise SpecError(Problem(where, f"the masks are {format_shape(mask)} with {classes} "
+                            f"classes, so the network's output should be {wanted} (a logit "
+                            f"per class and pixel), but it is {format_shape(output_shape)}",
+                            "end the network with a 1×1 conv2d of "
+                            f"{classes if classes != 2 else 1} output channels"))

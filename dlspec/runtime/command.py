@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from dlspec.cli import positive_int
 
@@ -72,8 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
         raise SpecError("--label chooses the class of --sample N; it needs --sample")
     start = time.perf_counter()
-    output_format(args.output)
     predictor = Predictor(args.model, args.provider, threads=args.threads)
+    task = predictor.metadata.task
+    if task is not None and task.type == "segmentation":
+        return _segment(args, predictor, start)
+    output_format(args.output)
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     model_start = time.perf_counter()
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
@@ -83,6 +87,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"predicted {len(samples):,} samples with {predictor.path.name} on "
           f"{predictor.provider} in {time.perf_counter() - start:.2f} s "
           f"(model {model_seconds * 1000:.1f} ms){wrote}", file=sys.stderr)
+    return 0
+
+
+def _segment(args: argparse.Namespace, predictor: Any, start: float) -> int:
+    """A segmentation model: a mask per sample, as PNG files or one .npy array."""
+    from dlspec.runtime.masks import class_maps, write_masks
+    from dlspec.runtime.readers import read_inputs
+
+    samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
+    outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
+    logits = outputs[predictor.outputs[0].name]
+    task = predictor.metadata.task
+    masks = class_maps(logits, task.threshold if task is not None else 0.5)
+    classes = max(logits.shape[1], 2)
+    paths = write_masks(masks, classes, args.output, samples.names)
+    where = str(paths[0].parent) + "/" if len(paths) > 1 or args.output is None or \
+        args.output.suffix.lower() != ".npy" else str(paths[0])
+    print(f"segmented {len(masks):,} samples ({masks.shape[1]}×{masks.shape[2]} masks, "
+          f"{classes} classes) with {predictor.path.name} on {predictor.provider} in "
+          f"{time.perf_counter() - start:.2f} s; wrote {where}", file=sys.stderr)
     return 0
 
 

@@ -98,6 +98,8 @@ def batches(data: TensorSet, batch_size: int,
 def align_target(outputs: torch.Tensor, target: torch.Tensor, task_type: str,
                  loss_is_binary: bool) -> torch.Tensor:
     """Targets shaped as the loss expects: class indices, or values shaped like the outputs."""
+    if task_type == "segmentation" and not loss_is_binary:
+        return target.long()  # (B, H, W) class maps against (B, C, H, W) logits
     if task_type in CLASSIFICATION_TASKS and not loss_is_binary:
         return target.reshape(-1).long()
     return target.reshape(outputs.shape).to(outputs.dtype)

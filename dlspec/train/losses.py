@@ -3,10 +3,11 @@
 Every supervised loss is PyTorch's own class, built from one table (`_LOSSES`). What each
 expects of the model's outputs (per sample; the batch axis comes first):
 
-* cross_entropy: raw logits `(C,)` (softmax is inside the loss), targets class indices.
+* cross_entropy: raw logits `(C,)` (softmax is inside the loss), targets class indices;
+  for segmentation `(C, H, W)` logits and an `(H, W)` map of class indices.
 * binary_cross_entropy: `BCEWithLogitsLoss` — raw logits (no sigmoid layer at the end; the
   sigmoid is inside the loss, which is numerically stabler) and float targets 0./1. shaped
-  like the outputs.
+  like the outputs (segmentation: one logit per pixel, `(1, H, W)`).
 * nll: log-probabilities (end the network with log_softmax), targets class indices.
 * kl_div: log-probabilities, targets probabilities (or log-probabilities with `log_target`).
 * mse, l1, smooth_l1, huber: values, targets shaped like the outputs.
@@ -35,7 +36,7 @@ from dlspec.spec.sections import (
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-_CLASSIFYING = ("classification", "sequence_classification")
+_CLASSIFYING = ("classification", "sequence_classification", "segmentation")
 _CLASS_INDEX_LOSSES = ("cross_entropy", "nll")
 _VALUE_LOSSES = ("mse", "l1", "smooth_l1", "huber")
 GAN_LOSSES = frozenset({

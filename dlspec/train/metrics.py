@@ -69,14 +69,54 @@ def _r2(outputs: torch.Tensor, target: torch.Tensor) -> float:
     return (1 - residual / total).item()
 
 
+def predicted_masks(outputs: torch.Tensor) -> torch.Tensor:
+    """Class maps (N, H, W) from segmentation logits (N, C, H, W): argmax over the classes,
+    or `logit > 0` for one binary logit per pixel."""
+    if outputs.shape[1] == 1:
+        return (outputs[:, 0] > 0).long()
+    return outputs.argmax(dim=1)
+
+
+def _overlaps(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per class: pixels in both the prediction and the mask, in the prediction, in the mask;
+    for a binary logit only the foreground class (1) counts, as is usual."""
+    predicted, actual = predicted_masks(outputs).reshape(-1), target.reshape(-1).long()
+    classes = max(int(outputs.shape[1]), 2)
+    both = torch.bincount(actual[predicted == actual], minlength=classes).float()
+    counts = (both, torch.bincount(predicted, minlength=classes).float(),
+              torch.bincount(actual, minlength=classes).float())
+    if outputs.shape[1] == 1:
+        return tuple(c[1:] for c in counts)
+    present = (counts[1] + counts[2]) > 0  # a class in neither is left out of the mean
+    return tuple(c[present] for c in counts)
+
+
+def _pixel_accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    return (predicted_masks(outputs) == target.long()).float().mean().item()
+
+
+def _iou(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    both, predicted, actual = _overlaps(outputs, target)
+    return (both / (predicted + actual - both).clamp(min=1)).mean().item()
+
+
+def _dice(outputs: torch.Tensor, target: torch.Tensor) -> float:
+    both, predicted, actual = _overlaps(outputs, target)
+    return (2 * both / (predicted + actual).clamp(min=1)).mean().item()
+
+
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "accuracy": _accuracy, "top5_accuracy": _top5_accuracy, "precision": _precision,
     "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
+    "pixel_accuracy": _pixel_accuracy, "iou": _iou, "dice": _dice,
 }
+SEGMENTATION_METRICS = ("pixel_accuracy", "iou", "dice")
 
 
 def default_metrics(task_type: str) -> list[str]:
     """What to report when the spec names no metrics."""
+    if task_type == "segmentation":
+        return ["pixel_accuracy", "iou"]
     return ["accuracy"] if task_type in CLASSIFICATION_TASKS else ["mae"]
 
 

@@ -22,7 +22,7 @@ from dlspec.train import distributed
 from dlspec.train.checkpoint import save_weights
 from dlspec.train.loop import Callbacks, FitResult, Objective, evaluate, fit
 from dlspec.train.losses import check_loss_against_output, make_loss, regularization_penalty
-from dlspec.train.metrics import default_metrics
+from dlspec.train.metrics import SEGMENTATION_METRICS, default_metrics
 from dlspec.train.optim import make_optimizer
 from dlspec.train.outputs import write_curves, write_metrics, write_report, write_resolved_spec
 from dlspec.train.schedules import make_schedule
@@ -98,6 +98,11 @@ def _prepare(spec: Spec, shaped: ShapedGraph) -> tuple[TaskConfig, DataSplits, b
         check_augment(spec.augment, {k: v.shape for k, v in shaped.graph.inputs.items()})
     check_loss_against_output(spec.loss, task, output.shape)
     _check_no_sigmoid_before_logit_loss(spec, shaped)
+    _check_metrics_suit(spec, task)
+    if task.type == "segmentation" and spec.augment is not None:
+        raise SpecError(Problem(("augment",), "augmentation is not available for segmentation "
+                                "yet: it would move the images but not their masks",
+                                "remove it"))
     binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
     return task, data, binary
 
@@ -121,6 +126,20 @@ def _model(spec: Spec, shaped: ShapedGraph, device: torch.device,
     return model, transfer, average
 
 
+def _check_metrics_suit(spec: Spec, task: TaskConfig) -> None:
+    """Segmentation metrics for segmentation, and only they: a per-sample metric of masks (or
+    a per-pixel one of classes) would be a number that means nothing."""
+    segmenting = task.type == "segmentation"
+    wrong = [(i, name) for i, name in enumerate(spec.train.metrics or [])
+             if (name in SEGMENTATION_METRICS) != segmenting]
+    if wrong:
+        raise SpecError([Problem(("train", "metrics", i), f"{name} is not a metric of task "
+                                 f"{task.type}", "use " + (", ".join(SEGMENTATION_METRICS)
+                                                          if segmenting else
+                                                          "accuracy, f1, mae, ...") )
+                         for i, name in wrong])
+
+
 def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None:
     """binary_cross_entropy is BCE-with-logits: a final sigmoid would apply it twice."""
     if spec.loss is None or spec.loss.type != "binary_cross_entropy":
@@ -137,10 +156,9 @@ def _task(spec: Spec) -> TaskConfig:
     if spec.task is None:
         raise SpecError(Problem((), "training needs a `task:` (e.g. task: classification)"))
     if spec.task.type not in ("classification", "regression", "sequence_classification",
-                              "forecasting"):
-        raise SpecError(Problem(("task",), f"training for task {spec.task.type!r} is not "
-                                "available yet", "task gan trains a generator against a "
-                                "discriminator; CycleGAN training is still to come"))
+                              "forecasting", "segmentation"):
+        raise SpecError(Problem(("task",), f"task {spec.task.type} trains several networks "
+                                "together, not one", "declare them under `networks:`"))
     return spec.task
 
 

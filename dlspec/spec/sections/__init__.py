@@ -127,9 +127,11 @@ from dlspec.spec.sections.schedules import (
 # --------------------------------------------------------------------------- task
 
 TaskType = Literal[
-    "classification", "regression", "sequence_classification", "forecasting", "gan", "cyclegan"
+    "classification", "regression", "sequence_classification", "forecasting", "segmentation",
+    "gan", "cyclegan"
 ]
 _CLASSIFYING = ("classification", "sequence_classification")
+_WITH_CLASSES = (*_CLASSIFYING, "segmentation")  # a class per sample, or per pixel
 
 
 class TaskConfig(Section):
@@ -145,8 +147,9 @@ class TaskConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
-        for key in ("num_classes", "labels", "threshold"):
-            if getattr(self, key) is not None and self.type not in _CLASSIFYING:
+        for key, tasks in (("num_classes", _WITH_CLASSES), ("labels", _WITH_CLASSES),
+                           ("threshold", _CLASSIFYING)):
+            if getattr(self, key) is not None and self.type not in tasks:
                 fail(f"`{key}` applies to classification tasks, not {self.type}", key)
         if self.labels and self.num_classes and len(self.labels) != self.num_classes:
             fail(f"{len(self.labels)} labels given for num_classes {self.num_classes}",
@@ -173,7 +176,8 @@ Task = Annotated[
 # --------------------------------------------------------------------------- train
 
 Metric = Literal[
-    "accuracy", "top5_accuracy", "precision", "recall", "f1", "mae", "mse", "rmse", "r2"
+    "accuracy", "top5_accuracy", "precision", "recall", "f1", "mae", "mse", "rmse", "r2",
+    "pixel_accuracy", "iou", "dice",
 ]
 
 

@@ -40,12 +40,12 @@ FlipProbability = Annotated[
 BuiltinDataset = Literal[
     "digits", "iris", "wine", "breast_cancer", "diabetes", "moons", "circles", "blobs", "xor",
     "and", "nand", "spirals", "sine", "sequence_sum", "parity", "token_sentiment",
-    "eight_gaussians", "digits_pair",
+    "eight_gaussians", "digits_pair", "shapes_masks",
 ]
 IMAGE_DATASETS = frozenset({"digits", "digits_pair"})
 SEQUENCE_DATASETS = frozenset({"sine", "sequence_sum", "parity", "token_sentiment"})
 SYNTHETIC_DATASETS = frozenset({"moons", "circles", "blobs", "xor", "and", "nand", "spirals",
-                                "eight_gaussians"}) | SEQUENCE_DATASETS
+                                "eight_gaussians", "shapes_masks"}) | SEQUENCE_DATASETS
 
 
 class NormalizeStats(Section):

@@ -1,0 +1,50 @@
+"""`dlspec predict` for segmentation models: a mask per sample instead of a table row.
+
+A segmentation model (`dlspec_task` type `segmentation`) outputs logits per class and pixel,
+(N, C, H, W), or one binary logit per pixel, (N, 1, H, W). Its predictions are class maps
+(N, H, W): `-o masks.npy` writes them as one array, any other `-o` (default `masks/`) names a
+folder of PNG files, one per sample, named after the input files where they were images,
+with class k drawn as grey level k · 255 / (classes - 1). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dlspec.errors import Problem, SpecError
+
+
+def class_maps(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(N, H, W) class indices from (N, C, H, W) logits: argmax, or for one binary logit
+    `sigmoid(logit) > threshold`."""
+    if logits.ndim != 4:
+        raise SpecError(Problem((), f"a segmentation model's output is (N, classes, H, W); "
+                                f"this one is {logits.shape}"))
+    if logits.shape[1] == 1:
+        cut = float(np.log(threshold / (1 - threshold)))  # the logit of the threshold
+        return (logits[:, 0] > cut).astype(np.uint8)
+    return logits.argmax(axis=1).astype(np.uint8 if logits.shape[1] <= 256 else np.int64)
+
+
+def write_masks(masks: np.ndarray, classes: int, output: Path | None,
+                names: Sequence[str] | None = None) -> list[Path]:
+    """Masks as one .npy file or a folder of PNG files; the paths written."""
+    if output is not None and output.suffix.lower() == ".npy":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        np.save(output, masks)
+        return [output]
+    from PIL import Image
+
+    folder = output or Path("masks")
+    folder.mkdir(parents=True, exist_ok=True)
+    scale = 255 // max(classes - 1, 1)
+    paths = []
+    for i, mask in enumerate(masks):
+        stem = Path(names[i]).stem if names is not None else f"mask_{i:04d}"
+        path = folder / f"{stem}.png"
+        Image.fromarray((mask.astype(np.int64) * scale).clip(0, 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    return paths
