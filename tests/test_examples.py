@@ -154,3 +154,14 @@ def test_a_pretrained_trunk_beats_training_from_scratch_on_few_samples(tmp_path:
     for name in ("stem.weight", "layer3.residual.conv2.weight", "layer3.residual.bn2.weight"):
         assert (before[name] == after[name]).all()
     assert not (before["head.weight"] == after["head.weight"]).all()
+
+
+def test_the_gan_example_builds_a_spec_and_reports_its_numbers(tmp_path: Path) -> None:
+    rows = table(run_example("gans", "--specs", "wgan_gp", "--epochs", "3", "--out", tmp_path))
+    row = rows["wgan_gp"]
+    assert row["epochs"] == "3" and float(row["seconds"]) > 0
+    measured = dict(pair.split("=") for pair in row["numbers"].split(","))
+    assert set(measured) == {"modes_covered", "high_quality_fraction"}
+    assert 0 <= float(measured["modes_covered"]) <= 8
+    assert (tmp_path / "pictures" / "wgan_gp.png").is_file()
+    assert (tmp_path / "wgan_gp" / "model.onnx").is_file()  # built: exported too

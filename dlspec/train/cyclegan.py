@@ -43,14 +43,14 @@ from torch import Tensor, nn
 
 from dlspec.compile import compile_graph
 from dlspec.data import DataSplits, TensorSet, load_data
-from dlspec.errors import Interrupted, Problem, SpecError
+from dlspec.errors import Problem, SpecError
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
 from dlspec.train import distributed
 from dlspec.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
 from dlspec.train.domain_judge import DomainJudge
-from dlspec.train.gan import finite_loss, network_schedules
+from dlspec.train.gan import finite_loss, network_schedules, run_epochs
 from dlspec.train.gan_checks import (
     CYCLEGAN_ROLES,
     check_cyclegan,
@@ -60,7 +60,7 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GanObjective
 from dlspec.train.gan_outputs import GRID, denormalize, image_grid, write_gan_curves
-from dlspec.train.loop import Callbacks, FitResult, _resume_hint, _Silent, seed_everything
+from dlspec.train.loop import Callbacks, FitResult, _Silent, seed_everything
 from dlspec.train.optim import make_optimizers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
 from dlspec.train.run import TrainResult, base_dir, deployment_info, pick_device
@@ -214,22 +214,18 @@ def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: b
     start = 1
     if resume and (state := load_checkpoint(run_dir, gan.all)) is not None:
         start = _restore(state, gan, history) + 1
-    epoch = start
-    try:
-        for epoch in range(start, epochs + 1):
-            record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
-            record.update(_measure(gan, data.val, data, judge))
-            pictures.write(epoch, gan)
-            record["seconds"] = time.perf_counter() - record.pop("began")
-            record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
-            history.append(record)
-            callbacks.on_epoch_end(record)
-            if epoch % gan.train.checkpoint_every == 0 or epoch == epochs:
-                save_checkpoint(run_dir, gan.all, _state(epoch, gan, history))
-    except KeyboardInterrupt:
-        raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
-                                  _resume_hint(run_dir, interrupted=True))) from None
-    return FitResult(history, len(history), "completed")
+    validation = data.val
+
+    def one_epoch(epoch: int) -> dict[str, Any]:
+        record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
+        record.update(_measure(gan, validation, data, judge))
+        pictures.write(epoch, gan)
+        return record
+
+    return run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train), run_dir,
+                      gan.train.checkpoint_every, callbacks,
+                      lambda epoch: save_checkpoint(run_dir, gan.all,
+                                                    _state(epoch, gan, history)))
 
 
 def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -246,22 +247,39 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
     start = 1
     if resume and (state := load_checkpoint(run_dir, gan.pair)) is not None:
         start = _restore(state, gan, history) + 1
-    epoch = start
+
+    def one_epoch(epoch: int) -> dict[str, Any]:
+        record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
+        samples = _samples(gan, fixed[0])
+        pictures.write(epoch, samples)
+        if modes is not None:
+            record.update(modes.coverage(samples.numpy(), _numpy(fixed[1])))
+        if judge is not None:
+            record.update(judge.judge(_samples(gan, judged[0]), judged[1]))
+        return record
+
+    return run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train), run_dir,
+                      gan.train.checkpoint_every, callbacks,
+                      lambda epoch: save_checkpoint(run_dir, gan.pair,
+                                                    _state(epoch, gan, history)))
+
+
+def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
+               history: list[dict[str, float]], samples: int, run_dir: Path, every: int,
+               callbacks: Callbacks, checkpoint: Callable[[int], None]) -> FitResult:
+    """The epochs of an adversarial run: each epoch's record (its `began` time turned into
+    seconds and samples/s) into `history` and to the callbacks, a checkpoint every `every`
+    epochs and after the last; Ctrl-C an `Interrupted` that says how to resume."""
+    epoch = epochs.start
     try:
-        for epoch in range(start, epochs + 1):
-            record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
-            samples = _samples(gan, fixed[0])
-            pictures.write(epoch, samples)
-            if modes is not None:
-                record.update(modes.coverage(samples.numpy(), _numpy(fixed[1])))
-            if judge is not None:
-                record.update(judge.judge(_samples(gan, judged[0]), judged[1]))
+        for epoch in epochs:
+            record = one_epoch(epoch)
             record["seconds"] = time.perf_counter() - record.pop("began")
-            record["samples_per_second"] = len(data.train) / max(record["seconds"], 1e-9)
+            record["samples_per_second"] = samples / max(record["seconds"], 1e-9)
             history.append(record)
             callbacks.on_epoch_end(record)
-            if epoch % gan.train.checkpoint_every == 0 or epoch == epochs:
-                save_checkpoint(run_dir, gan.pair, _state(epoch, gan, history))
+            if epoch % every == 0 or epoch == epochs.stop - 1:
+                checkpoint(epoch)
     except KeyboardInterrupt:
         raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
                                   _resume_hint(run_dir, interrupted=True))) from None
