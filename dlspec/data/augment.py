@@ -6,9 +6,7 @@ generator passed in, so a seeded run is reproducible and resumable.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -49,27 +47,37 @@ def augment_batch(inputs: list[torch.Tensor], augment: AugmentConfig,
     are then changed in their original [0, 1] values (so that brightness brightens and
     padding is black) and normalised again.
     """
+    return augment_with_masks(inputs, None, augment, generator, normalization)[0]
+
+
+def augment_with_masks(inputs: list[torch.Tensor], masks: torch.Tensor | None,
+                       augment: AugmentConfig, generator: torch.Generator,
+                       normalization: list[Stats | None] | None = None,
+                       ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """`augment_batch`, and for segmentation the batch's masks (B, H, W) of class indices:
+    crops, flips and rotations move each mask with its image (a rotated mask is sampled
+    nearest, never blended; what comes into view is class 0), colour changes leave it be."""
     out = []
     images = augment.images
     for i, x in enumerate(inputs):
         if x.is_floating_point() and x.dim() == 4 and images is not None:
+            # changed in their original [0, 1] values, then normalised again
             stats = normalization[i] if normalization is not None else None
-            x = _in_pixel_values(x, stats, functools.partial(
-                _images, spec=images, generator=generator))
+            pixels, masks = _images(_scaled(x, stats, back=True), images, generator, masks)
+            x = _scaled(pixels, stats, back=False)
         elif x.is_floating_point() and x.dim() == 3 and augment.sequences is not None:
             x = _sequences(x, augment.sequences, generator)
         out.append(x)
-    return out
+    return out, masks
 
 
-def _in_pixel_values(x: torch.Tensor, stats: Stats | None,
-                     change: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """`change` applied to normalised images as if to their original values."""
+def _scaled(x: torch.Tensor, stats: Stats | None, back: bool) -> torch.Tensor:
+    """Normalised images back to their original values (`back`), or original ones normalised."""
     if stats is None:
-        return change(x)
+        return x
     mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device)[None, :, None, None]
     std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device)[None, :, None, None]
-    return (change(x * std + mean) - mean) / std
+    return x * std + mean if back else (x - mean) / std
 
 
 def _uniform(count: int, low: float, high: float, generator: torch.Generator,
@@ -81,41 +89,57 @@ def _chosen(count: int, probability: float, generator: torch.Generator) -> torch
     return torch.rand(count, generator=generator) < probability
 
 
-def _images(x: torch.Tensor, spec: ImageAugment, generator: torch.Generator) -> torch.Tensor:
+def _images(x: torch.Tensor, spec: ImageAugment, generator: torch.Generator,
+            masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     if spec.random_crop is not None:
-        x = _random_crop(x, spec.random_crop.size, spec.random_crop.padding, generator)
+        x, masks = _random_crop(x, spec.random_crop.size, spec.random_crop.padding, generator,
+                                masks)
     for probability, axis in ((spec.horizontal_flip, -1), (spec.vertical_flip, -2)):
         if probability > 0:
             flip = _chosen(len(x), probability, generator).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(axis), x)
+            if masks is not None:
+                masks = torch.where(flip[:, None, None], masks.flip(axis), masks)
     if spec.rotation is not None:
-        x = _rotate(x, spec.rotation, generator)
+        x, masks = _rotate(x, spec.rotation, generator, masks)
     if spec.color_jitter is not None:
         x = _jitter(x, spec.color_jitter, generator)
-    return x
+    return x, masks
 
 
 def _random_crop(x: torch.Tensor, size: list[int] | None, padding: int,
-                 generator: torch.Generator) -> torch.Tensor:
-    """Pad with zeros, then cut one random window per sample (by gathering indices)."""
+                 generator: torch.Generator, masks: torch.Tensor | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pad with zeros, then cut one random window per sample (by gathering indices); the
+    same window of each mask."""
     batch, _, height, width = x.shape
     out_h, out_w = size or (height, width)
-    padded = F.pad(x, (padding,) * 4)
-    top = torch.randint(0, padded.shape[2] - out_h + 1, (batch,), generator=generator)
-    left = torch.randint(0, padded.shape[3] - out_w + 1, (batch,), generator=generator)
+    top = torch.randint(0, height + 2 * padding - out_h + 1, (batch,), generator=generator)
+    left = torch.randint(0, width + 2 * padding - out_w + 1, (batch,), generator=generator)
     rows = (top[:, None] + torch.arange(out_h)).to(x.device)  # (B, h)
     cols = (left[:, None] + torch.arange(out_w)).to(x.device)  # (B, w)
     samples = torch.arange(batch, device=x.device)[:, None, None]
-    window = padded.permute(0, 2, 3, 1)[samples, rows[:, :, None], cols[:, None, :]]  # (B,h,w,C)
-    return window.permute(0, 3, 1, 2).contiguous()
+
+    def window(padded: torch.Tensor) -> torch.Tensor:  # (B, H, W, ...) → (B, h, w, ...)
+        return padded[samples, rows[:, :, None], cols[:, None, :]]
+
+    cut = window(F.pad(x, (padding,) * 4).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    cut_masks = window(F.pad(masks, (padding,) * 4)) if masks is not None else None
+    return cut.contiguous(), cut_masks
 
 
-def _rotate(x: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
+def _rotate(x: torch.Tensor, degrees: float, generator: torch.Generator,
+            masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     angle = _uniform(len(x), -degrees, degrees, generator, x) * (math.pi / 180)
     cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    turned = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
+    if masks is None:
+        return turned, None
+    classes = F.grid_sample(masks[:, None].to(x.dtype), grid, mode="nearest",
+                            align_corners=False, padding_mode="zeros")
+    return turned, classes[:, 0].round().to(masks.dtype)
 
 
 def _jitter(x: torch.Tensor, spec: object, generator: torch.Generator) -> torch.Tensor:

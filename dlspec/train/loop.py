@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dlspec.data import DataSplits, TensorSet
-from dlspec.data.augment import augment_batch
+from dlspec.data.augment import augment_batch, augment_with_masks
 from dlspec.errors import Interrupted, Problem, SpecError, WorkError
 from dlspec.spec.sections import AugmentConfig, TrainConfig
 from dlspec.train import distributed
@@ -258,8 +258,13 @@ def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: in
     norms = GradientNorms(model) if train.log_grad_norms else None
     for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), start=1):
         if objective.augment is not None:  # drawn from the batch-order generator: resumable
-            inputs = augment_batch(inputs, objective.augment, order,
-                                   [objective.normalization.get(name) for name in data.inputs])
+            stats = [objective.normalization.get(name) for name in data.inputs]
+            if objective.task_type == "segmentation":  # masks move with their images
+                inputs, moved = augment_with_masks(inputs, target, objective.augment, order,
+                                                   stats)
+                target = moved if moved is not None else target
+            else:
+                inputs = augment_batch(inputs, objective.augment, order, stats)
         size = len(target)
         part = step.part(inputs, target)
         if part is None:

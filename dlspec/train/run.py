@@ -99,10 +99,6 @@ def _prepare(spec: Spec, shaped: ShapedGraph) -> tuple[TaskConfig, DataSplits, b
     check_loss_against_output(spec.loss, task, output.shape)
     _check_no_sigmoid_before_logit_loss(spec, shaped)
     _check_metrics_suit(spec, task)
-    if task.type == "segmentation" and spec.augment is not None:
-        raise SpecError(Problem(("augment",), "augmentation is not available for segmentation "
-                                "yet: it would move the images but not their masks",
-                                "remove it"))
     binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
     return task, data, binary
 
