@@ -246,3 +246,22 @@ def test_settings_cyclegan_does_not_honour_are_errors(tmp_path: Path) -> None:
     text = tiny().replace("seed: 0}", "seed: 0, n_critic: 5}")
     with pytest.raises(SpecError, match="task cyclegan: CycleGAN steps"):
         train(text, tmp_path / "run")
+
+
+def test_an_identity_loss_between_domains_of_different_shapes_is_refused() -> None:
+    """Grey domain A, colour domain B: G_ab(b) cannot be computed."""
+    to_colour = "[{conv2d: {out_channels: 3, kernel_size: 3, padding: 1}}, tanh]"
+    text = tiny().replace(
+        "  generator_ab:\n    inputs: {image: {shape: [1, 8, 8]}}\n    network: " + GENERATOR,
+        "  generator_ab:\n    inputs: {image: {shape: [1, 8, 8]}}\n    network: "
+        + to_colour).replace(
+        "  generator_ba:\n    inputs: {image: {shape: [1, 8, 8]}}",
+        "  generator_ba:\n    inputs: {image: {shape: [3, 8, 8]}}").replace(
+        "  discriminator_b:\n    inputs: {image: {shape: [1, 8, 8]}}",
+        "  discriminator_b:\n    inputs: {image: {shape: [3, 8, 8]}}")
+    with_identity = text.replace("identity_weight: 0.0", "identity_weight: 0.5")
+    with pytest.raises(SpecError, match=r"identity loss feeds domain-B images \(3×8×8\) to "
+                                        r"generator_ab, which reads domain A \(1×8×8\)"):
+        dlspec.shapes(dlspec.loads(with_identity))
+    assert set(dlspec.shapes(dlspec.loads(text))) == {
+        "generator_ab", "generator_ba", "discriminator_a", "discriminator_b"}

@@ -304,6 +304,15 @@ def check_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
     problems += _domain_problems(shaped, "generator_ab", "discriminator_b", "B")
     problems += _domain_problems(shaped, "generator_ba", "discriminator_a", "A")
     problems += _cycle_problems(shaped)
+    identity = (spec.loss.identity_weight if spec.loss is not None
+                and spec.loss.type == "cyclegan" else 0.5)
+    domain_a, domain_b = cyclegan_domains(shaped)
+    if identity > 0 and domain_a != domain_b and not problems:
+        problems.append(Problem(("loss", "identity_weight") if spec.loss is not None
+                                else ("task",), f"the identity loss feeds domain-B images "
+                                f"({format_shape(domain_b)}) to generator_ab, which reads "
+                                f"domain A ({format_shape(domain_a)})",
+                                "set identity_weight: 0 when the domains differ in shape"))
     adversarial = (spec.loss.adversarial.type if spec.loss is not None
                    and spec.loss.type == "cyclegan" else "least_squares")
     for name in ("discriminator_a", "discriminator_b"):
