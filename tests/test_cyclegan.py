@@ -265,3 +265,45 @@ def test_an_identity_loss_between_domains_of_different_shapes_is_refused() -> No
         dlspec.shapes(dlspec.loads(with_identity))
     assert set(dlspec.shapes(dlspec.loads(text))) == {
         "generator_ab", "generator_ba", "discriminator_a", "discriminator_b"}
+
+
+def _write_domains(root: Path, counts: dict[str, int]) -> None:
+    """Sub-folders of 12×12 PNGs: a bright disc on black (trainA), a dark square on white
+    (trainB), at random places."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows, columns = np.mgrid[0:12, 0:12]
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(count):
+            r, c = rng.integers(3, 9, 2)
+            if name == "trainA":
+                pixels = ((rows - r) ** 2 + (columns - c) ** 2 <= 6) * 255
+            else:
+                pixels = 255 - (np.maximum(abs(rows - r), abs(columns - c)) <= 2) * 255
+            Image.fromarray(pixels.astype(np.uint8), "L").save(root / name / f"{i:03d}.png")
+
+
+def test_an_image_folder_of_two_sub_folders_is_two_domains(tmp_path: Path) -> None:
+    _write_domains(tmp_path / "pictures", {"trainA": 40, "trainB": 50})
+    text = tiny(epochs=1).replace(
+        "data: {dataset: digits_pair, normalize: {mean: [0.5], std: [0.5]}}",
+        "data: {image_folder: pictures, grayscale: true, resize: [8, 8], "
+        "normalize: {mean: [0.5], std: [0.5]}, split: {train: 0.8, val: 0.1, test: 0.1}}")
+    spec = tmp_path / "folders.yaml"
+    spec.write_text(text)
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                             str(run)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = (run / "report.md").read_text()
+    assert "domain A: trainA, domain B: trainB, 40 images each; 10 images of the larger " \
+           "domain left out" in report
+    assert json.loads((run / "metrics.json").read_text())["test"]["translated_as_b"] >= 0
+
+    (tmp_path / "pictures" / "trainC").mkdir()
+    Image.new("L", (12, 12)).save(tmp_path / "pictures" / "trainC" / "0.png")
+    with pytest.raises(SpecError, match="reads two domains: an image folder with two "
+                                        "sub-folders, but .* has 3"):
+        dlspec.train_spec(dlspec.load(spec), tmp_path / "again")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dlspec.data.builtin import DATASETS, Options, generate
@@ -123,6 +124,28 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
     )
 
 
+def two_domains(raw: RawData, seed: int) -> RawData:
+    """An image folder read as CycleGAN's two domains: its first sub-folder (in sorted order,
+    e.g. trainA) the inputs, its second (trainB) the image targets. Each domain is shuffled
+    with the seed and cut to the smaller one's count, so no image is seen twice."""
+    if raw.num_classes != 2 or raw.labels is None or raw.y is None:
+        raise SpecError(Problem(("data", "image_folder"), "task cyclegan reads two domains: "
+                                "an image folder with two sub-folders, but "
+                                f"{raw.source} has {raw.num_classes}",
+                                "put domain A's images in one sub-folder and domain B's in "
+                                "another, e.g. trainA/ and trainB/"))
+    rng = np.random.default_rng(seed)
+    domains = [rng.permutation(np.flatnonzero(raw.y == k)) for k in (0, 1)]
+    count = min(len(d) for d in domains)
+    a, b = raw.labels
+    left = max(len(d) for d in domains) - count
+    said = (f"; {left} images of the larger domain left out to pair the counts" if left
+            else "")
+    return RawData(raw.x[domains[0][:count]], raw.x[domains[1][:count]],
+                   f"{raw.source.split(' (')[0]} (domain A: {a}, domain B: {b}, {count} images "
+                   f"each{said})", images=True, target_images=True)
+
+
 def _labels(task: TaskConfig | None, raw: RawData, num_classes: int | None) -> list[str] | None:
     if num_classes is None:
         return None
@@ -137,7 +160,8 @@ def _read(data: DataConfig, task: TaskConfig | None, decl: InputDecl, seed: int,
     if data.npz is not None:
         return read_npz(data.npz, data, base_dir)
     if data.image_folder is not None:
-        return read_image_folder(data.image_folder, data, base_dir, class_order)
+        raw = read_image_folder(data.image_folder, data, base_dir, class_order)
+        return two_domains(raw, seed) if task is not None and task.type == "cyclegan" else raw
     if data.dataset is None:
         raise SpecError(Problem(("data",), "no data source",
                                 "give one of dataset, csv, npz or image_folder"))
