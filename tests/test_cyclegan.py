@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,6 +179,24 @@ def test_build_trains_exports_both_generators_and_draws(tmp_path: Path) -> None:
     output = ours
     assert abs(output - theirs).max() < 1e-4
 
+    # predict translates images: A's statistics in, B's undone on the way out, no torch
+    np.save(tmp_path / "digits.npy", pixels)
+    translated = subprocess.run([sys.executable, "-X", "importtime", "-m", "dlspec", "predict",
+                                 str(run / "model.generator_ab.onnx"),
+                                 str(tmp_path / "digits.npy"), "-o", str(tmp_path / "b.npy")],
+                                capture_output=True, text=True, cwd=ROOT)
+    assert translated.returncode == 0, translated.stderr
+    assert "translated 3 images" in translated.stderr
+    assert not [line for line in translated.stderr.splitlines() if line.startswith(
+        "import time:") and line.rsplit("|", 1)[-1].strip() in ("torch", "torch.nn")]
+    assert abs(np.load(tmp_path / "b.npy") - np.clip(theirs * 0.5 + 0.5, 0, 1)).max() < 1e-4
+    folder = subprocess.run([sys.executable, "-m", "dlspec", "predict",
+                             str(run / "model.generator_ba.onnx"), str(tmp_path / "digits.npy"),
+                             "-o", str(tmp_path / "as_a")], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert folder.returncode == 0, folder.stderr
+    assert len(list((tmp_path / "as_a").glob("*.png"))) == 3
+
 
 def test_same_seed_same_run_and_resume_continues_exactly(tmp_path: Path) -> None:
     text = tiny()
@@ -270,8 +289,6 @@ def test_an_identity_loss_between_domains_of_different_shapes_is_refused() -> No
 def _write_domains(root: Path, counts: dict[str, int]) -> None:
     """Sub-folders of 12×12 PNGs: a bright disc on black (trainA), a dark square on white
     (trainB), at random places."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     rows, columns = np.mgrid[0:12, 0:12]
     for name, count in counts.items():

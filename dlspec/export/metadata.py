@@ -10,6 +10,8 @@
 | dlspec_images | {input: {"channels", "size": [h, w]}} for inputs trained on images |
 | dlspec_generator | GAN generators: {"latent": {input: "normal"/"uniform"}, |
 | | "output_normalization": {"mean", "std"} or null, "images": bool} |
+| dlspec_translation | CycleGAN generators: {"output_normalization": {"mean", "std"} or |
+| | null}: the target domain's statistics, undone on the translated images |
 
 `dlspec.runtime` reads these with onnxruntime alone; plain `onnx` shows them too.
 """
@@ -51,6 +53,9 @@ class DeploymentInfo:
     image_inputs: list[str] = field(default_factory=list)
     # a GAN generator: how its noise is drawn and how its outputs map back to data
     generator: dict[str, Any] | None = None
+    # CycleGAN generators by network: {"input": stats, "output": stats} of their source and
+    # target domains (each may be None)
+    translations: dict[str, dict[str, Any]] | None = None
 
     def save(self, folder: Path) -> Path:
         """Write data.json into a run folder."""
@@ -67,7 +72,8 @@ class DeploymentInfo:
             return None
         data = json.loads(path.read_text())
         return cls(data.get("labels"), data.get("normalization") or {},
-                   data.get("image_inputs") or [], data.get("generator"))
+                   data.get("image_inputs") or [], data.get("generator"),
+                   data.get("translations"))
 
 
 def spec_hash(spec: Spec) -> str:
@@ -97,7 +103,13 @@ def metadata_props(spec: Spec, shaped: ShapedGraph,
         props["dlspec_task"] = {"type": spec.task.type, "labels": labels, "binary": binary,
                                 "output": _classified_output(spec, shaped),
                                 "threshold": spec.task.threshold or 0.5}
-    if info is not None and info.normalization:
+    translation = (info.translations or {}).get(shaped.graph.name) if info is not None else None
+    if translation is not None:  # a CycleGAN generator reads its own domain's statistics
+        (source,) = shaped.graph.inputs
+        if translation["input"] is not None:
+            props["dlspec_normalization"] = {source: translation["input"]}
+        props["dlspec_translation"] = {"output_normalization": translation["output"]}
+    elif info is not None and info.normalization:
         props["dlspec_normalization"] = info.normalization
     if info is not None and info.image_inputs:
         props["dlspec_images"] = {

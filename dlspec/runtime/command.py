@@ -18,7 +18,9 @@ DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not import
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
                "class, probability and per-class probabilities for classifiers, the raw "
                "outputs otherwise. Inputs are normalised with the statistics in the model. "
-               "With --sample N, a GAN generator draws N new samples instead.")
+               "A segmentation model writes masks (PNG files, or -o masks.npy), a CycleGAN "
+               "generator the translated images (PNG files named after the inputs, or -o "
+               "FILE.npy). With --sample N, a GAN generator draws N new samples instead.")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     task = predictor.metadata.task
     if task is not None and task.type == "segmentation":
         return _segment(args, predictor, start)
+    if predictor.metadata.translation is not None:
+        return _translate(args, predictor, start)
     output_format(args.output)
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     model_start = time.perf_counter()
@@ -107,6 +111,25 @@ def _segment(args: argparse.Namespace, predictor: Any, start: float) -> int:
     print(f"segmented {len(masks):,} samples ({masks.shape[1]}×{masks.shape[2]} masks, "
           f"{classes} classes) with {predictor.path.name} on {predictor.provider} in "
           f"{time.perf_counter() - start:.2f} s; wrote {where}", file=sys.stderr)
+    return 0
+
+
+def _translate(args: argparse.Namespace, predictor: Any, start: float) -> int:
+    """A CycleGAN generator: the input images translated into the other domain, as PNG
+    files named after the inputs (or one .npy array)."""
+    from dlspec.runtime.readers import read_inputs
+    from dlspec.runtime.sampling import as_data, write_samples
+
+    samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
+    outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
+    translated = as_data(outputs[predictor.outputs[0].name],
+                         predictor.metadata.translation.output_normalization, images=True)
+    paths = write_samples(translated, args.output, True, samples.names, folder="translated")
+    where = str(paths[0]) if len(paths) == 1 and paths[0].suffix == ".npy" else \
+        str(paths[0].parent) + "/"
+    print(f"translated {len(translated):,} images with {predictor.path.name} on "
+          f"{predictor.provider} in {time.perf_counter() - start:.2f} s; wrote {where}",
+          file=sys.stderr)
     return 0
 
 

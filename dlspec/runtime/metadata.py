@@ -92,6 +92,13 @@ class Generator:
     class_names: list[str] | None = None  # a conditional generator's classes, by index
 
 
+@dataclass(frozen=True)
+class Translation:
+    """A CycleGAN generator: its outputs are images of the target domain."""
+
+    output_normalization: Normalization | None = None  # undone on the translated images
+
+
 @dataclass
 class Metadata:
     """Everything dlspec wrote into a model; empty for a model from elsewhere."""
@@ -106,6 +113,7 @@ class Metadata:
     normalization: dict[str, Normalization] = field(default_factory=dict)
     images: dict[str, ImageSpec] = field(default_factory=dict)
     generator: Generator | None = None
+    translation: Translation | None = None
 
 
 def format_shape(shape: tuple[int | None, ...]) -> str:
@@ -129,6 +137,7 @@ def read_metadata(props: dict[str, str], model: str) -> Metadata:
         normalization=reader.normalization(),
         images=reader.images(),
         generator=reader.generator(),
+        translation=reader.translation(),
     )
 
 
@@ -227,6 +236,13 @@ class _Reader:
                             "{channels: 1 or 3, size: [height, width]}")
         return ImageSpec(channels, (size[0], size[1]))
 
+
+    def translation(self) -> Translation | None:
+        entry = self.json("dlspec_translation", dict)
+        if entry is None:
+            return None
+        stats = entry.get("output_normalization")
+        return Translation(self.statistics("output", stats) if stats is not None else None)
 
     def generator(self) -> Generator | None:
         entry = self.json("dlspec_generator", dict)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Problem, SpecError
-from dlspec.runtime.metadata import Generator
+from dlspec.runtime.metadata import Generator, Normalization
 from dlspec.runtime.predictor import Predictor
 
 
@@ -63,15 +63,20 @@ def draw_samples(predictor: Predictor, count: int, seed: int = 0,
         else:
             feed[info.name] = rng.standard_normal(size, dtype=np.float32)
     outputs = predictor.predict(feed, batch_size=batch_size, normalize=False)
-    samples = outputs[predictor.outputs[0].name]
-    stats = generator.output_normalization
+    return as_data(outputs[predictor.outputs[0].name], generator.output_normalization,
+                   generator.images)
+
+
+def as_data(samples: np.ndarray, stats: Normalization | None, images: bool) -> np.ndarray:
+    """A generator's outputs with the data's normalisation undone (per channel of images,
+    per feature otherwise); images clipped to [0, 1]."""
     if stats is not None:
         axis = 1 if samples.ndim >= 3 else samples.ndim - 1  # channels, or features
         view = [1] * samples.ndim
         view[axis] = len(stats.mean) if len(stats.mean) > 1 else 1
         samples = (samples * np.asarray(stats.std, np.float32).reshape(view)
                    + np.asarray(stats.mean, np.float32).reshape(view))
-    if generator.images:
+    if images:
         samples = np.clip(samples, 0.0, 1.0)
     return samples
 
@@ -95,18 +100,22 @@ def _labels(generator: Generator, name: str, count: int, label: str | int | None
     return np.full(count, index)
 
 
-def write_samples(samples: np.ndarray, output: Path | None, images: bool) -> list[Path]:
-    """Images as `<output>/sample_0000.png`...; other samples as one .npy or .csv file."""
-    if images and samples.ndim == 4 and samples.shape[1] in (1, 3):
+def write_samples(samples: np.ndarray, output: Path | None, images: bool,
+                  names: list[str] | None = None, folder: str = "samples") -> list[Path]:
+    """Images as `<output>/sample_0000.png`... (or named after `names`, the input files they
+    were made from); other samples as one .npy or .csv file."""
+    if images and samples.ndim == 4 and samples.shape[1] in (1, 3) and (
+            output is None or output.suffix.lower() != ".npy"):
         from PIL import Image
 
-        folder = output or Path("samples")
-        folder.mkdir(parents=True, exist_ok=True)
+        target = output or Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
         paths = []
         for i, sample in enumerate(samples):
             pixels = (np.clip(sample, 0, 1) * 255).round().astype(np.uint8)  # (C, H, W)
             picture = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
-            paths.append(folder / f"sample_{i:04d}.png")
+            stem = Path(names[i]).stem if names is not None else f"sample_{i:04d}"
+            paths.append(target / f"{stem}.png")
             picture.save(paths[-1])
         return paths
     path = output or Path("samples.npy")

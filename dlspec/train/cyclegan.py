@@ -44,6 +44,7 @@ from torch import Tensor, nn
 from dlspec.compile import compile_graph
 from dlspec.data import DataSplits, TensorSet, load_data
 from dlspec.errors import Problem, SpecError
+from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
@@ -163,7 +164,7 @@ def train_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     test = _measure(gan, data.test, data, judge)
     _write_run(run_dir, spec, gan, result, test, data, epochs, judge)
     return TrainResult(run_dir, result, test, gan.generators.cpu(), data,
-                       time.perf_counter() - began, info=deployment_info(data))
+                       time.perf_counter() - began, info=translation_info(data))
 
 
 def _data(spec: Spec, shaped: dict[str, ShapedGraph]) -> DataSplits:
@@ -327,6 +328,16 @@ def _measure(gan: _CycleGan, images: TensorSet, data: DataSplits,
     return numbers
 
 
+def translation_info(data: DataSplits) -> DeploymentInfo:
+    """What the exported generators need: each reads its source domain's statistics and
+    makes images in its target domain's (undone by `dlspec predict`)."""
+    info = deployment_info(data)
+    a, b = domain_statistics(data, "a"), domain_statistics(data, "b")
+    info.translations = {"generator_ab": {"input": a, "output": b},
+                         "generator_ba": {"input": b, "output": a}}
+    return info
+
+
 def domain_statistics(data: DataSplits, domain: str) -> dict[str, list[float]] | None:
     """The normalisation of domain `a` (the inputs) or `b` (the targets)."""
     if domain == "a":
@@ -415,7 +426,7 @@ def _write_run(run_dir: Path, spec: Spec, gan: _CycleGan, result: FitResult,
                judge: DomainJudge) -> None:
     for name, network in gan.networks.items():
         save_weights(network, run_dir / f"{name}.safetensors")
-    deployment_info(data).save(run_dir)
+    translation_info(data).save(run_dir)
     write_metrics(run_dir, result.history, test)
     write_gan_curves(run_dir, result.history, spec.name)
     write_resolved_spec(run_dir, spec, epochs)
