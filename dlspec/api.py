@@ -207,11 +207,11 @@ def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
         info = DeploymentInfo.beside(Path(checkpoint))
     target = _export_path(spec, out, checkpoint, section.file)
     results = []
+    import torch
+
     with located(spec.document):
         for name, graph in chosen.items():
             shaped = infer_shapes(graph)
-            import torch
-
             model: torch.nn.Module
             if module is None:
                 torch.manual_seed(spec.train.seed)  # the same untrained weights every time

@@ -265,6 +265,9 @@ def test_settings_cyclegan_does_not_honour_are_errors(tmp_path: Path) -> None:
     text = tiny().replace("seed: 0}", "seed: 0, n_critic: 5}")
     with pytest.raises(SpecError, match="task cyclegan: CycleGAN steps"):
         train(text, tmp_path / "run")
+    from dlspec.train.gan_checks import check_settings
+
+    check_settings(dlspec.loads(tiny().replace("seed: 0}", "seed: 0, n_critic: 1}")))  # default
 
 
 def test_an_identity_loss_between_domains_of_different_shapes_is_refused() -> None:

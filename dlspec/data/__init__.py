@@ -124,7 +124,7 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
     )
 
 
-def two_domains(raw: RawData, seed: int) -> RawData:
+def two_domains(raw: RawData, seed: int, folder: str) -> RawData:
     """An image folder read as CycleGAN's two domains: its first sub-folder (in sorted order,
     e.g. trainA) the inputs, its second (trainB) the image targets. Each domain is shuffled
     with the seed and cut to the smaller one's count, so no image is seen twice."""
@@ -142,7 +142,7 @@ def two_domains(raw: RawData, seed: int) -> RawData:
     said = (f"; {left} images of the larger domain left out to pair the counts" if left
             else "")
     return RawData(raw.x[domains[0][:count]], raw.x[domains[1][:count]],
-                   f"{raw.source.split(' (')[0]} (domain A: {a}, domain B: {b}, {count} images "
+                   f"image folder {folder} (domain A: {a}, domain B: {b}, {count} images "
                    f"each{said})", images=True, target_images=True)
 
 
@@ -161,7 +161,9 @@ def _read(data: DataConfig, task: TaskConfig | None, decl: InputDecl, seed: int,
         return read_npz(data.npz, data, base_dir)
     if data.image_folder is not None:
         raw = read_image_folder(data.image_folder, data, base_dir, class_order)
-        return two_domains(raw, seed) if task is not None and task.type == "cyclegan" else raw
+        if task is not None and task.type == "cyclegan":
+            return two_domains(raw, seed, data.image_folder)
+        return raw
     if data.dataset is None:
         raise SpecError(Problem(("data",), "no data source",
                                 "give one of dataset, csv, npz or image_folder"))

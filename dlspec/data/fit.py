@@ -129,9 +129,7 @@ def _class_indices(raw: RawData, y: np.ndarray, kind: str) -> tuple[torch.Tensor
                                 f"for task {kind}", "use task: regression"))
     if raw.num_classes is not None:
         return torch.from_numpy(y.astype(np.int64)), raw.num_classes
-    whole = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_) or (
-        np.issubdtype(y.dtype, np.floating) and bool(np.all(y == np.round(y))))
-    if not whole:
+    if not _whole_numbers(y):
         raise SpecError(Problem(("data",), f"task {kind} needs class labels, but the targets "
                                 f"of {raw.source} are not whole numbers",
                                 "use task: regression for continuous targets"))
@@ -151,14 +149,18 @@ def _class_maps(raw: RawData, y: np.ndarray) -> tuple[torch.Tensor, int]:
         raise SpecError(Problem(("data",), "task segmentation needs a mask per sample (height "
                                 f"× width, a class index per pixel), but {raw.source} has "
                                 f"targets of {format_shape(tuple(y.shape[1:]))} per sample"))
-    whole = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_) or (
-        np.issubdtype(y.dtype, np.floating) and bool(np.all(y == np.round(y))))
-    if not whole or (y.size and y.min() < 0):
+    if not _whole_numbers(y) or (y.size and y.min() < 0):
         raise SpecError(Problem(("data",), f"the masks of {raw.source} must hold class indices "
                                 "(0, 1, ...) per pixel", "threshold soft masks, e.g. y > 0.5"))
     indices = y.astype(np.int64)
     classes = raw.num_classes or (max(int(indices.max()) + 1, 2) if indices.size else 2)
     return torch.from_numpy(np.ascontiguousarray(indices)), classes
+
+
+def _whole_numbers(y: np.ndarray) -> bool:
+    """Whether every target is a whole number (of an integer, boolean or float array)."""
+    return np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_) or (
+        np.issubdtype(y.dtype, np.floating) and bool(np.all(y == np.round(y))))
 
 
 def check_classes(num_classes: int | None, task: TaskConfig | None, source: str) -> None:

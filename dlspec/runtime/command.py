@@ -102,8 +102,7 @@ def _segment(args: argparse.Namespace, predictor: Any, start: float) -> int:
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
     logits = outputs[predictor.outputs[0].name]
-    task = predictor.metadata.task
-    masks = class_maps(logits, task.threshold if task is not None else 0.5)
+    masks = class_maps(logits)
     classes = max(logits.shape[1], 2)
     paths = write_masks(masks, classes, args.output, samples.names)
     where = str(paths[0].parent) + "/" if len(paths) > 1 or args.output is None or \

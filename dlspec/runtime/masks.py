@@ -17,15 +17,14 @@ import numpy as np
 from dlspec.errors import Problem, SpecError
 
 
-def class_maps(logits: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def class_maps(logits: np.ndarray) -> np.ndarray:
     """(N, H, W) class indices from (N, C, H, W) logits: argmax, or for one binary logit
-    `sigmoid(logit) > threshold`."""
+    `logit > 0` (probability above 0.5), as training's metrics read them."""
     if logits.ndim != 4:
         raise SpecError(Problem((), f"a segmentation model's output is (N, classes, H, W); "
                                 f"this one is {logits.shape}"))
     if logits.shape[1] == 1:
-        cut = float(np.log(threshold / (1 - threshold)))  # the logit of the threshold
-        return (logits[:, 0] > cut).astype(np.uint8)
+        return (logits[:, 0] > 0).astype(np.uint8)
     return logits.argmax(axis=1).astype(np.uint8 if logits.shape[1] <= 256 else np.int64)
 
 

@@ -236,7 +236,6 @@ class _Reader:
                             "{channels: 1 or 3, size: [height, width]}")
         return ImageSpec(channels, (size[0], size[1]))
 
-
     def translation(self) -> Translation | None:
         entry = self.json("dlspec_translation", dict)
         if entry is None:

@@ -79,7 +79,7 @@ class _Gan:
     # a conditional GAN: the class-label inputs of the generator and the discriminator
     labels: tuple[str | None, str | None] = (None, None)
     num_classes: int = 0
-    spec_inputs: list[str] | None = None  # the discriminator's inputs, in declared order
+    label_first: bool = False  # the discriminator declares its label before its sample
 
     @property
     def pair(self) -> nn.Module:
@@ -116,9 +116,10 @@ class _Gan:
         """The discriminator's scores of samples (with their labels, when conditional)."""
         if labels is None:
             return self.discriminator(samples)
-        assert self.spec_inputs is not None
-        feed = {name: labels if name == self.labels[1] else samples for name in self.spec_inputs}
-        return self.discriminator(*feed.values())
+        # in the order the discriminator declares them: the label, or the sample, first
+        if self.label_first:
+            return self.discriminator(labels, samples)
+        return self.discriminator(samples, labels)
 
 
 def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
@@ -150,10 +151,8 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     sample_shape = tuple(next(iter(shaped[names[0]].outputs().values())).shape)
     judge = (DigitsJudge.prepare(run_dir / "classifier", sample_shape, data, train.seed)
              if judges_digits(spec, sample_shape) else None)  # before the GAN's seeding
-    gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device))
-    if labels[0] is not None:
-        gan.labels, gan.num_classes = labels, int(data.num_classes or 0)
-        gan.spec_inputs = list(shaped[names[1]].graph.inputs)
+    gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device),
+                 labels, data.num_classes or 0)
     result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), judge)
     info = generator_info(spec, names[0], data)
     _write_run(run_dir, spec, gan, result, data, epochs, info)
@@ -182,7 +181,8 @@ def _check_conditional_data(spec: Spec, shaped: dict[str, ShapedGraph],
 
 
 def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], epochs: int,
-           samples: int, device: torch.device) -> _Gan:
+           samples: int, device: torch.device, labels: tuple[str | None, str | None],
+           num_classes: int) -> _Gan:
     train = spec.train
     loss = spec.loss if spec.loss is not None else NonSaturatingLoss()
     if loss.type not in GAN_OBJECTIVES:
@@ -206,12 +206,17 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], e
     inputs = spec.networks[names[0]].inputs
     distributions = {k: v.distribution for k, v in inputs.items() if v.distribution}
     gan_loss: GanLoss = loss  # type: ignore[assignment]  # checked above
+    label_first = labels[1] is not None and next(iter(shaped[names[1]].graph.inputs)) == labels[1]
     return _Gan(generator, discriminator, names, optimizers, schedules, GanObjective(gan_loss),
-                dict(shaped[names[0]].graph.inputs), distributions, train, device, average)
+                dict(shaped[names[0]].graph.inputs), distributions, train, device, average,
+                labels=labels, num_classes=num_classes if labels[0] is not None else 0,
+                label_first=label_first)
 
 
 def network_schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], epochs: int,
-               steps: dict[str, int]) -> dict[str, Schedule]:
+                      steps: dict[str, int]) -> dict[str, Schedule]:
+    """One schedule per network's optimizer: `schedule:` names them per network, or gives
+    one for all; `steps` is each network's optimizer steps an epoch."""
     section = spec.schedule
     if isinstance(section, dict):
         unknown = [Problem(("schedule", name), f"there is no network {name!r}",

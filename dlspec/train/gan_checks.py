@@ -232,8 +232,8 @@ def check_settings(spec: Spec) -> None:
     problems = []
     for path, why in unsupported.items():
         owner: Any = spec.train if path[0] == "train" else spec
-        if path[-1] in owner.model_fields_set and getattr(owner, path[-1]) not in (
-                None, False, "fp32", 1):
+        name = path[-1]
+        if getattr(owner, name) != type(owner).model_fields[name].default:
             problems.append(Problem(path, f"task {task}: {why}", "remove it"))
     if problems:
         raise SpecError(problems)
