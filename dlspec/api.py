@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from dlspec.errors import DlspecError, Problem, SpecError
+from dlspec.errors import DlspecError, FileError, Problem, SpecError, WorkError
 from dlspec.graph import Graph, ShapedGraph, infer_shapes
 from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
@@ -133,25 +133,33 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
         >>> result.test["accuracy"]
         0.97...
     """
-    from dlspec.train.run import train_network
+    from dlspec.train.runfolder import locked
 
     if not isinstance(spec, Spec):
         spec = load(spec)
     run_dir = Path(out) if out is not None else Path("runs") / spec.name
-    if spec.task is not None and spec.task.type == "gan":
+    trainer, shaped = _trainer(spec)  # every spec check before the run folder is touched
+    with locked(run_dir) as note, located(spec.document):
+        result = trainer(spec, shaped, run_dir, epochs=epochs, device=device, resume=resume,
+                         callbacks=callbacks)
+    if note is not None:
+        result.fit.notes.insert(0, note)
+    return result
+
+
+def _trainer(spec: Spec) -> tuple[Any, Any]:
+    """The training function the spec's task needs, and the shaped graph(s) it takes."""
+    task = spec.task.type if spec.task is not None else None
+    if task == "gan":
         from dlspec.train.gan import train_gan
 
-        shaped = shapes(spec)
-        with located(spec.document):
-            return train_gan(spec, shaped, run_dir, epochs=epochs, device=device,
-                             resume=resume, callbacks=callbacks)
-    if spec.task is not None and spec.task.type == "cyclegan":
+        return train_gan, shapes(spec)
+    if task == "cyclegan":
         from dlspec.train.cyclegan import train_cyclegan
 
-        shaped = shapes(spec)
-        with located(spec.document):
-            return train_cyclegan(spec, shaped, run_dir, epochs=epochs, device=device,
-                                  resume=resume, callbacks=callbacks)
+        return train_cyclegan, shapes(spec)
+    from dlspec.train.run import train_network
+
     networks = graphs(spec)
     if len(networks) > 1:
         raise SpecError(Problem(("networks",), "several networks train together only as a "
@@ -159,8 +167,7 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
                                 "discriminator; task: cyclegan two of each"))
     (graph,) = networks.values()
     with located(spec.document):
-        return train_network(spec, infer_shapes(graph), run_dir, epochs=epochs, device=device,
-                             resume=resume, callbacks=callbacks)
+        return train_network, infer_shapes(graph)
 
 
 def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
@@ -253,7 +260,7 @@ def _weights_file(checkpoint: Path, network: str) -> Path:
         own = checkpoint / f"{network}.safetensors"
         return own if own.is_file() else checkpoint / "model.safetensors"
     if not checkpoint.exists():
-        raise SpecError(Problem((), f"no checkpoint {checkpoint}",
+        raise FileError(Problem((), f"no checkpoint {checkpoint}",
                                 "give a run folder or its model.safetensors"))
     return checkpoint
 
@@ -270,11 +277,15 @@ def _export_path(spec: Spec, out: str | Path | None, checkpoint: str | Path | No
 
 @contextmanager
 def located(document: Document | None) -> Iterator[None]:
-    """Give every problem raised inside the block its file:line:column."""
+    """Give every problem of the spec raised inside the block its file:line:column.
+
+    A failed work (WorkError) or a wrong other file (FileError: a checkpoint, the run
+    folder) is not about the spec: its problems stay without a spec location.
+    """
     try:
         yield
     except DlspecError as exc:
-        if document is not None:
+        if document is not None and not isinstance(exc, WorkError | FileError):
             for problem in exc.problems:
                 if problem.location is None:
                     problem.location = document.locate(problem.path, problem.on_key)

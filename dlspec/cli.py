@@ -10,7 +10,8 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,21 @@ def _main(argv: Sequence[str] | None) -> int:
         return int(exc.code or 0)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     command: Callable[[argparse.Namespace], int] = args.run
+    stdout, sys.stdout = sys.stdout, _GuardedStdout(sys.stdout)  # type: ignore[assignment]
     try:
         code = command(args)
         sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
         return code
+    except StdoutError as exc:  # `dlspec schema > /dev/full`
+        sys.stdout = stdout
+        _silence_stdout()
+        print(f"dlspec {args.command}: cannot write to standard output: {exc}",
+              file=sys.stderr)
+        return 1
     except DlspecError as exc:
         if _other_worker():
             _wait_for_process_zero()
-        print(str(exc), file=sys.stderr)
+        _report(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -69,12 +77,60 @@ def _main(argv: Sequence[str] | None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - no user ever sees a traceback
         return _internal_error(exc)
+    finally:
+        if isinstance(sys.stdout, _GuardedStdout):
+            sys.stdout = stdout
+
+
+class StdoutError(Exception):
+    """Standard output cannot be written (a full disk, a failing device)."""
+
+
+class _GuardedStdout:
+    """sys.stdout whose write errors are told apart from the command's own OSErrors."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: Any) -> int:
+        """Write to the real stdout; StdoutError when that fails."""
+        if self._stream is None:  # started with stdout closed (`dlspec schema >&-`)
+            raise StdoutError("it is closed")
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise  # the reader left: handled on its own, quietly
+        except OSError as exc:
+            raise StdoutError(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        """Flush the real stdout; StdoutError when that fails."""
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutError(exc.strerror or str(exc)) from None
+
+    @property
+    def buffer(self) -> _GuardedStdout:
+        """The binary stream below, guarded the same way (for UTF-8 bytes written directly)."""
+        return _GuardedStdout(self._stream.buffer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _silence_stdout() -> None:
     # Python flushes stdout again at exit and would report the broken pipe a second time
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):  # a test's captured stdout, or none at all
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, fileno)
 
 
 def _internal_error(exc: Exception) -> int:
@@ -209,30 +265,60 @@ def _version() -> str:
 
 
 def _check(args: argparse.Namespace) -> int:
+    codes = [_check_file(path, args.variant, args.no_shapes) for path in args.spec]
+    return max(codes, default=0)
+
+
+def _check_file(path: Path, variant: str | None, no_shapes: bool) -> int:
+    """Check one spec: the variant asked for, or the spec itself and then each variant.
+
+    The file is read once. A problem the spec itself has is reported once, not again for
+    every variant that inherits it; a problem only a variant has names the variant.
+    """
     import dlspec
+    from dlspec.spec.load import load_yaml_file
 
-    failures: list[DlspecError] = []
-    for path in args.spec:
-        for variant in _variants_to_check(path, args.variant, failures):
-            try:
-                _check_one(dlspec.load(path, variant), path, args.no_shapes)
-            except DlspecError as exc:
-                failures.append(exc)
-                print(str(exc), file=sys.stderr)
-    return max((f.exit_code for f in failures), default=0)
-
-
-def _variants_to_check(path: Path, variant: str | None,
-                       failures: list[DlspecError]) -> list[str | None]:
-    """The variant asked for, or the spec itself and then each of its variants."""
-    import dlspec
-
-    if variant is not None:
-        return [variant]
     try:
-        return [None, *(dlspec.load(path).variants or {})]
-    except DlspecError:
-        return [None]  # the base spec's errors are reported by checking it
+        document = load_yaml_file(path)
+    except DlspecError as exc:
+        _report(exc)
+        return exc.exit_code
+    code = 0
+    reported: set[str] = set()
+    variants: list[str | None] = [variant]
+    while variants:
+        current = variants.pop(0)
+        try:
+            spec = dlspec.validate(document, current)
+            if variant is None and current is None:
+                variants += list(spec.variants or {})  # only once the spec itself is valid
+            _check_one(spec, path, no_shapes)
+        except DlspecError as exc:
+            code = max(code, exc.exit_code)
+            new = [p for p in exc.problems if p.render() not in reported]
+            reported.update(p.render() for p in new)
+            for problem in new:
+                problem.variant = current if variant is None else None
+            _print_problems(new)
+    return code
+
+
+# `check` of a spec with thousands of mistakes prints the first ones; exc.problems has all
+MAX_PRINTED_PROBLEMS = 50
+
+
+def _report(error: DlspecError) -> None:
+    """Print an error's problems to stderr, compiler-style."""
+    _print_problems(error.problems)
+
+
+def _print_problems(problems: list[Any]) -> None:
+    lines = [problem.render() for problem in problems[:MAX_PRINTED_PROBLEMS]]
+    if len(problems) > MAX_PRINTED_PROBLEMS:
+        more = len(problems) - MAX_PRINTED_PROBLEMS
+        lines.append(f"… and {more:,} more problem{'s' if more > 1 else ''}")
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
 
 
 def _check_one(spec: Any, path: Path, no_shapes: bool) -> None:
@@ -287,11 +373,24 @@ def _train(args: argparse.Namespace) -> int:
         spec = dlspec.load(args.spec, args.variant)
         dlspec.shapes(spec)
         _refuse_workers_for_gans(spec, args)
-        return _launch_workers(args)
+        with _held(args.out or Path("runs") / spec.name):
+            return _launch_workers(args)
     result = _run_training(args, resume=args.resume)
     if not _other_worker():
-        print(f"trained {result.run_dir}: " + _test_line(result))
+        done = "already trained" if result.fit.already_done else "trained"
+        print(f"{done} {result.run_dir}: " + _test_line(result))
     return 0
+
+
+@contextmanager
+def _held(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder while this command writes it (see dlspec.train.runfolder)."""
+    from dlspec.train.runfolder import locked
+
+    with locked(run_dir) as note:
+        if note is not None:
+            print(f"note: {note}", file=sys.stderr)
+        yield
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -300,6 +399,11 @@ def _build(args: argparse.Namespace) -> int:
     spec = dlspec.load(args.spec, args.variant)
     for name, shaped in dlspec.shapes(spec).items():
         print(f"check: ok {name}: {shaped.total_params:,} parameters", file=sys.stderr)
+    with _held(args.out or Path("runs") / spec.name):  # training, export and diagram
+        return _build_in(args, spec)
+
+
+def _build_in(args: argparse.Namespace, spec: Any) -> int:
     if _launches_workers(args):
         _refuse_workers_for_gans(spec, args)
         code = _launch_workers(args)
@@ -425,8 +529,11 @@ def _run_training(args: argparse.Namespace, resume: bool, spec: Any = None) -> A
     finally:
         if progress is not None:
             progress.close()
-    if result.transfer is not None and not _other_worker():
-        print(result.transfer.lines()[0], file=sys.stderr)
+    if not _other_worker():
+        if result.transfer is not None:
+            print(result.transfer.lines()[0], file=sys.stderr)
+        for note in result.fit.notes:  # what a resume found or changed, a lock taken over
+            print(f"note: {note}", file=sys.stderr)
     return result
 
 
@@ -482,10 +589,25 @@ def _pick(shaped: dict[str, Any], network: str | None, spec_name: str) -> dict[s
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    from dlspec.errors import FileError, Problem
+
+    if output.is_dir():
+        raise FileError(Problem((), f"cannot write {output}: it is a folder",
+                                "give a file path inside it"))
+    try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
-        print(f"wrote {output}", file=sys.stderr)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
+        blocking = next((p for p in reversed(output.parents) if p.exists() and not p.is_dir()),
+                        output.parent)
+        raise FileError(Problem((), f"cannot write {output}: {blocking} is a file, "
+                                "not a folder")) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
+        raise FileError(Problem((), f"cannot write {output}: "
+                                f"{(exc.strerror or str(exc)).lower()}{where}")) from None
+    print(f"wrote {output}", file=sys.stderr)
 
 
 def _usage(message: str) -> DlspecError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import keyword
+import re
 from typing import TYPE_CHECKING, Any
 
 from dlspec.graph import InitChoice, ShapedGraph
@@ -23,6 +25,7 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
     import torch
     from torch import fx
 
+    _check_names(shaped)
     graph = fx.Graph()
     values: dict[str, fx.Node] = {}
     modules: dict[str, torch.nn.Module] = {}
@@ -48,6 +51,22 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
     # names of the returned tensors, for export and prediction
     module.dlspec_outputs = list(shaped.graph.outputs)  # type: ignore[assignment]
     return module
+
+
+# fx writes input names into forward()'s signature and module paths into attribute accesses
+# as they are: only identifiers (and repeat indices) may reach it
+_SAFE_PART = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*|[0-9]+)$")
+
+
+def _check_names(shaped: ShapedGraph) -> None:
+    from dlspec.spec.model import name_problem
+
+    names = [*shaped.graph.inputs, *(node.name for node in shaped.graph.nodes)]
+    for name in names:
+        parts = name.split(".")
+        if not all(_SAFE_PART.match(p) and (p.isdigit() or name_problem(p) is None)
+                   for p in parts):
+            raise ValueError(f"unsafe name {name!r} reached the compiler")  # expand's bug
 
 
 def install(root: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
@@ -123,5 +142,15 @@ def initialise(module: torch.nn.Module, init: InitChoice) -> None:
 
 
 def _class_name(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "Model"
+    """`lenet5` → `Lenet5`: an identifier that names nothing else in `dlspec code`'s output."""
+    from dlspec.layers import modules
+
+    candidate = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+    if not candidate.isidentifier():
+        return "Model"
+    # `none` would become the keyword None; `reshape` the Reshape class copied beside it
+    taken = {"install", "torch", "nn", *vars(modules)}
+    if keyword.iskeyword(candidate) or candidate in taken:
+        candidate += "Model"
+    return candidate
 

@@ -2,7 +2,9 @@
 
     DlspecError                 base; carries a list of Problems
      ├── SpecError              the spec is wrong (YAML, keys, values, wiring)   → exit 2
-     │    └── ShapeError        the spec is well formed but tensors don't fit    → exit 2
+     │    ├── ShapeError        the spec is well formed but tensors don't fit    → exit 2
+     │    └── FileError         another file given is wrong (checkpoint, run     → exit 2
+     │                          folder, weights); never located in the spec
      └── WorkError              the work itself failed (training diverged, ...)  → exit 1
           └── Interrupted         the user pressed Ctrl-C                          → exit 130
 
@@ -61,6 +63,8 @@ class Problem:
     used_in: str | None = None
     used_at: Path | None = None
     used_at_location: Location | None = None
+    # For a problem found while checking one of the spec's variants (and not in the spec).
+    variant: str | None = None
 
     def render(self) -> str:
         """`FILE:LINE:COL: PATH: message (hint)` as a compiler would print it."""
@@ -72,6 +76,8 @@ class Problem:
         if self.used_at is not None:
             where = f" ({self.used_at_location})" if self.used_at_location else ""
             text += f"\n    note: in {self.used_in}, used at {format_path(self.used_at)}{where}"
+        if self.variant is not None:
+            text += f"\n    note: in variant {self.variant}"
         return text
 
 
@@ -100,6 +106,11 @@ class SpecError(DlspecError):
 
 class ShapeError(SpecError):
     """Tensors flowing through the network do not fit the layers they reach."""
+
+
+class FileError(SpecError):
+    """A file other than the spec is wrong: a checkpoint, weights, the run folder. Its
+    problems name that file; they are never given a location in the spec."""
 
 
 class WorkError(DlspecError):

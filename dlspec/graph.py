@@ -8,6 +8,7 @@ that cannot take its input is reported with both layers' names and shapes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +108,7 @@ class NodeInfo:
     params: int = 0
     trainable_params: int = 0
     macs: int = 0
+    buffers: int = 0  # elements of its buffers (running statistics, positional tables)
 
 
 @dataclass
@@ -162,7 +164,35 @@ def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
                 problems.append(_shape_problem(node, exc, tensors))
     if problems:
         raise ShapeError(problems)
-    return ShapedGraph(graph, tensors, info)
+    shaped = ShapedGraph(graph, tensors, info)
+    if (problem := _memory_problem(shaped)) is not None:
+        raise ShapeError([problem])
+    return shaped
+
+
+def _memory_problem(shaped: ShapedGraph) -> Problem | None:
+    """Refuse a network whose weights and one sample's activations exceed this machine's memory
+    (meta tensors cost nothing, so nothing above has noticed)."""
+    from dlspec.memory import check_fits
+
+    made = [(node, info) for node, info in shaped if info.build is not None]
+    first = shaped.graph.nodes[0].path if shaped.graph.nodes else ()
+    # an input is declared under inputs:, or under networks.NAME.inputs
+    prefix = first[:2] if first[:1] == ("networks",) else ()
+    inputs = [((*prefix, "inputs", name), f"the input {name}",
+               math.prod(shaped.tensors[name].shape)) for name in shaped.graph.inputs]
+    outputs = [(node.path, f"{node.name}'s output", math.prod(info.output.shape))
+               for node, info in made]
+    problem = check_fits(((node.path, node.name, info.params + info.buffers)
+                          for node, info in made), inputs + outputs)
+    if problem is None:
+        return None
+    culprit = next((n for n in shaped.graph.nodes if n.path == problem.path), None)
+    if culprit is not None and culprit.used_at is not None:
+        block = next((s for s in reversed(culprit.scopes) if s.kind == "block"), None)
+        problem.used_at = culprit.used_at
+        problem.used_in = f"block {block.label} ({block.name})" if block else None
+    return problem
 
 
 def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) -> NodeInfo:
@@ -205,11 +235,12 @@ def _measure(node: Node, build: Call | Function, incoming: list[TensorInfo],
         return NodeInfo(_tensor_info(output, node), build)
     module = build.instantiate()  # on the meta device: no memory, no initialisation cost
     params = sum(p.numel() for p in module.parameters())
+    buffers = sum(b.numel() for b in module.buffers())
     trainable = params if node.trainable else 0
     if known is not None and not (count_macs and _has_macs(module)):
-        return NodeInfo(known, build, params, trainable)
+        return NodeInfo(known, build, params, trainable, buffers=buffers)
     output, macs = _run(module, [_meta_tensor(t) for t in incoming], count_macs)
-    return NodeInfo(_tensor_info(output, node), build, params, trainable, macs)
+    return NodeInfo(_tensor_info(output, node), build, params, trainable, macs, buffers)
 
 
 def _has_macs(module: Any) -> bool:

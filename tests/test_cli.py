@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import dlspec as dlspec_api
 from conftest import ROOT, SPECS
+from dlspec.errors import SpecError
 
 
 def dlspec(*args: str, importtime: bool = False) -> subprocess.CompletedProcess[str]:
@@ -80,3 +85,61 @@ def test_light_paths_do_not_import_torch() -> None:
         assert not _imports_torch(result), f"dlspec {' '.join(args)} imported torch"
     heavy = dlspec("check", "specs/lenet5.yaml", importtime=True)
     assert _imports_torch(heavy)  # the probe itself works
+
+
+def test_a_full_disk_on_stdout_is_a_clear_exit_1() -> None:
+    for args in (["schema"], ["kinds"], ["code", "specs/mlp.yaml"]):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([sys.executable, "-m", "dlspec", *args], stdout=full,
+                                    stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr == (f"dlspec {args[0]}: cannot write to standard output: "
+                                 "No space left on device\n")
+    closed = subprocess.run([sys.executable, "-m", "dlspec", "schema"], stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 1, closed.stderr
+    assert closed.stderr == "dlspec schema: cannot write to standard output: it is closed\n"
+
+
+def test_output_to_a_folder_or_below_a_file_is_refused(tmp_path: Path) -> None:
+    result = dlspec("code", "specs/mlp.yaml", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == f"cannot write {tmp_path}: it is a folder; give a file path inside it\n"
+    file = tmp_path / "file.txt"
+    file.write_text("keep me")
+    result = dlspec("schema", "-o", str(file / "sub" / "schema.json"))
+    assert result.returncode == 2
+    assert result.stderr == (f"cannot write {file / 'sub' / 'schema.json'}: {file} is a file, "
+                             "not a folder\n")
+    assert file.read_text() == "keep me"
+
+
+def test_a_folder_fifo_or_device_given_as_the_spec_is_named_for_what_it_is(tmp_path: Path
+                                                                           ) -> None:
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "net.yaml").write_text("dlspec: 1\n")
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would wait for a writer forever
+    result = subprocess.run([sys.executable, "-m", "dlspec", "check", str(folder), str(fifo),
+                             "/dev/zero"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{folder} is a folder, not a spec file; give one of its specs: net.yaml",
+        f"{fifo} is not a regular file (a FIFO); give a .yaml spec file",
+        "/dev/zero is not a regular file (a device); give a .yaml spec file"]
+
+
+def test_thousands_of_problems_print_the_first_50(tmp_path: Path) -> None:
+    spec = tmp_path / "many.yaml"
+    keys = "".join(f"bogus_{i}: 1\n" for i in range(2000))
+    spec.write_text("dlspec: 1\nname: many\ninputs:\n  x: {shape: [4]}\nnetwork: [relu]\n"
+                    + keys)
+    result = dlspec("check", str(spec))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 51 and lines[-1] == "… and 1,950 more problems"
+    assert lines[0].startswith(f"{spec}:6:1: bogus_0: unknown key 'bogus_0'")
+    with pytest.raises(SpecError) as caught:  # the library keeps every one
+        dlspec_api.load(spec)
+    assert len(caught.value.problems) == 2000

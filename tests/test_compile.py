@@ -97,3 +97,76 @@ def test_inferred_shapes_match_a_real_forward_pass(name: str) -> None:
     for node in model.graph.nodes:
         if node.op == "call_module":
             assert tuple(node.meta["tensor_meta"].shape[1:]) == shaped.tensors[node.target].shape
+
+
+# ------------------------------------------------------------------ names and sizes
+
+
+def test_reserved_names_cover_every_attribute_of_the_compiled_module() -> None:
+    from torch.fx.graph import _custom_builtins
+
+    from dlspec.spec.model import RESERVED_NAMES
+
+    model = dlspec.build(dlspec.loads(RESIDUAL))
+    own = {name for name, _ in model.named_children()}
+    attributes = {n for n in {*dir(model), *vars(model), *dir(torch.nn.Module())}
+                  if not n.startswith("_")} - own
+    assert not attributes - RESERVED_NAMES, "add these to RESERVED_NAMES"
+    assert set(_custom_builtins) <= RESERVED_NAMES  # fx's globals in forward()
+
+
+@pytest.mark.parametrize("name", ["__init__", "__class__", "_modules", "_parameters",
+                                  "forward", "training", "state_dict", "meta", "code",
+                                  "recompile", "self", "torch", "device"])
+def test_reserved_names_are_refused_for_layers_inputs_and_blocks(name: str) -> None:
+    layer = spec_text(f"network:\n  - {{name: {name}, linear: 2}}\n")
+    data = spec_text("network:\n  - linear: 2\n").replace("  x:", f"  {name}:")
+    block = spec_text(f"blocks:\n  {name}: {{layers: [relu]}}\nnetwork:\n  - {name}\n")
+    for text in (layer, data, block):
+        with pytest.raises(dlspec.SpecError, match="reserved"):
+            dlspec.graphs(dlspec.loads(text))
+
+
+@pytest.mark.parametrize(("spec_name", "class_name"), [
+    ("none", "NoneModel"), ("true", "TrueModel"), ("reshape", "ReshapeModel"),
+    ("r_n_n", "RNNModel"), ("positional_encoding", "PositionalEncodingModel"),
+    ("lenet5", "Lenet5"), ("a__b", "AB"),
+])
+def test_class_names_are_identifiers_that_shadow_nothing(spec_name: str, class_name: str) -> None:
+    text = spec_text("network:\n  - linear: 2\n").replace("name: ", f"name: '{spec_name}'  #", 1)
+    assert type(dlspec.build(dlspec.loads(text))).__name__ == class_name
+
+
+def test_a_network_larger_than_memory_is_refused_with_the_numbers() -> None:
+    from dlspec.graph import infer_shapes
+
+    # 2×10^6 × 2×10^6 weights: each size is plausible, the product is 16 TB
+    spec = dlspec.loads(spec_text("network:\n  - linear: 2000000\n  - linear: 2000000\n"))
+    with pytest.raises(dlspec.ShapeError) as caught:
+        infer_shapes(dlspec.graphs(spec)[spec.name])
+    (problem,) = caught.value.problems
+    assert problem.path == ("network", 1, "linear")
+    assert "needs 14.6 TiB as float32" in problem.message
+    assert "4e+12 weights" in problem.message and "linear_2 alone" in problem.message
+
+
+def test_memory_check_counts_activations_and_buffers() -> None:
+    from dlspec.errors import Problem
+    from dlspec.memory import check_fits, format_bytes
+
+    assert format_bytes(24 << 30) == "24 GiB" and format_bytes(7 << 60) == "7 EiB"
+    fits = check_fits([(("a",), "a", 10)], [(("b",), "b's output", 10)], memory=80)
+    assert fits is None
+    too_big = check_fits([(("a",), "a", 10)], [(("b",), "b's output", 11)], memory=80)
+    assert isinstance(too_big, Problem) and too_big.path == ("b",)
+    assert "b's output alone is 11 values per sample" in too_big.message
+    # a sinusoidal table of 2^31 positions is a buffer, not a parameter: it counts all the same
+    spec = dlspec.loads(spec_text("network:\n  - {positional_encoding: {max_len: 2147483647}}\n"
+                                  ).replace("shape: [4]", "shape: [5, 512]"))
+    with pytest.raises(dlspec.ShapeError, match="weights"):
+        dlspec.shapes(spec)
+
+
+def test_the_zoo_fits() -> None:
+    for name in ("resnet152", "vgg19"):
+        assert dlspec.shapes(dlspec.load(SPECS / f"{name}.yaml"))  # no memory problem

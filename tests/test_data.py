@@ -345,7 +345,7 @@ def test_npz_arrays(tmp_path: Path) -> None:
     assert splits.train.inputs["x"].dtype == torch.float32
     assert splits.train.target.dtype == torch.int64 and splits.num_classes == 4
     path, text = spec_error(load, {"npz": "d.npz"}, (5, 3), base_dir=tmp_path)
-    assert path == ("data", "x_key") and "seq, cls" in text
+    assert path == ("data", "x_key") and "'seq', 'cls'" in text
 
 
 def test_npz_tokens_stay_integers(tmp_path: Path) -> None:

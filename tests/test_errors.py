@@ -62,3 +62,38 @@ def test_a_failed_layer_does_not_cascade_into_its_successors() -> None:
         dlspec.graphs(dlspec.loads(text))
     assert len(info.value.problems) == 1  # only linear: 0; its readers are not blamed
     assert "greater than 0" in str(info.value)
+
+
+def test_thousands_of_unknown_keys_look_up_the_allowed_keys_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a lookup per problem was what made `check` quadratic in its problems (issue 11)
+    from dlspec.spec import validation
+
+    calls = []
+    real = validation.allowed_keys
+    monkeypatch.setattr(validation, "allowed_keys",
+                        lambda *args: calls.append(args) or real(*args))
+    keys = "".join(f"bogus_{i}: 1\n" for i in range(2000))
+    with pytest.raises(SpecError) as caught:
+        dlspec.loads("dlspec: 1\nname: n\ninputs: {x: {shape: [4]}}\nnetwork: [relu]\n" + keys)
+    assert len(caught.value.problems) == 2000
+    assert len(calls) == 1
+
+
+def test_did_you_mean_for_thousands_of_unknown_names_compares_a_bounded_number(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # each miss compared with every name above it would be quadratic in the network's size
+    from dlspec.spec import context
+
+    compared = []
+    real = context.suggest
+    monkeypatch.setattr(context, "suggest",
+                        lambda name, names: compared.append(len(names)) or real(name, names))
+    layers = "".join(f"  - {{name: l{i}, linear: 3, from: nosuch{i}}}\n" for i in range(1000))
+    with pytest.raises(SpecError) as caught:
+        dlspec.graphs(dlspec.loads("dlspec: 1\nname: n\ninputs: {x: {shape: [4]}}\nnetwork:\n"
+                                   + layers))
+    assert len(caught.value.problems) == 1000
+    assert sum(compared) <= context.NameHints().budget
+    assert str(caught.value.problems[-1].hint).startswith("names here: x, l0, l1, ")
+    assert str(caught.value.problems[-1].hint).endswith(", ...")

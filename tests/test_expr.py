@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from dlspec.spec.expr import ExpressionError, evaluate, substitute
@@ -49,3 +53,38 @@ def test_substitute_reports_each_failure_with_its_path() -> None:
     failures = []
     substitute({"a": ["$x", {"b": "$(1 +)"}]}, {}, lambda path, msg: failures.append(path))
     assert failures == [("a", 0), ("a", 1, "b")]
+
+
+BIG = "big*big*big*big*big*big*big*big*big*big*big*big*big*big*big*big"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (f"$({BIG})", "beyond the largest number"),  # 10^96 as an exact int
+    (f"$({BIG} / 3)", "beyond the largest number"),  # would be OverflowError in int / int
+    (f"$({BIG} * 1.5)", "beyond the largest number"),  # int too large to convert to float
+    ("$(1e308 * 10)", "beyond the largest number"),  # would be inf
+    ("$(1e400)", "not a finite number"),  # Python reads the literal as inf
+    ("$(1 // 0)", "division by zero"),
+    ("$(1.5 % 0)", "division by zero"),
+    ("$(huge + 0)", "parameter huge is a number of about 10000 digits"),
+])
+def test_out_of_range_results_are_expression_errors(text: str, words: str) -> None:
+    with pytest.raises(ExpressionError, match=words):
+        evaluate(text, {"big": 10**6, "huge": 10**9999})
+
+
+def test_the_largest_exact_number_is_allowed() -> None:
+    assert evaluate("$(c * c - 1)", {"c": 2**26}) == 2**52 - 1
+    assert evaluate("$(-c * 2)", {"c": 2**52}) == -(2**53)
+
+
+def test_an_overflowing_expression_is_a_located_error_in_check(tmp_path: Path) -> None:
+    spec = tmp_path / "big.yaml"
+    spec.write_text(f"dlspec: 1\nname: big\nparams: {{big: 1000000000000000000000}}\n"
+                    f"inputs:\n  x: {{shape: [8]}}\nnetwork:\n  - linear: $({BIG} / 3)\n")
+    result = subprocess.run([sys.executable, "-m", "dlspec", "check", str(spec)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert f"{spec}:7:13: network[0].linear: parameter big is a number of about 22 digits" \
+        in result.stderr
+    assert "Traceback" not in result.stderr

@@ -297,7 +297,7 @@ def test_npy_and_npz_inputs(tmp_path: Path, model: Path) -> None:
         samples = read_inputs(tmp_path / name, predictor.inputs, predictor.metadata.images)
         assert len(samples) == 3 and samples.names is None
         np.testing.assert_array_equal(samples.arrays["image"], x)
-    with pytest.raises(SpecError, match=r"xy.npz has no array named 'image' \(it holds x, y\); "
+    with pytest.raises(SpecError, match=r"xy.npz has no array named 'image' \(it holds 'x', 'y'\); "
                                         r"name each array after the model's input"):
         read_inputs(tmp_path / "xy.npz", predictor.inputs, {})
 

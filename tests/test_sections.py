@@ -267,6 +267,15 @@ def test_augment_full() -> None:
     assert validate({"augment": {}}).augment.images is None
 
 
+@pytest.mark.parametrize("data", [
+    {"data": {"csv": "data/train.csv", "target": "y"}}, {"data": {"npz": "./d.npz"}},
+    {"data": {"image_folder": "images/"}}, {"transfer": {"init_from": "pretrain"}},
+    {"export": {"onnx": {"file": "onnx/net.onnx"}}},
+])
+def test_relative_paths_inside_the_folder_are_accepted(data: dict[str, Any]) -> None:
+    validate(data)
+
+
 def test_train_transfer_export_full() -> None:
     spec = validate({
         "train": {"epochs": 5, "batch_size": 128, "seed": 7, "device": "cpu", "amp": True,
@@ -274,7 +283,7 @@ def test_train_transfer_export_full() -> None:
                   "early_stopping": {"metric": "val_accuracy", "mode": "max", "patience": 3,
                                      "min_delta": 0.001},
                   "grad_clip": {"norm": 1.0}, "checkpoint_every": 2,
-                  "metrics": ["accuracy", "f1"], "log_grad_norms": True, "num_workers": 2,
+                  "metrics": ["accuracy", "f1"], "log_grad_norms": True, "num_workers": 0,
                   "n_critic": 1, "ema": None, "deterministic": True},
         "transfer": {"init_from": "runs/base/checkpoint.safetensors", "layers": ["backbone.*"],
                      "freeze": ["backbone.*"], "strict": True},
@@ -382,6 +391,26 @@ INVALID: list[tuple[str, dict[str, Any], tuple[Any, ...], list[str]]] = [
     ("transfer without init_from", {"transfer": {"freeze": ["*"]}},
      ("transfer", "init_from"), ["required"]),
     ("empty per-network mapping", {"schedule": {}}, ("schedule",), ["empty mapping"]),
+    ("export file outside the run folder", {"export": {"onnx": {"file": "../../victim.onnx"}}},
+     ("export", "onnx", "file"), ["'..'", "inside the run folder", "model.onnx"]),
+    ("absolute export file", {"export": {"onnx": {"file": "/tmp/victim.onnx"}}},
+     ("export", "onnx", "file"), ["absolute", "inside the run folder"]),
+    ("export file on a Windows drive", {"export": {"onnx": {"file": "C:\\m.onnx"}}},
+     ("export", "onnx", "file"), ["absolute"]),
+    ("export file over the checkpoint", {"export": {"onnx": {"file": "model.safetensors"}}},
+     ("export", "onnx", "file"), ["ends in .onnx"]),
+    ("export file with a newline", {"export": {"onnx": {"file": "a\nb.onnx"}}},
+     ("export", "onnx", "file"), ["control"]),
+    ("export file with an empty part", {"export": {"onnx": {"file": "a//b.onnx"}}},
+     ("export", "onnx", "file"), ["empty part"]),
+    ("csv outside the spec's folder", {"data": {"csv": "/etc/passwd", "target": "x"}},
+     ("data", "csv"), ["absolute", "inside its own folder"]),
+    ("npz above the spec's folder", {"data": {"npz": "data/../../x.npz"}},
+     ("data", "npz"), ["'..'"]),
+    ("image folder with a bidi control", {"data": {"image_folder": "img\u202egnp.x"}},
+     ("data", "image_folder"), ["control"]),
+    ("weights from elsewhere", {"transfer": {"init_from": "~/runs/a/model.safetensors"}},
+     ("transfer", "init_from"), ["absolute"]),
     ("unknown top-level key", {"optimiser": "adam"}, ("optimiser",), ["unknown key"]),
 ]
 
@@ -432,3 +461,51 @@ def test_sections_do_not_import_torch() -> None:
     code = "import sys, dlspec.spec.sections; assert 'torch' not in sys.modules, 'torch imported'"
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+# ------------------------------------------------------------------ paths, where files are opened
+
+
+def test_resolve_inside_follows_links_and_refuses_what_leaves_the_folder(tmp_path: Path) -> None:
+    from dlspec.errors import SpecError
+    from dlspec.spec.paths import resolve_inside
+
+    spec_dir, outside = tmp_path / "spec", tmp_path / "secret.csv"
+    (spec_dir / "data").mkdir(parents=True)
+    outside.write_text("a,b\n1,2\n")
+    (spec_dir / "data" / "train.csv").write_text("a,b\n1,2\n")
+    (spec_dir / "data" / "link.csv").symlink_to(outside)
+    (spec_dir / "inner.csv").symlink_to(spec_dir / "data" / "train.csv")
+    key = ("data", "csv")
+    assert resolve_inside(spec_dir, "data/train.csv", key) == spec_dir / "data" / "train.csv"
+    assert resolve_inside(spec_dir, "inner.csv", key) == spec_dir / "data" / "train.csv"
+    assert resolve_inside(spec_dir, "missing.csv", key) == spec_dir / "missing.csv"
+    for written, words in (("data/link.csv", "symbolic link"), ("../secret.csv", "'..'"),
+                           (str(outside), "absolute")):
+        with pytest.raises(SpecError, match=words) as caught:
+            resolve_inside(spec_dir, written, key)
+        assert caught.value.problems[0].path == key
+
+
+def test_data_files_are_opened_only_inside_the_spec_folder(tmp_path: Path) -> None:
+    from dlspec.data.files import resolve
+    from dlspec.errors import SpecError
+
+    (tmp_path / "spec").mkdir()
+    (tmp_path / "secret.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "spec" / "train.csv").symlink_to(tmp_path / "secret.csv")
+    with pytest.raises(SpecError, match="outside the spec's folder") as caught:
+        resolve(tmp_path / "spec", "train.csv", "csv")
+    assert caught.value.problems[0].path == ("data", "csv")
+
+
+def test_a_spec_that_writes_outside_its_run_is_refused_by_check(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("dlspec: 1\nname: t\ninputs:\n  x: {shape: [4]}\nnetwork:\n  - linear: 2\n"
+                    "export: {onnx: {file: ../victim.onnx}}\n")
+    result = subprocess.run([sys.executable, "-m", "dlspec", "export", str(spec)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert f"{spec}:7:23: export.onnx.file: the path '../victim.onnx'" in result.stderr
+    assert not (tmp_path.parent / "victim.onnx").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]  # nothing written at all

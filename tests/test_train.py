@@ -202,8 +202,9 @@ def test_transfer_loads_matching_weights_freezes_and_reports(tmp_path: Path) -> 
     # a new head of another width: the trunk loads, the head is skipped with its reason
     text = MOONS.replace("{name: out, linear: 2}", "{name: extra, linear: 4}\n  - relu\n"
                          "  - {name: out, linear: 2}") + \
-        f"transfer: {{init_from: {tmp_path / 'source'}, freeze: [hidden]}}\n"
-    result = dlspec.train_spec(dlspec.loads(text), tmp_path / "target", epochs=2)
+        "transfer: {init_from: source, freeze: [hidden]}\n"  # read beside the spec
+    spec_file = str(tmp_path / "spec.yaml")
+    result = dlspec.train_spec(dlspec.loads(text, spec_file), tmp_path / "target", epochs=2)
     report = result.transfer
     assert report.loaded == ["hidden.weight", "hidden.bias", "out.bias"]  # same shapes
     assert report.skipped == {"extra.weight": "missing from the checkpoint",
@@ -214,22 +215,23 @@ def test_transfer_loads_matching_weights_freezes_and_reports(tmp_path: Path) -> 
     assert "Transfer from" in (tmp_path / "target" / "report.md").read_text()
     strict = text.replace("freeze: [hidden]}", "freeze: [hidden], strict: true}")
     with pytest.raises(SpecError, match="3 selected tensors cannot be loaded"):
-        dlspec.train_spec(dlspec.loads(strict), tmp_path / "strict", epochs=1)
+        dlspec.train_spec(dlspec.loads(strict, spec_file), tmp_path / "strict", epochs=1)
     typo = text.replace("freeze: [hidden]", "freeze: [hiden]")
     with pytest.raises(SpecError, match="pattern 'hiden' matches no layer; did you mean"):
-        dlspec.train_spec(dlspec.loads(typo), tmp_path / "typo", epochs=1)
+        dlspec.train_spec(dlspec.loads(typo, spec_file), tmp_path / "typo", epochs=1)
 
 
 def test_frozen_batch_norm_keeps_its_loaded_statistics(tmp_path: Path) -> None:
     with_norm = MOONS.replace("linear: 16}\n", "linear: 16}\n  - {name: norm, batchnorm1d}\n")
     source = dlspec.train_spec(dlspec.loads(with_norm), tmp_path / "source", epochs=1)
     loaded = source.model.norm.running_mean.clone()
-    transfer = f"transfer: {{init_from: {tmp_path / 'source'}, freeze: [%s]}}\n"
-    frozen = dlspec.train_spec(dlspec.loads(with_norm + transfer % "norm"),
+    transfer = "transfer: {init_from: source, freeze: [%s]}\n"  # read beside the spec
+    spec_file = str(tmp_path / "spec.yaml")
+    frozen = dlspec.train_spec(dlspec.loads(with_norm + transfer % "norm", spec_file),
                                tmp_path / "frozen", epochs=2)
     assert torch.equal(frozen.model.norm.running_mean, loaded)  # weights and statistics kept
     assert frozen.model.norm.num_batches_tracked == source.model.norm.num_batches_tracked
-    trained = dlspec.train_spec(dlspec.loads(with_norm + transfer % "hidden"),
+    trained = dlspec.train_spec(dlspec.loads(with_norm + transfer % "hidden", spec_file),
                                 tmp_path / "trained", epochs=2)
     assert not torch.equal(trained.model.norm.running_mean, loaded)  # not frozen: it learns
 
@@ -340,7 +342,7 @@ def test_image_augmentation_works_on_pixel_values_not_normalised_ones() -> None:
 
 
 def test_gradient_norms_are_grouped_by_layer_with_repeats_apart() -> None:
-    from dlspec.train.loop import _layer_group
+    from dlspec.train.gradnorms import _layer_group
 
     assert _layer_group("conv1.weight") == "conv1"
     assert _layer_group("fc.0.weight") == "fc.0" and _layer_group("fc.1.bias") == "fc.1"

@@ -130,3 +130,22 @@ def test_transformer_sentiment_variant_learns_the_built_in_token_task(tmp_path: 
     result = dlspec.train_spec(dlspec.load(SPECS / "transformer_encoder.yaml", "sentiment"),
                                tmp_path / "run", epochs=4)
     assert result.test is not None and result.test["accuracy"] > 0.75
+
+
+def test_check_reports_each_mistake_once_naming_the_variant_it_is_in(tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    # one mistake only the variant `small` has, one the spec and all its variants share
+    path.write_text(SPEC.replace("data: {dataset: moons, num_samples: 100}",
+                                 "data: {dataset: moonz, num_samples: 100}"))
+    result = subprocess.run([sys.executable, "-m", "dlspec", "check", str(path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1:] == ["    note: in variant small"]
+    assert result.stderr.startswith(f"{path}:22:21: data.dataset: expected one of ")
+    path.write_text(SPEC.replace("{name: out, linear: $classes}",
+                                 "{name: out, linear: $classes, relu: 1}"))
+    result = subprocess.run([sys.executable, "-m", "dlspec", "check", str(path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr  # not once per variant
+    assert result.stderr.startswith(f"{path}:12:5: network[1]: a layer has exactly one kind")

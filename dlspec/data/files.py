@@ -10,34 +10,49 @@ from __future__ import annotations
 
 import csv
 import difflib
-import zipfile
+import io
 from pathlib import Path
 
 import numpy as np
 
 from dlspec.data.fit import RawData
 from dlspec.errors import Problem, SpecError
+from dlspec.runtime.untrusted import (
+    IMAGE_SUFFIXES,
+    MAX_ARRAY_BYTES,
+    Unreadable,
+    array_names,
+    excerpt,
+    excerpts,
+    has_hidden,
+    load_array,
+    printable,
+    read_csv_text,
+    read_image,
+    size_text,
+)
+from dlspec.spec.paths import resolve_inside
 from dlspec.spec.sections import DataConfig
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 
 def resolve(base_dir: Path, written: str, key: str, *, folder: bool = False) -> Path:
     """The path `written` in the spec, relative to `base_dir`; SpecError when it is missing."""
-    path = base_dir / written
+    path = resolve_inside(base_dir, written, ("data", key))  # not through a link elsewhere
     what = "folder" if folder else "file"
     if not path.exists():
         raise SpecError(Problem(("data", key), f"{what} not found: {written}",
                                 f"paths are relative to the spec's folder, here {base_dir}"))
-    if folder != path.is_dir():
-        raise SpecError(Problem(("data", key), f"{written} is not a {what}"))
+    if folder != path.is_dir() or (not folder and not path.is_file()):
+        # a FIFO or a device is not a file: reading one could block forever or never end
+        raise SpecError(Problem(("data", key), f"{written} is not a "
+                                f"{what if folder or path.is_dir() else 'regular file'}"))
     return path
 
 
 def _did_you_mean(name: str, names: list[str]) -> str:
     close = difflib.get_close_matches(name, names, n=1)
-    listed = f"the columns are {', '.join(names)}"
-    return f"did you mean {close[0]!r}? {listed}" if close else listed
+    listed = f"the columns are {excerpts(names)}"  # from another file: short and escaped
+    return f"did you mean {excerpt(close[0])}? {listed}" if close else listed
 
 
 # --------------------------------------------------------------------------- CSV
@@ -54,45 +69,53 @@ def read_csv(written: str, data: DataConfig, base_dir: Path,
     header, rows = _csv_rows(resolve(base_dir, written, "csv"), written, data.delimiter)
     target = data.target or header[-1]
     if target not in header:
-        raise SpecError(Problem(("data", "target"), f"{written} has no column {target!r}",
-                                _did_you_mean(target, header)))
+        raise SpecError(Problem(("data", "target"), f"{written} has no column "
+                                f"{excerpt(target)}", _did_you_mean(target, header)))
     features = data.features or [c for c in header if c != target]
     for name in features:
         if name not in header:
-            raise SpecError(Problem(("data", "features"), f"{written} has no column {name!r}",
-                                    _did_you_mean(name, header)))
+            raise SpecError(Problem(("data", "features"), f"{written} has no column "
+                                    f"{excerpt(name)}", _did_you_mean(name, header)))
     if target in features:
-        raise SpecError(Problem(("data", "features"), f"the target column {target!r} is also "
-                                "listed as a feature"))
+        raise SpecError(Problem(("data", "features"), f"the target column {excerpt(target)} is "
+                                "also listed as a feature"))
     if not features:
         raise SpecError(Problem(("data", "csv"), f"{written} has no feature columns"))
     where = ("data", "features") if data.features else ("data", "csv")
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
     x = np.stack([_numeric(columns[n], n, written, where) for n in features], axis=1)
-    source = f"{written} (CSV, {len(features)} features, target {target!r})"
+    source = f"{written} (CSV, {len(features)} features, target {excerpt(target)})"
     labels = columns[target]
-    try:
-        y = np.array([float(v) for v in labels])
-    except ValueError:
+    if not all(_is_number(v) for v in labels):
         return _named_classes(x, labels, target, source, class_order)
+    y = _numeric(labels, target, written, ("data", "target"))
     return RawData(x, y, source)
 
 
 def _csv_rows(path: Path, shown: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            lines = [row for row in csv.reader(file, delimiter=delimiter)]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise SpecError(Problem(("data", "csv"), f"cannot read {shown} as CSV: {error}")) from None
+        text = read_csv_text(path)
+        lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except Unreadable as error:
+        raise SpecError(Problem(("data", "csv"), f"{shown} {error}")) from None
+    except csv.Error as error:
+        raise SpecError(Problem(("data", "csv"), f"{shown} is not a CSV file ({error})")) \
+            from None
     lines = [row for row in lines if any(cell.strip() for cell in row)]
     if not lines:
         raise SpecError(Problem(("data", "csv"), f"{shown} is empty",
                                 "the first row names the columns"))
     header, rows = [c.strip() for c in lines[0]], lines[1:]
+    if len(header) < 2:
+        # one column cannot hold features and a target; quoting it would echo a whole line
+        raise SpecError(Problem(("data", "csv"), f"{shown} is not a CSV file with delimiter "
+                                f"{delimiter!r}: its first row has no {delimiter!r}",
+                                "a CSV file names its feature and target columns in its "
+                                "first row; set `delimiter` if it is not a comma"))
     if len(set(header)) != len(header):
         twice = sorted({c for c in header if header.count(c) > 1})
         raise SpecError(Problem(("data", "csv"), f"{shown} names column(s) "
-                                f"{', '.join(map(repr, twice))} twice"))
+                                f"{excerpts(twice)} twice"))
     if not rows:
         raise SpecError(Problem(("data", "csv"), f"{shown} has a header row but no samples"))
     for number, row in enumerate(rows, start=2):
@@ -106,13 +129,22 @@ def _csv_rows(path: Path, shown: str, delimiter: str) -> tuple[list[str], list[l
 def _numeric(values: list[str], column: str, shown: str,
              where: tuple[str, ...]) -> np.ndarray:
     try:
-        return np.array([float(v) for v in values], dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32's range: refused just below
+            numbers = np.array([float(v) for v in values], dtype=np.float32)
     except ValueError:
         row, bad = next((i, v) for i, v in enumerate(values, start=2) if not _is_number(v))
-        said = "is empty" if not bad else f"is {bad!r}"
-        raise SpecError(Problem(where, f"column {column!r} of {shown} is not numeric: row "
-                                f"{row} {said}", "encode it as numbers, or leave it out of "
-                                "`features`")) from None
+        said = "is empty" if not bad else f"is {excerpt(bad)}"
+        raise SpecError(Problem(where, f"column {excerpt(column)} of {shown} is not numeric: "
+                                f"row {row} {said}", "encode it as numbers, or leave it out "
+                                "of `features`")) from None
+    finite = np.isfinite(numbers)
+    if not finite.all():
+        index = int(np.argmin(finite))
+        raise SpecError(Problem(where, f"column {excerpt(column)} of {shown} holds "
+                                f"{excerpt(values[index])} in row {index + 2}, which is not a "
+                                "finite float32 number", "fill or drop missing values; NaN "
+                                "and infinity cannot be trained on"))
+    return numbers
 
 
 def _is_number(value: str) -> bool:
@@ -127,14 +159,21 @@ def _named_classes(x: np.ndarray, labels: list[str], target: str, source: str,
                    class_order: list[str] | None) -> RawData:
     if "" in labels:
         row = labels.index("") + 2
-        raise SpecError(Problem(("data", "target"), f"column {target!r} is empty in row {row}"))
+        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} is empty in "
+                                f"row {row}"))
+    hidden = next((i for i, v in enumerate(labels) if has_hidden(v)), None)
+    if hidden is not None:
+        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} holds "
+                                f"{excerpt(labels[hidden])} in row {hidden + 2}: a class name "
+                                "with control or invisible characters",
+                                "class names end up in reports and predictions; rename it"))
     names = class_order or sorted(set(labels))
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
-        raise SpecError(Problem(("data", "target"), f"column {target!r} holds "
-                                f"{', '.join(map(repr, unknown))}, not in task.labels "
-                                f"{names}", "list every class in task.labels"))
+        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} holds "
+                                f"{excerpts(unknown)}, not in task.labels "
+                                f"{excerpts(names)}", "list every class in task.labels"))
     y = np.array([index[v] for v in labels], dtype=np.int64)
     return RawData(x, y, source, num_classes=len(names), labels=list(names))
 
@@ -143,36 +182,50 @@ def _named_classes(x: np.ndarray, labels: list[str], target: str, source: str,
 
 
 def read_npz(written: str, data: DataConfig, base_dir: Path) -> RawData:
-    """Arrays from an .npz archive: `x_key` → inputs, `y_key` → targets (none when null)."""
+    """Arrays from an .npz archive: `x_key` → inputs, `y_key` → targets (none when null).
+
+    Headers are checked before anything is read (see dlspec.runtime.untrusted): no array
+    larger than its file or half the memory, no Python objects, only numbers.
+    """
     path = resolve(base_dir, written, "npz")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise SpecError(Problem(("data", "npz"), f"{written} holds a single array",
-                                        "save inputs and targets together: "
-                                        "numpy.savez(path, x=inputs, y=targets)"))
-            keys = list(archive.keys())
-            x = _array(archive, data.x_key, "x_key", written, keys)
-            y = _array(archive, data.y_key, "y_key", written, keys) if data.y_key else None
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise SpecError(Problem(("data", "npz"), f"cannot read {written}: {error}")) from None
+        keys = array_names(path)
+    except Unreadable as error:
+        raise SpecError(Problem(("data", "npz"), f"{written} {error}")) from None
+    if keys is None:
+        raise SpecError(Problem(("data", "npz"), f"{written} holds a single array",
+                                "save inputs and targets together: "
+                                "numpy.savez(path, x=inputs, y=targets)"))
+    x = _array(path, data.x_key, "x_key", written, keys)
+    y = _array(path, data.y_key, "y_key", written, keys) if data.y_key else None
     if x.ndim == 0 or (y is not None and (y.ndim == 0 or len(y) != len(x))):
         raise SpecError(Problem(("data", "npz"), f"{written}: {data.x_key} has shape "
                                 f"{x.shape} but {data.y_key} has shape "
                                 f"{None if y is None else y.shape}",
                                 "both need one entry per sample along the first axis"))
-    if not np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.bool_):
-        raise SpecError(Problem(("data", "x_key"), f"{written}: {data.x_key} holds "
-                                f"{x.dtype} values, not numbers"))
+    for array, key, option in ((x, data.x_key, "x_key"), (y, data.y_key, "y_key")):
+        if array is not None and array.dtype.kind == "f":
+            _check_finite(array, f"{written}: array {excerpt(str(key))}", ("data", option))
     return RawData(x, y, f"{written} (NPZ)")
 
 
-def _array(archive: np.lib.npyio.NpzFile, key: str, option: str, shown: str,
-           keys: list[str]) -> np.ndarray:
+def _array(path: Path, key: str, option: str, shown: str, keys: list[str]) -> np.ndarray:
     if key not in keys:
-        raise SpecError(Problem(("data", option), f"{shown} has no array {key!r}",
-                                f"it holds {', '.join(keys) or 'no arrays'}"))
-    return np.asarray(archive[key])
+        raise SpecError(Problem(("data", option), f"{shown} has no array {excerpt(key)}",
+                                f"it holds {excerpts(keys) or 'no arrays'}"))
+    try:
+        return load_array(path, key)
+    except Unreadable as error:
+        raise SpecError(Problem(("data", option), f"{shown} {error}")) from None
+
+
+def _check_finite(array: np.ndarray, shown: str, where: tuple[str, ...]) -> None:
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if not finite.all():
+        sample = int(np.argmin(finite))
+        raise SpecError(Problem(where, f"{shown} holds NaN or infinite values, first in "
+                                f"sample {sample} (counting from 0)", "fill or drop missing "
+                                "values; NaN and infinity cannot be trained on"))
 
 
 # --------------------------------------------------------------------------- image folder
@@ -191,10 +244,17 @@ def read_image_folder(written: str, data: DataConfig, base_dir: Path,
     classes = _classes(root, shown, class_order)
     files = [(label, path) for label, name in enumerate(classes)
              for path in _images_of(root / name, f"{shown}/{name}")]
-    pixels = [_read_image(path, root, shown, data) for _, path in files]
+    inside = base_dir.resolve()
+    for _, path in files:
+        if not path.resolve().is_relative_to(inside):
+            raise SpecError(Problem(("data", "image_folder"), f"{shown}/"
+                                    f"{printable(path.relative_to(root).as_posix())} leads "
+                                    f"outside the spec's folder {inside} (through a symbolic "
+                                    "link)", "copy the image into the folder"))
+    pixels = _read_images([path for _, path in files], root, shown, data)
     odd = next((i for i, p in enumerate(pixels) if p.shape[:2] != pixels[0].shape[:2]), None)
     if odd is not None:
-        first, other = (files[i][1].relative_to(root) for i in (0, odd))
+        first, other = (printable(str(files[i][1].relative_to(root))) for i in (0, odd))
         raise SpecError(Problem(("data", "image_folder"), f"images in {shown} differ in size: "
                                 f"{_size(pixels[0])} ({first}) and {_size(pixels[odd])} "
                                 f"({other})", "add `resize: [height, width]`"))
@@ -212,11 +272,17 @@ def _classes(root: Path, shown: str, class_order: list[str] | None) -> list[str]
         raise SpecError(Problem(("data", "image_folder"), f"{shown} has no class sub-folders",
                                 f"put each class's images in a sub-folder named after it, "
                                 f"e.g. {shown}/cat/1.png"))
+    hidden = [name for name in found if has_hidden(name)]
+    if hidden:
+        raise SpecError(Problem(("data", "image_folder"), f"{shown} has a class sub-folder "
+                                f"named {excerpt(hidden[0], 40)}, with control or invisible "
+                                "characters", "class names end up in reports and predictions; "
+                                "rename the folder"))
     if class_order is not None:
         if sorted(class_order) != found:
             raise SpecError(Problem(("data", "image_folder"), f"the sub-folders of {shown} "
-                                    f"({', '.join(found)}) are not task.labels "
-                                    f"({', '.join(class_order)})", "make them name the same "
+                                    f"({excerpts(found)}) are not task.labels "
+                                    f"({excerpts(class_order)})", "make them name the same "
                                     "classes"))
         return list(class_order)
     return found
@@ -226,24 +292,31 @@ def _images_of(folder: Path, shown: str) -> list[Path]:
     images = sorted(p for p in folder.iterdir()
                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise SpecError(Problem(("data", "image_folder"), f"{shown} holds no images",
+        raise SpecError(Problem(("data", "image_folder"), f"{printable(shown)} holds no images",
                                 f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"))
     return images
 
 
-def _read_image(path: Path, root: Path, shown: str, data: DataConfig) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("L" if data.grayscale else "RGB")
-            if data.resize is not None:
-                height, width = data.resize
-                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-            return np.asarray(converted, dtype=np.uint8)  # (H, W) or (H, W, 3)
-    except (UnidentifiedImageError, OSError) as error:
-        raise SpecError(Problem(("data", "image_folder"), f"cannot read image "
-                                f"{shown}/{path.relative_to(root)}: {error}")) from None
+def _read_images(paths: list[Path], root: Path, shown: str,
+                 data: DataConfig) -> list[np.ndarray]:
+    """Every image as (H, W) or (H, W, 3) uint8; SpecError naming the first unreadable one,
+    or when together they would take more memory than dlspec allows itself."""
+    size = None if data.resize is None else (data.resize[0], data.resize[1])
+    pixels, total = [], 0
+    for path in paths:
+        name = f"{shown}/{printable(path.relative_to(root).as_posix())}"
+        try:
+            pixels.append(read_image(path, 1 if data.grayscale else 3, size))
+        except Unreadable as error:
+            raise SpecError(Problem(("data", "image_folder"), f"{name} {error}")) from None
+        total += pixels[-1].nbytes
+        # the images are stacked and turned into float32: about 5 bytes for each one read
+        if total * 5 > MAX_ARRAY_BYTES:
+            raise SpecError(Problem(("data", "image_folder"), f"the images of {shown} need "
+                                    f"more than {size_text(MAX_ARRAY_BYTES)} of memory "
+                                    f"(reading stopped at {name})", "add `resize: [height, "
+                                    "width]` or use fewer images"))
+    return pixels
 
 
 def _size(pixels: np.ndarray) -> str:

@@ -60,16 +60,28 @@ def fit_inputs(x: np.ndarray, name: str, decl: InputDecl, images: bool) -> torch
             ("data",), f"the data's samples are {format_shape(sample)} but input {name} is "
             f"{format_shape(tuple(decl.shape))}", _shape_hint(sample, tuple(decl.shape), images)))
     if decl.dtype == "float32":
-        values = np.ascontiguousarray(x, dtype=np.float32)
-        if not np.isfinite(values).all():
-            raise SpecError(Problem(("data",), "the data holds NaN or infinite values",
-                                    "fill or drop the missing values"))
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+            values = np.ascontiguousarray(x, dtype=np.float32)
+        check_finite(values, "the inputs")
         return torch.from_numpy(values)
     if not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_) and \
             not np.array_equal(x, np.round(x)):
         raise SpecError(Problem(("data",), f"input {name} is {decl.dtype} but the data holds "
                                 "non-integer values", "token inputs need whole numbers"))
     return torch.from_numpy(np.ascontiguousarray(x)).to(_TORCH_DTYPES[decl.dtype])
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """SpecError naming the first sample of `values` (float32) with NaN or infinity; the
+    readers of files name the file, row and column before this catch-all is reached."""
+    if len(values) == 0 or np.isfinite(values).all():
+        return
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    sample = int(np.argmin(finite))
+    raise SpecError(Problem(("data",), f"{what} hold NaN or infinite values (or values beyond "
+                            f"float32's range), first in sample {sample} (counting from 0)",
+                            "fill or drop missing values; NaN and infinity cannot be trained "
+                            "on"))
 
 
 def _shape_hint(sample: Shape, wanted: Shape, images: bool) -> str | None:
@@ -115,7 +127,10 @@ def fit_target(raw: RawData, task: TaskConfig | None) -> tuple[torch.Tensor, int
 def _values(y: np.ndarray) -> torch.Tensor:
     if not np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.bool_):
         raise SpecError(Problem(("data",), f"the targets are {y.dtype} values, not numbers"))
-    values = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+        array = np.ascontiguousarray(y, dtype=np.float32)
+    check_finite(array, "the targets")
+    values = torch.from_numpy(array)
     return values.reshape(-1, 1) if values.ndim == 1 else values  # (N, k) or (N, ...)
 
 

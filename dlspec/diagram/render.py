@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlspec.diagram import style
 from dlspec.diagram.model import Cluster, Diagram, DiagramEdge, DiagramNode
-from dlspec.errors import Problem, WorkError
+from dlspec.errors import FileError, Problem, WorkError
 
 if TYPE_CHECKING:
     import graphviz
@@ -108,9 +108,10 @@ def _add_cluster(graph: graphviz.Digraph, cluster: Cluster) -> None:
     classes = ["cluster-" + cluster.kind, *(["folded"] if cluster.folded else []),
                *(["frozen"] if cluster.frozen else [])]
     graph.attr(label="", style=line, color=border, bgcolor=fill, margin="8", penwidth="1.2",
-               tooltip=cluster.full_name, **{"class": " ".join(classes)})
+               tooltip=style.dot_string(cluster.full_name), **{"class": " ".join(classes)})
     graph.node(header_id(cluster), "<" + style.cluster_label(cluster) + ">", shape="plaintext",
-               style="", margin="0.02,0.02", height="0.2", tooltip=cluster.full_name,
+               style="", margin="0.02,0.02", height="0.2",
+               tooltip=style.dot_string(cluster.full_name),
                **{"class": "cluster-label"})
     _add_items(graph, cluster.items)
 
@@ -193,13 +194,13 @@ def _tooltip(node: DiagramNode) -> str:
     parts = [node.full_name, node.kind, node.details, node.shape or ""]
     if node.params:
         parts.append(style.count(node.params))
-    return " · ".join(p for p in parts if p)
+    return style.dot_string(" · ".join(p for p in parts if p))
 
 
 def _add_edge(graph: graphviz.Digraph, edge: DiagramEdge, shapes: bool) -> None:
     attributes: dict[str, Any] = {}
     if shapes and edge.shape:
-        attributes["label"] = f" {edge.shape} "
+        attributes["label"] = style.dot_string(f" {edge.shape} ")
     if edge.skip:
         attributes.update(color=style.SKIP_COLOUR, style="dashed", penwidth="1.3",
                           tooltip="skip connection", **{"class": "skip"})
@@ -243,8 +244,11 @@ def write_files(graph: graphviz.Digraph, dot_path: Path, target: Path | None,
     """
     import graphviz
 
-    dot_path.parent.mkdir(parents=True, exist_ok=True)
-    dot_path.write_text(graph.source, encoding="utf-8")
+    for path in (dot_path, target):  # before anything is written
+        if path is not None and path.is_dir():
+            raise FileError(Problem((), f"cannot write {path}: it is a folder",
+                                    "give a file path, or remove the folder"))
+    _write(dot_path, graph.source.encode("utf-8"))
     if target is None:
         return Written(dot_path, None, False)
     try:
@@ -257,6 +261,25 @@ def write_files(graph: graphviz.Digraph, dot_path: Path, target: Path | None,
         raise WorkError(Problem((), f"Graphviz's dot could not render {target}: "
                                 + (message[-1] if message else f"exit {exc.returncode}"),
                                 f"the source is in {dot_path}")) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+    _write(target, data)
     return Written(dot_path, target, False)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write one output file, folders made on the way; FileError (exit 2) when it cannot be.
+
+    The path is the user's own (-o, or the run folder), so the message names what stands
+    in the way: a folder of that name, a file where a folder should be, no permission.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
+        blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()),
+                        path.parent)
+        raise FileError(Problem((), f"cannot write {path}: {blocking} is a file, not a "
+                                "folder")) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise FileError(Problem((), f"cannot write {path}: "
+                                f"{(exc.strerror or str(exc)).lower()}{where}")) from None

@@ -8,6 +8,7 @@ text goes through `escape`, so no layer name or value can break the DOT source.
 from __future__ import annotations
 
 import re
+import unicodedata
 from html import escape as _html_escape
 
 from dlspec.diagram.model import Cluster, DiagramNode
@@ -64,7 +65,36 @@ LEFT = '<BR ALIGN="LEFT"/>'  # ends a line of a left-aligned label
 
 def escape(text: str) -> str:
     """Text made safe inside an HTML-like label."""
-    return _html_escape(text, quote=True)
+    return _html_escape(printable(text), quote=True)
+
+
+# control, format (bidi overrides, zero-width), separator and surrogate characters: invalid
+# in the XML of a label or an SVG, able to reorder what a reader sees, or not encodable
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """`text` with every control or invisible character shown as its escape (`\\x1b`).
+
+    A spec's description or a block's string parameter reaches the drawing; Graphviz
+    refuses control characters in a label, and bidi overrides would reorder it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(" " if c in "\n\t" else
+                   c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+def dot_string(text: str) -> str:
+    """`text` for a quoted DOT attribute (a tooltip): printable, backslashes and quotes escaped.
+
+    In a DOT string a backslash escapes the next character: one at the end would escape
+    the closing quote, a syntax error that stops `dot` (and the graphviz package warns,
+    showing its own source path). Quotes are escaped here too, so nothing is left for the
+    package to guess.
+    """
+    return printable(text).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def colours(family: str) -> tuple[str, str]:

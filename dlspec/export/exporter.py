@@ -24,7 +24,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.errors import FileError, Problem, SpecError, WorkError
 from dlspec.export.metadata import DeploymentInfo, TensorSpec, metadata_props
 from dlspec.export.verify import Comparison, check_model, compare
 from dlspec.graph import InputDecl, ShapedGraph
@@ -93,6 +93,7 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
         ['image']
     """
     began = time.perf_counter()
+    _check_writable(path)  # before the slow export, not after it
     module = module.eval()
     inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
     notes: list[str] = []
@@ -108,19 +109,55 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
         model, data, comparisons, sequence_inputs = _export_and_compare(
             module, shaped, spec, inputs, outputs, [], options, info, notes)
     interface = _interface(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
     failed = [c for c in comparisons if not c.passed]
     if failed:
         kept = path.with_name(path.name.removesuffix(".onnx") + ".failed.onnx")
-        kept.write_bytes(data)
+        _write(kept, data)
         raise WorkError(Problem((), f"the export differs from PyTorch beyond tolerance (atol "
                                 f"{options.atol:g}, rtol {options.rtol:g}) at "
                                 f"{failed[0].describe()}",
                                 f"the file is kept as {kept} for inspection"))
-    path.write_bytes(data)
+    _write(path, data)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return ExportResult(path, opset, interface[0], interface[1], comparisons,
                         time.perf_counter() - began, notes)
+
+
+def _check_writable(path: Path, probe: bool = True) -> None:
+    """FileError (exit 2) when `path` is a folder, lies below a file, or its folder cannot be
+    made or written (probed with a temporary file: permission bits do not stop root)."""
+    if path.is_dir():
+        raise FileError(Problem((), f"cannot write {path}: it is a folder",
+                                "give a file path such as model.onnx"))
+    blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise FileError(Problem((), f"cannot write {path}: {blocking} is a file, not a folder"))
+    if not probe:
+        return
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=".dlspec-probe-", dir=path.parent)
+        os.close(handle)
+        os.unlink(name)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _unwritable(path: Path, exc: OSError) -> FileError:
+    return FileError(Problem((), f"cannot write {path}: {(exc.strerror or str(exc)).lower()}"))
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write the exported bytes, folders made on the way; FileError when that fails."""
+    _check_writable(path, probe=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
 
 
 def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec,
@@ -137,7 +174,9 @@ def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec
         model = _checked(_optimized(model), shaped)
     for key, value in metadata_props(spec, shaped, _interface(model), info).items():
         model.metadata_props.add(key=key, value=value)
-    model.doc_string = spec.description or spec.name
+    # a YAML escape can put a lone surrogate in a description; protobuf strings are UTF-8
+    model.doc_string = (spec.description or spec.name).encode(
+        "utf-8", "backslashreplace").decode("utf-8")
     data = model.SerializeToString()
     comparisons = compare(module, data, inputs, outputs, sequence_inputs, atol=options.atol,
                           rtol=options.rtol, token_limit=_token_limit(shaped))
@@ -145,30 +184,36 @@ def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
-    """Load a safetensors checkpoint into `module`; SpecError naming the first tensor that
-    is missing, unexpected or of another shape."""
+    """Load a safetensors checkpoint into `module`; FileError naming the first tensor that
+    is missing, unexpected or of another shape or dtype."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         weights = load_file(str(checkpoint))
     except (OSError, SafetensorError) as exc:
-        raise SpecError(Problem((), f"cannot read the checkpoint {checkpoint}: {exc}",
+        why = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise FileError(Problem((), f"cannot read the checkpoint {checkpoint}: {why}",
                                 "give a model.safetensors written by `dlspec train`, or its "
                                 "run folder")) from None
     state = module.state_dict()
     for name, tensor in state.items():
         if name not in weights:
-            raise SpecError(Problem((), f"{checkpoint} does not match the spec: it has no "
+            raise FileError(Problem((), f"{checkpoint} does not match the spec: it has no "
                                     f"tensor {name}", "was it trained from another spec?"))
         if weights[name].shape != tensor.shape:
-            raise SpecError(Problem((), f"{checkpoint} does not match the spec: {name} is "
+            raise FileError(Problem((), f"{checkpoint} does not match the spec: {name} is "
                                     f"{tuple(weights[name].shape)} there, "
                                     f"{tuple(tensor.shape)} in the spec"))
+        if weights[name].dtype != tensor.dtype:  # load_state_dict would convert it silently
+            raise FileError(Problem((), f"{checkpoint} does not match the spec: {name} is "
+                                    f"{str(weights[name].dtype).removeprefix('torch.')} "
+                                    f"there, {str(tensor.dtype).removeprefix('torch.')} in "
+                                    "the spec"))
     extra = sorted(set(weights) - set(state))
     if extra:
-        raise SpecError(Problem((), f"{checkpoint} does not match the spec: it has a tensor "
-                                f"{extra[0]} that the spec's network lacks"))
+        raise FileError(Problem((), f"{checkpoint} does not match the spec: it has a tensor "
+                                f"{extra[0]!r} that the spec's network lacks"))
     module.load_state_dict(weights)
 
 

@@ -65,15 +65,80 @@ class DeploymentInfo:
 
     @classmethod
     def beside(cls, checkpoint: Path) -> DeploymentInfo | None:
-        """The data.json of the run a checkpoint belongs to, if there is one."""
+        """The data.json of the run a checkpoint belongs to, if there is one.
+
+        A run folder may come from anyone: a data.json that is a link, too large, not JSON
+        or not shaped as `save` writes it is a FileError (exit 2) naming the file.
+        """
         folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
         path = folder / DATA_FILE
-        if not path.is_file():
+        if not path.is_symlink() and not path.exists():
             return None
-        data = json.loads(path.read_text())
+        data = _read_data_file(path)
         return cls(data.get("labels"), data.get("normalization") or {},
                    data.get("image_inputs") or [], data.get("generator"),
                    data.get("translations"))
+
+
+MAX_DATA_FILE_BYTES = 16 * 2**20  # labels of a million classes fit; a planted huge file not
+_DATA_FILE_HINT = "it is written by `dlspec train`; train again, or remove it to export without it"
+
+
+def _read_data_file(path: Path) -> dict[str, Any]:
+    """data.json's content, checked against what `DeploymentInfo.save` writes."""
+    from dlspec.errors import FileError, Problem
+
+    def bad(why: str) -> FileError:
+        return FileError(Problem((), f"cannot use {path}: {why}", _DATA_FILE_HINT))
+
+    if path.is_symlink() or not path.is_file():
+        raise bad("it is a link or not a regular file")
+    if path.stat().st_size > MAX_DATA_FILE_BYTES:
+        raise bad(f"{path.stat().st_size:,} bytes is more than a run's data.json holds "
+                  f"(at most {MAX_DATA_FILE_BYTES:,})")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise bad(f"it is not JSON ({str(exc)[:120]})") from None
+    except OSError as exc:
+        raise bad((exc.strerror or str(exc)).lower()) from None
+    if not isinstance(data, dict):
+        raise bad(f"it holds a JSON {type(data).__name__}, not an object")
+    for key, valid in _DATA_FIELDS.items():
+        if data.get(key) is not None and not valid(data[key]):
+            raise bad(f"its {key} is not {_DATA_SHAPES[key]}")
+    return data
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+
+
+def _stats(value: Any) -> bool:
+    """{"mean": [...], "std": [...]} (and an optional axis), or null."""
+    return value is None or (isinstance(value, dict) and _numbers(value.get("mean"))
+                             and _numbers(value.get("std")))
+
+
+_DATA_FIELDS = {
+    "labels": lambda v: isinstance(v, list) and all(
+        isinstance(x, str | int | float) for x in v),
+    "normalization": lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and _stats(s) and s is not None for k, s in v.items()),
+    "image_inputs": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "generator": lambda v: isinstance(v, dict),
+    "translations": lambda v: isinstance(v, dict) and all(
+        isinstance(t, dict) and _stats(t.get("input")) and _stats(t.get("output"))
+        for t in v.values()),
+}
+_DATA_SHAPES = {
+    "labels": "a list of class names",
+    "normalization": 'an object {input: {"mean": [numbers], "std": [numbers]}}',
+    "image_inputs": "a list of input names",
+    "generator": "an object",
+    "translations": 'an object {network: {"input": stats or null, "output": stats or null}}',
+}
 
 
 def spec_hash(spec: Spec) -> str:

@@ -14,6 +14,7 @@ from dlspec.layers.registry import (
     LayerParams,
     Shape,
     ShapeProblem,
+    StackDepth,
     infer_field,
     register,
     require_rank,
@@ -93,7 +94,7 @@ class MultiheadAttention(LayerKind):
 
 
 class _TransformerParams(LayerParams):
-    num_layers: PositiveInt
+    num_layers: StackDepth
     nhead: PositiveInt
     dim_feedforward: PositiveInt = 2048
     dropout: Probability = 0.1

@@ -17,6 +17,7 @@ from dlspec.layers.registry import (
     LayerKind,
     LayerParams,
     Shape,
+    StackDepth,
     infer_field,
     register,
     require_rank,
@@ -29,7 +30,7 @@ class _RecurrentParams(LayerParams):
     model_config = ConfigDict(**LayerParams.model_config, populate_by_name=True)
 
     hidden_size: PositiveInt
-    num_layers: PositiveInt = 1
+    num_layers: StackDepth = 1
     bias: bool = True
     #: dropout between stacked layers (PyTorch applies none after the last one)
     dropout: Probability = 0.0

@@ -26,17 +26,46 @@ import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Shape = tuple[int, ...]
+
+
+# No size, count or factor of a layer comes near this (an input axis may not exceed it
+# either): larger numbers are typos or attacks, and would overflow or hang PyTorch later.
+MAX_PARAM_MAGNITUDE = 1 << 31
+# Stacked layers are built one Python object each, before their size could be checked.
+MAX_STACKED_LAYERS = 1000
+StackDepth = Annotated[int, Field(ge=1, le=MAX_STACKED_LAYERS)]
 
 
 class LayerParams(BaseModel):
     """Base of every kind's parameters: unknown keys are errors, types are strict."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        if _largest(value) > MAX_PARAM_MAGNITUDE:
+            raise ValueError(f"{info.field_name} {_shown(value)} is larger than any layer "
+                             f"can use (at most 2**31 = {MAX_PARAM_MAGNITUDE:,})")
+        return value
+
+
+def _largest(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return abs(value)
+    if isinstance(value, list | tuple):
+        return max((_largest(v) for v in value), default=0)
+    return 0
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)  # values here are bounded ints and floats: short enough, but be sure
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class NoParams(LayerParams):

@@ -17,10 +17,11 @@ from dlspec.cli import positive_int
 DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
                "class, probability and per-class probabilities for classifiers, the raw "
-               "outputs otherwise. Inputs are normalised with the statistics in the model. "
-               "A segmentation model writes masks (PNG files, or -o masks.npy), a CycleGAN "
-               "generator the translated images (PNG files named after the inputs, or -o "
-               "FILE.npy). With --sample N, a GAN generator draws N new samples instead.")
+               "outputs otherwise. Inputs are normalised with the statistics in the model; "
+               "NaN or infinite inputs are refused. A segmentation model writes masks (PNG "
+               "files, or -o masks.npy), a CycleGAN generator the translated images (PNG "
+               "files named after the inputs and keeping their sub-folders, or -o FILE.npy). "
+               "With --sample N, a GAN generator draws N new samples instead.")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -61,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
     """Predict, write the table, print a one-line summary to stderr; returns the exit code."""
     from dlspec.runtime.predictor import Predictor
     from dlspec.runtime.readers import read_inputs
-    from dlspec.runtime.writers import output_format, prediction_table, write_table
+    from dlspec.runtime.writers import (
+        check_output,
+        output_format,
+        prediction_table,
+        write_table,
+    )
 
     if (args.input is None) == (args.sample is None):
         from dlspec.errors import SpecError
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     if predictor.metadata.translation is not None:
         return _translate(args, predictor, start)
     output_format(args.output)
+    if args.output is not None:
+        check_output(args.output, folder=False)
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     model_start = time.perf_counter()
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
@@ -99,6 +107,7 @@ def _segment(args: argparse.Namespace, predictor: Any, start: float) -> int:
     from dlspec.runtime.masks import class_maps, write_masks
     from dlspec.runtime.readers import read_inputs
 
+    _check_images_output(args.output, "masks")
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
     logits = outputs[predictor.outputs[0].name]
@@ -119,6 +128,7 @@ def _translate(args: argparse.Namespace, predictor: Any, start: float) -> int:
     from dlspec.runtime.readers import read_inputs
     from dlspec.runtime.sampling import as_data, write_samples
 
+    _check_images_output(args.output, "translated")
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
     translated = as_data(outputs[predictor.outputs[0].name],
@@ -130,6 +140,15 @@ def _translate(args: argparse.Namespace, predictor: Any, start: float) -> int:
           f"{predictor.provider} in {time.perf_counter() - start:.2f} s; wrote {where}",
           file=sys.stderr)
     return 0
+
+
+def _check_images_output(output: Path | None, default: str) -> None:
+    """Before the model runs: `-o FILE.npy` must be a writable file, any other -o (or the
+    default folder) a writable folder."""
+    from dlspec.runtime.writers import check_output
+
+    is_file = output is not None and output.suffix.lower() == ".npy"
+    check_output(output or Path(default), folder=not is_file)
 
 
 def _sample(args: argparse.Namespace) -> int:

@@ -3,8 +3,10 @@
 A segmentation model (`dlspec_task` type `segmentation`) outputs logits per class and pixel,
 (N, C, H, W), or one binary logit per pixel, (N, 1, H, W). Its predictions are class maps
 (N, H, W): `-o masks.npy` writes them as one array, any other `-o` (default `masks/`) names a
-folder of PNG files, one per sample, named after the input files where they were images,
-with class k drawn as grey level k · 255 / (classes - 1). Nothing here imports torch.
+folder of PNG files, one per sample, with class k drawn as grey level k · 255 / (classes - 1).
+Masks of images keep the input's path below its folder (`a/1.jpg` → `masks/a/1.png`; see
+`writers.image_paths`), so inputs of one name in two sub-folders stay apart. Nothing here
+imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Problem, SpecError
+from dlspec.runtime.writers import check_output, image_paths, output_error
 
 
 def class_maps(logits: np.ndarray) -> np.ndarray:
@@ -32,18 +35,24 @@ def write_masks(masks: np.ndarray, classes: int, output: Path | None,
                 names: Sequence[str] | None = None) -> list[Path]:
     """Masks as one .npy file or a folder of PNG files; the paths written."""
     if output is not None and output.suffix.lower() == ".npy":
-        output.parent.mkdir(parents=True, exist_ok=True)
-        np.save(output, masks)
+        check_output(output, folder=False)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            np.save(output, masks)
+        except OSError as error:
+            raise output_error(output, error) from None
         return [output]
     from PIL import Image
 
     folder = output or Path("masks")
-    folder.mkdir(parents=True, exist_ok=True)
+    check_output(folder, folder=True)
     scale = 255 // max(classes - 1, 1)
-    paths = []
-    for i, mask in enumerate(masks):
-        stem = Path(names[i]).stem if names is not None else f"mask_{i:04d}"
-        path = folder / f"{stem}.png"
-        Image.fromarray((mask.astype(np.int64) * scale).clip(0, 255).astype(np.uint8)).save(path)
-        paths.append(path)
+    paths = image_paths(folder, names, len(masks), "mask")
+    for mask, path in zip(masks, paths, strict=True):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((mask.astype(np.int64) * scale).clip(0, 255).astype(np.uint8)
+                            ).save(path)
+        except OSError as error:
+            raise output_error(path, error) from None
     return paths

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlspec.errors import Problem, SpecError
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, MAX_IMAGE_PIXELS, printable, size_text
 
 CLASSIFYING = ("classification", "sequence_classification")
 _HINT = "re-export the model with `dlspec export`, or delete the dlspec_* metadata"
@@ -148,7 +149,7 @@ class _Reader:
         self.props, self.model = props, model
 
     def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(Problem((), f"{self.model}: metadata {key} {message}", _HINT))
+        return SpecError(Problem((), f"{printable(self.model)}: metadata {key} {message}", _HINT))
 
     def json(self, key: str, kind: type) -> Any:
         text = self.props.get(key)
@@ -156,8 +157,10 @@ class _Reader:
             return None
         try:
             value = json.loads(text)
-        except ValueError as error:
-            raise self.fail(key, f"is not valid JSON ({error})") from None
+        except (ValueError, RecursionError) as error:
+            reason = "nested too deeply" if isinstance(error, RecursionError) else error
+            raise self.fail(key, f"is not valid JSON ({_brief(str(reason), quote=False)})") \
+                from None
         if not isinstance(value, kind):
             raise self.fail(key, f"is a JSON {type(value).__name__}, not a {kind.__name__}")
         return value
@@ -170,15 +173,20 @@ class _Reader:
 
     def tensor(self, key: str, entry: Any) -> TensorInfo:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise self.fail(key, f"entry {entry!r} has no name")
+            raise self.fail(key, f"entry {_brief(entry)} has no name")
         shape = entry.get("shape")
         if not isinstance(shape, list) or not all(_is_dim(d) for d in shape):
-            raise self.fail(key, f"gives {entry['name']} the shape {shape!r}; expected a list "
-                            "of sizes, null for an axis of any size")
+            raise self.fail(key, f"gives {_brief(entry['name'])} the shape {_brief(shape)}; "
+                            "expected a list of sizes, null for an axis of any size")
         dtype = entry.get("dtype", "float32")
         if not isinstance(dtype, str):
-            raise self.fail(key, f"gives {entry['name']} the dtype {dtype!r}")
+            raise self.fail(key, f"gives {_brief(entry['name'])} the dtype {_brief(dtype)}")
         dims = tuple(d if isinstance(d, int) else None for d in shape)
+        elements = math.prod(d for d in dims[1:] if d is not None)
+        if elements * 4 > MAX_ARRAY_BYTES:
+            raise self.fail(key, f"gives {_brief(entry['name'])} the shape {_brief(shape)}: "
+                            f"{elements:,} values a sample, more than fit in the "
+                            f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once")
         return TensorInfo(entry["name"], dims, dtype)
 
     def task(self) -> Task | None:
@@ -187,17 +195,17 @@ class _Reader:
             return None
         kind, labels = task.get("type"), task.get("labels")
         if not isinstance(kind, str):
-            raise self.fail("dlspec_task", f"has no type: {task!r}")
+            raise self.fail("dlspec_task", f"has no type: {_brief(task)}")
         if labels is not None and not (isinstance(labels, list) and labels):
-            raise self.fail("dlspec_task", f"has labels {labels!r}; expected a list or null")
+            raise self.fail("dlspec_task", f"has labels {_brief(labels)}; expected a list or null")
         binary, output = task.get("binary", False), task.get("output")
         threshold = task.get("threshold")
         if threshold is None:
             threshold = 0.5
         if not isinstance(binary, bool) or not (output is None or isinstance(output, str)):
-            raise self.fail("dlspec_task", f"is malformed: {task!r}")
+            raise self.fail("dlspec_task", f"is malformed: {_brief(task)}")
         if not _is_number(threshold) or not 0 < threshold < 1:
-            raise self.fail("dlspec_task", f"has threshold {threshold!r}; expected 0 < t < 1")
+            raise self.fail("dlspec_task", f"has threshold {_brief(threshold)}; expected 0 < t < 1")
         if binary and labels is not None and len(labels) != 2:
             raise self.fail("dlspec_task", f"is binary but has {len(labels)} labels")
         names = None if labels is None else [str(label) for label in labels]
@@ -210,17 +218,18 @@ class _Reader:
     def statistics(self, name: str, entry: Any) -> Normalization:
         key = "dlspec_normalization"
         if not isinstance(entry, dict):
-            raise self.fail(key, f"gives {name} {entry!r}; expected {{mean, std}}")
+            raise self.fail(key, f"gives {_brief(name)} {_brief(entry)}; expected {{mean, std}}")
         mean: Any = entry.get("mean")
         std: Any = entry.get("std")
         axis: Any = entry.get("axis")
         if not _numbers(mean) or not _numbers(std) or len(mean) != len(std) or not mean:
-            raise self.fail(key, f"gives {name} mean {mean!r} and std {std!r}; expected "
-                            "two lists of numbers of one length")
-        if not all(math.isfinite(m) for m in mean) or not all(s > 0 for s in std):
-            raise self.fail(key, f"gives {name} std {std!r}; every std must be positive")
+            raise self.fail(key, f"gives {_brief(name)} mean {_brief(mean)} and std "
+                            f"{_brief(std)}; expected two lists of numbers of one length")
+        if not all(_finite(m) for m in mean) or not all(_finite(s) and s > 0 for s in std):
+            raise self.fail(key, f"gives {_brief(name)} mean {_brief(mean)} and std "
+                            f"{_brief(std)}; every value must be finite, every std positive")
         if axis is not None and not (isinstance(axis, int) and axis >= 1):
-            raise self.fail(key, f"gives {name} axis {axis!r}; expected an axis ≥ 1")
+            raise self.fail(key, f"gives {_brief(name)} axis {_brief(axis)}; expected an axis ≥ 1")
         return Normalization(tuple(map(float, mean)), tuple(map(float, std)), axis)
 
     def images(self) -> dict[str, ImageSpec]:
@@ -232,8 +241,11 @@ class _Reader:
         size = entry.get("size") if isinstance(entry, dict) else None
         if channels not in (1, 3) or not (isinstance(size, list) and len(size) == 2
                                           and all(isinstance(s, int) and s > 0 for s in size)):
-            raise self.fail("dlspec_images", f"gives {name} {entry!r}; expected "
+            raise self.fail("dlspec_images", f"gives {_brief(name)} {_brief(entry)}; expected "
                             "{channels: 1 or 3, size: [height, width]}")
+        if size[0] * size[1] > MAX_IMAGE_PIXELS:
+            raise self.fail("dlspec_images", f"gives {_brief(name)} images of {size[0]}×"
+                            f"{size[1]} pixels, more than the {MAX_IMAGE_PIXELS:,} dlspec reads")
         return ImageSpec(channels, (size[0], size[1]))
 
     def translation(self) -> Translation | None:
@@ -252,16 +264,22 @@ class _Reader:
         if not (isinstance(latent, dict) and latent
                 and all(v in ("normal", "uniform") for v in latent.values())
                 and isinstance(images, bool)):
-            raise self.fail("dlspec_generator", f"is malformed: {entry!r}")
+            raise self.fail("dlspec_generator", f"is malformed: {_brief(entry)}")
         labels, names = entry.get("labels", {}), entry.get("class_names")
         if not (isinstance(labels, dict) and all(
                 isinstance(v, int) and v > 0 for v in labels.values())
                 and (names is None or isinstance(names, list))):
-            raise self.fail("dlspec_generator", f"has malformed labels: {entry!r}")
+            raise self.fail("dlspec_generator", f"has malformed labels: {_brief(entry)}")
         normalization = (self.statistics("output", stats) if stats is not None else None)
         return Generator({str(k): str(v) for k, v in latent.items()}, normalization, images,
                          {str(k): int(v) for k, v in labels.items()},
                          [str(n) for n in names] if names is not None else None)
+
+
+def _brief(value: Any, quote: bool = True) -> str:
+    """A value from a model's metadata as a message quotes it: escaped, at most 60 characters."""
+    text = printable(repr(value) if quote else str(value))
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def _is_dim(value: Any) -> bool:
@@ -271,6 +289,13 @@ def _is_dim(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer beyond any float
+        return False
 
 
 def _numbers(values: Any) -> bool:

@@ -8,6 +8,7 @@ Classifier logits become class indices, labels and probabilities. Nothing here i
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from dlspec.runtime.metadata import (
     format_shape,
     read_metadata,
 )
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, has_hidden, printable, size_text
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -91,9 +93,22 @@ class Predictor:
         self.inputs = _merge(self.session.get_inputs(), self.metadata.inputs, self.path, "input")
         self.outputs = _merge(self.session.get_outputs(), self.metadata.outputs, self.path,
                               "output")
+        for info in (*self.inputs, *self.outputs):
+            if has_hidden(info.name):
+                raise SpecError(Problem((), f"{printable(str(self.path))}: a tensor is named "
+                                        f"{printable(info.name)!r}, with control or invisible "
+                                        "characters", "rename the model's inputs and outputs"))
         self._check_metadata()
         self.classified_output = self._classified_output()
         self._fixed_batch = _fixed_batch(self.session.get_inputs())
+        for info in (*self.inputs, *self.outputs):
+            known = [d for d in info.per_sample if d is not None]
+            size = (self._fixed_batch or 1) * math.prod(known) * 4
+            if size > MAX_ARRAY_BYTES:  # refused before a batch of it is ever allocated
+                raise SpecError(Problem((), f"{printable(str(self.path))}: {info.name} is "
+                                        f"{format_shape(info.shape)} ({size_text(size)} a "
+                                        f"batch), more than fit in the "
+                                        f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once"))
 
     @property
     def task(self) -> Task | None:
@@ -169,6 +184,8 @@ class Predictor:
         """The inputs by name, checked against the model and cast to its dtypes."""
         given = self._by_name(inputs)
         arrays = {info.name: _checked(info, given[info.name]) for info in self.inputs}
+        for name, array in arrays.items():
+            _check_finite(name, array)
         counts = {name: len(array) for name, array in arrays.items()}
         if len(set(counts.values())) > 1:
             listed = ", ".join(f"{name} {count}" for name, count in counts.items())
@@ -219,9 +236,15 @@ class Predictor:
         axis = _statistics_axis(array.ndim, stats)
         if axis is not None and len(stats.mean) > 1:
             view[axis] = len(stats.mean)
-        mean = np.asarray(stats.mean, dtype=array.dtype).reshape(view)
-        std = np.asarray(stats.std, dtype=array.dtype).reshape(view)
-        return (array - mean) / std
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean = np.asarray(stats.mean, dtype=array.dtype).reshape(view)
+            std = np.asarray(stats.std, dtype=array.dtype).reshape(view)
+            normalized = (array - mean) / std
+        if not np.isfinite(normalized).all():
+            raise _metadata_error(self.path, "dlspec_normalization", f"turns finite values of "
+                                  f"{name} into NaN or infinity (mean {stats.mean[:4]}, std "
+                                  f"{stats.std[:4]})")
+        return normalized
 
     def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
@@ -237,7 +260,8 @@ class Predictor:
 
     def _binary(self, name: str, logits: np.ndarray) -> Classification:
         assert self.task is not None
-        positive = np.exp(-np.logaddexp(0.0, -logits)).astype(np.float32)
+        with np.errstate(all="ignore"):  # a NaN logit stays NaN, without a warning
+            positive = np.exp(-np.logaddexp(0.0, -logits)).astype(np.float32)
         probabilities = np.stack([1 - positive, positive], axis=1)
         indices = (positive >= self.task.threshold).astype(np.int64)
         return Classification(name, self.labels or ["0", "1"], indices, probabilities)
@@ -267,12 +291,13 @@ class Predictor:
                              ("dlspec_images", self.metadata.images)):
             for name in entries:
                 if name not in names:
-                    raise self._metadata_error(key, f"names input {name!r}, which the model "
-                                               f"does not have ({', '.join(sorted(names))})")
+                    raise self._metadata_error(key, f"names input {excerpt(name, 40)}, which "
+                                               "the model does not have "
+                                               f"({', '.join(sorted(names))})")
         output = self.task.output if self.task else None
         if output is not None and output not in {info.name for info in self.outputs}:
-            raise self._metadata_error("dlspec_task", f"names output {output!r}, which the "
-                                       "model does not have")
+            raise self._metadata_error("dlspec_task", f"names output {excerpt(output, 40)}, "
+                                       "which the model does not have")
 
     def _output(self, name: str) -> TensorInfo:
         return next(info for info in self.outputs if info.name == name)
@@ -339,15 +364,29 @@ def _options(ort: Any, given: Any, threads: int | None) -> Any:
     return options
 
 
+# onnxruntime's errors that say the model file is wrong (exit 2) rather than the machine
+# (a provider that fails, memory): its error classes by name, and the texts of older releases
+_MODEL_ERRORS = ("InvalidProtobuf", "InvalidArgument", "InvalidGraph", "NoModel", "NoSuchFile",
+                 "NotImplemented")
+_MODEL_TEXTS = ("INVALID_PROTOBUF", "Protobuf parsing failed", "INVALID_ARGUMENT",
+                "INVALID_GRAPH", "NO_MODEL", "NOT_IMPLEMENTED", "External data",
+                "external data")
+
+
 def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> Any:
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as error:
-        text = _first_line(error)
+        text = printable(_first_line(error))
+        text = text if len(text) <= 300 else text[:300] + "…"
         if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text:
-            raise SpecError(Problem((), f"{path} is not an ONNX model (it does not parse)",
-                                    "export one with `dlspec export SPEC`")) from None
-        raise WorkError(Problem((), f"onnxruntime cannot load {path}: {text}")) from None
+            raise SpecError(Problem((), f"{printable(str(path))} is not an ONNX model (it does "
+                                    "not parse)", "export one with `dlspec export SPEC`")) from None
+        if type(error).__name__ in _MODEL_ERRORS or any(t in text for t in _MODEL_TEXTS):
+            raise SpecError(Problem((), f"onnxruntime cannot load {printable(str(path))}: "
+                                    f"{text}", "export one with `dlspec export SPEC`")) from None
+        raise WorkError(Problem((), f"onnxruntime cannot load {printable(str(path))}: "
+                                f"{text}")) from None
 
 
 def _metadata_error(path: Path, key: str, message: str) -> SpecError:
@@ -362,13 +401,19 @@ def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
     names = [node.name for node in nodes]
     extra = sorted(set(by_name) - set(names))
     if extra:
-        raise _metadata_error(path, f"dlspec_{what}s", f"names {what} {extra[0]!r}, which "
-                              f"the model does not have ({', '.join(names)})")
+        raise _metadata_error(path, f"dlspec_{what}s", f"names {what} "
+                              f"{excerpt(extra[0], 40)}, which the model does not have "
+                              f"({', '.join(names)})")
     merged = []
     for node in nodes:
         dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape or [])
         meta = by_name.get(node.name)
         if meta is not None and len(meta.shape) == len(dims):
+            if any(d is not None and m is not None and d != m
+                   for d, m in zip(dims[1:], meta.shape[1:], strict=True)):
+                raise _metadata_error(path, f"dlspec_{what}s", f"gives {what} {node.name} the "
+                                      f"shape {format_shape(meta.shape[1:])} per sample, but "
+                                      f"the model's is {format_shape(dims[1:])}")
             dims = tuple(d if d is not None else m for d, m in zip(dims, meta.shape, strict=True))
         merged.append(TensorInfo(node.name, dims, _ORT_TYPES.get(node.type, node.type)))
     return merged
@@ -396,7 +441,20 @@ def _checked(info: TensorInfo, value: Any) -> np.ndarray:
             want is not None and got != want
             for got, want in zip(array.shape[1:], expected, strict=True)):
         raise _mismatch(info, array, _shape_hint(info, array))
-    return array.astype(wanted, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond the dtype: refused later
+        return array.astype(wanted, copy=False)
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    """SpecError naming the first sample of a float input with NaN or infinity (after the
+    cast to the model's dtype, so 1e39 for a float32 input counts as infinite)."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return
+    finite = np.isfinite(array.reshape(array.shape[0] if array.ndim else 1, -1)).all(axis=1)
+    raise SpecError(Problem((name,), f"sample {int(np.argmin(finite))} (counting from 0) holds "
+                            f"NaN or infinite values (or values beyond {array.dtype})",
+                            "predictions of NaN or infinity mean nothing: fill or drop those "
+                            "values"))
 
 
 def _mismatch(info: TensorInfo, array: np.ndarray, hint: str) -> SpecError:
@@ -442,8 +500,9 @@ def _padded(array: np.ndarray, size: int) -> np.ndarray:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    with np.errstate(all="ignore"):  # a model's NaN or infinite logits give NaN, no warning
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def _first_line(error: BaseException) -> str:

@@ -7,8 +7,8 @@ are loaded as in training: Pillow, "L" or "RGB", bilinear resize, scaled to [0, 
 from __future__ import annotations
 
 import csv
+import io
 import math
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +17,22 @@ import numpy as np
 
 from dlspec.errors import Problem, SpecError
 from dlspec.runtime.metadata import ImageSpec, TensorInfo
+from dlspec.runtime.untrusted import (
+    IMAGE_SUFFIXES,
+    MAX_ARRAY_BYTES,
+    Unreadable,
+    array_names,
+    excerpt,
+    excerpts,
+    load_array,
+    printable,
+    read_csv_text,
+    read_image,
+    size_text,
+)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 _KINDS_HINT = "give an .npy, .npz or .csv file, or a folder of images"
+_FINITE_HINT = "predictions of NaN or infinity mean nothing: fill or drop those values"
 
 
 @dataclass
@@ -37,17 +50,20 @@ def read_inputs(path: Path, inputs: Sequence[TensorInfo],
                 images: Mapping[str, ImageSpec]) -> Samples:
     """The samples in `path` for a model with `inputs` (and image loading `images`)."""
     if not path.exists():
-        raise SpecError(Problem((), f"input not found: {path}", _KINDS_HINT))
+        raise SpecError(Problem((), f"input not found: {_shown(path)}", _KINDS_HINT))
     if path.is_dir():
         name, spec = image_input(path, inputs, images)
         files, pixels = read_image_folder(path, spec)
         return Samples({name: pixels}, files)
+    if not path.is_file():  # a FIFO or a device: reading it could block or never end
+        raise SpecError(Problem((), f"{_shown(path)} is not a regular file", _KINDS_HINT))
     readers: dict[str, Callable[[Path, Sequence[TensorInfo]], Samples]] = {
         ".npy": read_npy, ".npz": read_npz, ".csv": read_csv}
     reader = readers.get(path.suffix.lower())
     if reader is None:
-        what = f"{path.suffix} files" if path.suffix else "files without an extension"
-        raise SpecError(Problem((), f"{path}: cannot read {what}", _KINDS_HINT))
+        suffix = printable(path.suffix)
+        what = f"{suffix} files" if suffix else "files without an extension"
+        raise SpecError(Problem((), f"{_shown(path)}: cannot read {what}", _KINDS_HINT))
     return reader(path, inputs)
 
 
@@ -55,46 +71,56 @@ def read_npy(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
     """One array from an .npy file, for a single-input model."""
     names = [info.name for info in inputs]
     if len(names) != 1:
-        raise SpecError(Problem((), f"{path} holds one array, but the model has {len(names)} "
-                                f"inputs ({', '.join(names)})", "save one array per input in an "
-                                f".npz: numpy.savez(path, {', '.join(f'{n}=...' for n in names)})"))
-    loaded = _load(path)
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        loaded.close()
+        raise SpecError(Problem((), f"{_shown(path)} holds one array, but the model has "
+                                f"{len(names)} inputs ({', '.join(names)})", "save one array "
+                                "per input in an .npz: numpy.savez(path, "
+                                f"{', '.join(f'{n}=...' for n in names)})"))
+    if _names(path) is not None:
         return read_npz(path, inputs)
-    return Samples({names[0]: loaded})
+    return Samples({names[0]: _load(path, None)})
 
 
 def read_npz(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
     """Arrays named after the model's inputs (any single array for a single-input model)."""
-    loaded = _load(path)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        return Samples({inputs[0].name: loaded}) if len(inputs) == 1 else read_npy(path, inputs)
+    keys = _names(path)
+    if keys is None:
+        if len(inputs) == 1:
+            return Samples({inputs[0].name: _load(path, None)})
+        return read_npy(path, inputs)
     names = [info.name for info in inputs]
-    with loaded as archive:
-        keys = list(archive.files)
-        if len(names) == 1 and len(keys) == 1:
-            chosen = {names[0]: keys[0]}
-        else:
-            missing = [name for name in names if name not in keys]
-            if missing:
-                raise SpecError(Problem((), f"{path} has no array named {missing[0]!r} (it "
-                                        f"holds {', '.join(keys) or 'no arrays'})", "name each "
-                                        "array after the model's input: numpy.savez(path, "
-                                        f"{', '.join(f'{n}=...' for n in names)})"))
-            chosen = {name: name for name in names}
-        try:
-            return Samples({name: archive[key] for name, key in chosen.items()})
-        except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise SpecError(Problem((), f"cannot read {path}: {error}")) from None
+    if len(names) == 1 and len(keys) == 1:
+        chosen = {names[0]: keys[0]}
+    else:
+        missing = [name for name in names if name not in keys]
+        if missing:
+            raise SpecError(Problem((), f"{_shown(path)} has no array named {missing[0]!r} "
+                                    f"(it holds {excerpts(keys) or 'no arrays'})", "name each "
+                                    "array after the model's input: numpy.savez(path, "
+                                    f"{', '.join(f'{n}=...' for n in names)})"))
+        chosen = {name: name for name in names}
+    return Samples({name: _load(path, key) for name, key in chosen.items()})
 
 
-def _load(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
+def _names(path: Path) -> list[str] | None:
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise SpecError(Problem((), f"cannot read {path}: {error}",
+        return array_names(path)
+    except Unreadable as error:
+        raise SpecError(Problem((), f"{_shown(path)} {error}")) from None
+
+
+def _load(path: Path, key: str | None) -> np.ndarray:
+    """An array checked before it is read, and refused when it holds NaN or infinity."""
+    try:
+        array = load_array(path, key)
+    except Unreadable as error:
+        raise SpecError(Problem((), f"{_shown(path)} {error}",
                                 "write arrays with numpy.save / numpy.savez")) from None
+    if array.dtype.kind == "f" and array.ndim and not np.isfinite(array).all():
+        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+        named = "" if key is None else f" array {excerpt(key)}"
+        raise SpecError(Problem((), f"{_shown(path)}{named}: sample {int(np.argmin(finite))} "
+                                "(counting from 0) holds NaN or infinite values", _FINITE_HINT))
+    return array
 
 
 def read_csv(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
@@ -104,8 +130,8 @@ def read_csv(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
     sample's values in order (a 1×8×8 input takes 64 columns, row-major).
     """
     if len(inputs) != 1:
-        raise SpecError(Problem((), f"{path}: a CSV file feeds one input, but the model has "
-                                f"{len(inputs)} ({', '.join(i.name for i in inputs)})",
+        raise SpecError(Problem((), f"{_shown(path)}: a CSV file feeds one input, but the "
+                                f"model has {len(inputs)} ({', '.join(i.name for i in inputs)})",
                                 "give an .npz with one array per input"))
     info = inputs[0]
     header, rows = _csv_rows(path)
@@ -117,22 +143,23 @@ def read_csv(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
 def _csv_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
     """The header (None when the first row is numbers) and the rows with their line numbers."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            rows = [(reader.line_num, [cell.strip() for cell in row]) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise SpecError(Problem((), f"cannot read {path} as CSV: {error}")) from None
+        reader = csv.reader(io.StringIO(read_csv_text(path), newline=""))
+        rows = [(reader.line_num, [cell.strip() for cell in row]) for row in reader]
+    except Unreadable as error:
+        raise SpecError(Problem((), f"{_shown(path)} {error}")) from None
+    except csv.Error as error:
+        raise SpecError(Problem((), f"{_shown(path)} is not a CSV file ({error})")) from None
     rows = [(line, row) for line, row in rows if any(row)]
     header = None
     if rows and not all(_is_number(cell) for cell in rows[0][1]):
         header = rows.pop(0)[1]
     if not rows:
-        raise SpecError(Problem((), f"{path} has no rows of values",
+        raise SpecError(Problem((), f"{_shown(path)} has no rows of values",
                                 "one row per sample, one column per value"))
     width = len(header) if header is not None else len(rows[0][1])
     for line, row in rows:
         if len(row) != width:
-            raise SpecError(Problem((), f"{path}:{line}: {len(row)} values, but "
+            raise SpecError(Problem((), f"{_shown(path)}:{line}: {len(row)} values, but "
                                     f"{'the header names' if header else 'the first row has'} "
                                     f"{width}", "every row needs one value per column"))
     return header, rows
@@ -141,17 +168,29 @@ def _csv_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]]
 def _numbers(rows: list[tuple[int, list[str]]], header: list[str] | None,
              path: Path) -> np.ndarray:
     try:
-        return np.array([row for _, row in rows], dtype=str).astype(np.float64)
+        values = np.array([row for _, row in rows], dtype=str).astype(np.float64)
     except ValueError:
         for line, row in rows:
+            if not any(_is_number(cell) for cell in row):
+                # a line without a single number: another kind of file, not worth quoting
+                raise SpecError(Problem((), f"{_shown(path)} is not a table of numbers: line "
+                                        f"{line} holds none", "one row per sample, one "
+                                        "number per column; a header row is allowed")) from None
             for column, cell in enumerate(row, start=1):
                 if not _is_number(cell):
-                    named = f" ({header[column - 1]!r})" if header else ""
-                    said = "is empty" if not cell else f"{cell!r} is not a number"
-                    raise SpecError(Problem((), f"{path}:{line}: column {column}{named} {said}",
-                                            "every value must be a number; a header row is "
-                                            "allowed")) from None
+                    named = f" ({excerpt(header[column - 1])})" if header else ""
+                    said = "is empty" if not cell else f"{excerpt(cell)} is not a number"
+                    raise SpecError(Problem((), f"{_shown(path)}:{line}: column {column}{named} "
+                                            f"{said}", "every value must be a number; a header "
+                                            "row is allowed")) from None
         raise
+    finite = np.isfinite(values)
+    if not finite.all():
+        at, column = (int(i) for i in np.argwhere(~finite)[0])
+        raise SpecError(Problem((), f"{_shown(path)}:{rows[at][0]}: column {column + 1} is "
+                                f"{excerpt(rows[at][1][column])}, not a finite number",
+                                _FINITE_HINT))
+    return values
 
 
 def _row_shape(info: TensorInfo, columns: int, path: Path) -> tuple[int, ...]:
@@ -165,8 +204,8 @@ def _row_shape(info: TensorInfo, columns: int, path: Path) -> tuple[int, ...]:
         dims[free[0]] = columns // known
         return tuple(d for d in dims if d is not None)
     wanted = f"{known} values" if not free else f"a multiple of {known} values"
-    raise SpecError(Problem((), f"{path} has {columns} columns, but input {info.name} takes "
-                            f"{wanted} per sample ({info.describe()})",
+    raise SpecError(Problem((), f"{_shown(path)} has {columns} columns, but input "
+                            f"{info.name} takes {wanted} per sample ({info.describe()})",
                             "one row per sample with just its values: leave out label and "
                             "id columns"))
 
@@ -179,8 +218,8 @@ def _as_dtype(values: np.ndarray, info: TensorInfo, rows: list[tuple[int, list[s
         if not allowed.all():
             row, column = (int(i) for i in np.argwhere(~allowed)[0])
             what = "0 or 1" if info.dtype == "bool" else "a whole number"
-            raise SpecError(Problem((), f"{path}:{rows[row][0]}: column {column + 1} "
-                                    f"{rows[row][1][column]!r} is not {what}",
+            raise SpecError(Problem((), f"{_shown(path)}:{rows[row][0]}: column {column + 1} "
+                                    f"{excerpt(rows[row][1][column])} is not {what}",
                                     f"input {info.name} takes {info.dtype} values"))
         return values.astype(info.dtype)
     return values
@@ -199,16 +238,17 @@ def image_input(folder: Path, inputs: Sequence[TensorInfo],
     """The input a folder of images feeds, and how to load them for it."""
     names = [info.name for info in inputs]
     if len(names) != 1:
-        raise SpecError(Problem((), f"{folder} is a folder of images, but the model has "
+        raise SpecError(Problem((), f"{_shown(folder)} is a folder of images, but the model has "
                                 f"{len(names)} inputs ({', '.join(names)})",
                                 "give an .npz with one array per input"))
     info = inputs[0]
     spec = images.get(info.name) or _image_spec(info)
     if spec is None:
-        raise SpecError(Problem((), f"{folder} is a folder of images, but the model does not "
-                                f"say how to load images for input {info.name} (per sample "
-                                f"{info.describe()})", "export the model with `dlspec export`, "
-                                "which records the image size, or give an .npy of the pixels"))
+        raise SpecError(Problem((), f"{_shown(folder)} is a folder of images, but the model "
+                                f"does not say how to load images for input {info.name} (per "
+                                f"sample {info.describe()})", "export the model with `dlspec "
+                                "export`, which records the image size, or give an .npy of the "
+                                "pixels"))
     return info.name, spec
 
 
@@ -226,9 +266,20 @@ def read_image_folder(folder: Path, spec: ImageSpec) -> tuple[list[str], np.ndar
     """Every image under `folder` (recursively, sorted) as (N, C, H, W) float32 in [0, 1]."""
     files = image_files(folder)
     height, width = spec.size
+    # uint8 pixels, then float32 of them: 5 bytes a value, counted before allocating
+    needed = len(files) * height * width * spec.channels * 5
+    if needed > MAX_ARRAY_BYTES:
+        raise SpecError(Problem((), f"{len(files):,} images of {height}×{width} need "
+                                f"{size_text(needed)} of memory, more than the "
+                                f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once",
+                                "predict on smaller folders of images"))
     pixels = np.empty((len(files), height, width, spec.channels), dtype=np.uint8)
     for i, path in enumerate(files):
-        pixels[i] = _read_image(folder / path, path, spec).reshape(height, width, spec.channels)
+        try:
+            image = read_image(folder / path, spec.channels, spec.size)
+        except Unreadable as error:
+            raise SpecError(Problem((), f"{_shown(folder / path)} {error}")) from None
+        pixels[i] = image.reshape(height, width, spec.channels)
     return files, pixels.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
 
 
@@ -239,20 +290,12 @@ def image_files(folder: Path) -> list[str]:
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts))
     if not found:
-        raise SpecError(Problem((), f"{folder} holds no images", "expected files ending in "
-                                f"{', '.join(sorted(IMAGE_SUFFIXES))} (sub-folders are searched)"))
+        raise SpecError(Problem((), f"{_shown(folder)} holds no images", "expected files ending "
+                                f"in {', '.join(sorted(IMAGE_SUFFIXES))} (sub-folders are "
+                                "searched)"))
     return found
 
 
-def _read_image(path: Path, shown: str, spec: ImageSpec) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    height, width = spec.size
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("L" if spec.channels == 1 else "RGB")
-            if converted.size != (width, height):
-                converted = converted.resize((width, height), Image.Resampling.BILINEAR)
-            return np.asarray(converted, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as error:
-        raise SpecError(Problem((), f"cannot read image {shown}: {error}")) from None
+def _shown(path: Path) -> str:
+    """A path as a message shows it: control and invisible characters escaped."""
+    return printable(str(path))

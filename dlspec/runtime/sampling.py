@@ -9,6 +9,7 @@ file with a row per sample. Nothing here imports torch.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +17,24 @@ import numpy as np
 from dlspec.errors import Problem, SpecError
 from dlspec.runtime.metadata import Generator, Normalization
 from dlspec.runtime.predictor import Predictor
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, excerpts, printable, size_text
+from dlspec.runtime.writers import check_output, image_paths, output_error
 
 
 def generator_of(predictor: Predictor) -> Generator:
-    """The model's generator metadata, or a model without it read as one latent input N(0, 1)."""
+    """The model's generator metadata, or a model without any dlspec metadata read as one
+    latent input N(0, 1); SpecError for a model dlspec exported as something else."""
     generator = predictor.metadata.generator
     if generator is not None:
         return generator
+    meta = predictor.metadata
+    if meta.task is not None or meta.version is not None or meta.translation is not None:
+        what = meta.task.type if meta.task is not None else \
+            "a CycleGAN generator" if meta.translation is not None else "a model"
+        raise SpecError(Problem((), f"{printable(predictor.path.name)} is not a GAN generator "
+                                f"(it was exported for {printable(what)}); --sample draws "
+                                "new samples from the generator of a task: gan run",
+                                "give it inputs instead: dlspec predict MODEL INPUT"))
     if len(predictor.inputs) != 1 or predictor.inputs[0].dtype != "float32":
         raise SpecError(Problem((), f"{predictor.path} is not a GAN generator (no "
                                 "dlspec_generator metadata) and has no single float input "
@@ -46,6 +58,7 @@ def draw_samples(predictor: Predictor, count: int, seed: int = 0,
     if label is not None and not generator.labels:
         raise SpecError(Problem((), f"{predictor.path.name} is not a conditional generator: "
                                 "it reads no class label", "leave out --label"))
+    _check_memory(predictor, count)
     rng = np.random.default_rng(seed)
     feed = {}
     for info in predictor.inputs:
@@ -65,6 +78,20 @@ def draw_samples(predictor: Predictor, count: int, seed: int = 0,
     outputs = predictor.predict(feed, batch_size=batch_size, normalize=False)
     return as_data(outputs[predictor.outputs[0].name], generator.output_normalization,
                    generator.images)
+
+
+def _check_memory(predictor: Predictor, count: int) -> None:
+    """SpecError when `count` samples of the latent inputs or the outputs (where their size
+    is known) would not fit in the memory dlspec uses at once; checked before drawing."""
+    per_sample = 0
+    for info in (*predictor.inputs, *predictor.outputs):
+        if all(d is not None for d in info.per_sample):
+            per_sample += math.prod(int(d) for d in info.per_sample if d is not None) * 4
+    if count * per_sample > MAX_ARRAY_BYTES:
+        raise SpecError(Problem((), f"{count:,} samples of {printable(predictor.path.name)} "
+                                f"need {size_text(count * per_sample)} of memory, more than "
+                                f"the {size_text(MAX_ARRAY_BYTES)} dlspec uses at once",
+                                "draw fewer samples at a time"))
 
 
 def as_data(samples: np.ndarray, stats: Normalization | None, images: bool) -> np.ndarray:
@@ -94,39 +121,47 @@ def _labels(generator: Generator, name: str, count: int, label: str | int | None
     else:
         index = -1
     if not 0 <= index < classes:
-        known = f"the classes are {', '.join(names)}" if names else \
+        known = f"the classes are {excerpts(names, count=20)}" if names else \
             f"give a class index 0 to {classes - 1}"
-        raise SpecError(Problem((), f"there is no class {label!r}: {known}"))
+        raise SpecError(Problem((), f"there is no class {excerpt(str(label))}: {known}"))
     return np.full(count, index)
 
 
 def write_samples(samples: np.ndarray, output: Path | None, images: bool,
                   names: list[str] | None = None, folder: str = "samples") -> list[Path]:
     """Images as `<output>/sample_0000.png`... (or named after `names`, the input files they
-    were made from); other samples as one .npy or .csv file."""
+    were made from, as `writers.image_paths` keeps them apart); other samples as one .npy or
+    .csv file."""
     if images and samples.ndim == 4 and samples.shape[1] in (1, 3) and (
             output is None or output.suffix.lower() != ".npy"):
         from PIL import Image
 
         target = output or Path(folder)
-        target.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for i, sample in enumerate(samples):
+        check_output(target, folder=True)
+        paths = image_paths(target, names, len(samples), "sample")
+        for sample, path in zip(samples, paths, strict=True):
             pixels = (np.clip(sample, 0, 1) * 255).round().astype(np.uint8)  # (C, H, W)
             picture = Image.fromarray(pixels[0] if len(pixels) == 1 else pixels.transpose(1, 2, 0))
-            stem = Path(names[i]).stem if names is not None else f"sample_{i:04d}"
-            paths.append(target / f"{stem}.png")
-            picture.save(paths[-1])
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                picture.save(path)
+            except OSError as error:
+                raise output_error(path, error) from None
         return paths
     path = output or Path("samples.npy")
     if path.suffix not in (".npy", ".csv"):
-        raise SpecError(Problem((), f"samples are written as .npy or .csv, not {path.name!r}",
-                                "name the file with -o samples.npy or -o samples.csv"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".npy":
-        np.save(path, samples)
-    else:
-        flat = samples.reshape(len(samples), -1)
-        header = ",".join(f"x{i}" for i in range(flat.shape[1]))
-        np.savetxt(path, flat, delimiter=",", header=header, comments="", fmt="%.7g")
+        raise SpecError(Problem((), f"samples are written as .npy or .csv, not "
+                                f"{excerpt(path.name, 40)}", "name the file with -o "
+                                "samples.npy or -o samples.csv"))
+    check_output(path, folder=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".npy":
+            np.save(path, samples)
+        else:
+            flat = samples.reshape(len(samples), -1)
+            header = ",".join(f"x{i}" for i in range(flat.shape[1]))
+            np.savetxt(path, flat, delimiter=",", header=header, comments="", fmt="%.7g")
+    except OSError as error:
+        raise output_error(path, error) from None
     return [path]

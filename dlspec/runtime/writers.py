@@ -4,29 +4,41 @@ Classifiers: `sample`, `class` (its label), `probability` (of that class), then 
 for every class. Other outputs: `sample`, then `<output>` (one value per sample) or
 `<output>_<i>` (the flattened values). With several outputs every column but `sample` is
 prefixed by its output's name. JSON holds the same table as a list of objects, one per sample.
+
+Sample names (file names) and labels come from files nobody vouches for, so every text cell
+of the CSV is neutralised (OWASP's rule against formula injection): control and invisible
+characters (bidi overrides too) are written as their escapes (`\\x1b`, `\\u202e`), and a
+cell starting with `=`, `+`, `-` or `@` gets a leading `'` unless it reads as a plain number.
+Numbers stay numbers: a probability of -0.5 is written as -0.5.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
+import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from dlspec.errors import Problem, SpecError
+from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.runtime.untrusted import has_hidden, printable
 
 if TYPE_CHECKING:
     from dlspec.runtime.predictor import Classification, Predictor
 
 Value = str | int | float | bool | None
 FORMATS = {".csv": "csv", ".json": "json"}
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 @dataclass
@@ -100,26 +112,102 @@ def write_table(table: Table, path: Path | None, stream: TextIO | None = None) -
     if path is None:
         (stream or sys.stdout).write(text)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    check_output(path, folder=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise output_error(path, error) from None
+
+
+def check_output(path: Path, *, folder: bool) -> None:
+    """SpecError, before any work, when `path` cannot be written as a file (or a folder):
+    it exists as the other kind, or a parent is a file or not writable."""
+    shown = printable(str(path))
+    if folder and path.exists() and not path.is_dir():
+        raise SpecError(Problem((), f"cannot write to {shown}: it is a file, not a folder",
+                                "give -o a folder, or a file name ending in .npy"))
+    if not folder and path.is_dir():
+        raise SpecError(Problem((), f"cannot write to {shown}: it is a folder",
+                                "give -o a file name, such as predictions.csv"))
+    parent = path if folder else path.parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise SpecError(Problem((), f"cannot write to {shown}: {printable(str(existing))} is a "
+                                "file, not a folder"))
+    target = path if path.exists() else existing
+    if not os.access(target, os.W_OK | (os.X_OK if target.is_dir() else 0)):
+        raise SpecError(Problem((), f"cannot write to {shown}: "
+                                f"{printable(str(target))} is not writable"))
+
+
+def output_error(path: Path, error: OSError) -> SpecError | WorkError:
+    """An error writing `path`: WorkError when the disk is full, else SpecError."""
+    reason = error.strerror or type(error).__name__
+    problem = Problem((), f"cannot write {printable(str(path))}: {reason}")
+    return WorkError(problem) if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        SpecError(problem)
 
 
 def to_csv(table: Table) -> str:
-    """The table as CSV text with a header row."""
+    """The table as CSV text with a header row; text cells neutralised (see module doc)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.columns)
-    writer.writerows(table.rows())
+    writer.writerow([safe_cell(name) for name in table.columns])
+    writer.writerows([safe_cell(value) for value in row] for row in table.rows())
     return buffer.getvalue()
 
 
+def safe_cell(value: Value) -> Value:
+    """A text cell that no spreadsheet runs as a formula and no terminal or editor reorders
+    or obeys; other values unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = printable(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def to_json(table: Table) -> str:
-    """The table as a JSON list of objects, one per line; NaN and infinities become null."""
+    """The table as a JSON list of objects, one per line; NaN and infinities become null;
+    control and invisible characters (bidi overrides) as `\\u` escapes, the same strings."""
     keys = list(table.columns)
-    records = [json.dumps(dict(zip(keys, map(_finite, row), strict=True)), ensure_ascii=False)
-               for row in table.rows()]
+    records = [_escaped(json.dumps(dict(zip(keys, map(_finite, row), strict=True)),
+                                   ensure_ascii=False)) for row in table.rows()]
     return "[\n" + ",\n".join(records) + "\n]\n" if records else "[]\n"
+
+
+def _escaped(record: str) -> str:
+    if record.isprintable():
+        return record
+    return "".join(json.dumps(c)[1:-1] if has_hidden(c) else c for c in record)
 
 
 def _finite(value: Value) -> Value:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def image_paths(folder: Path, names: Sequence[str] | None, count: int,
+                default: str) -> list[Path]:
+    """Where `count` PNG files go in `folder`: `default` + index without `names`, else each
+    input's path below its folder with the suffix .png (`a/1.jpg` → `a/1.png`) — and
+    `a/1.jpg.png` when that is taken by `a/1.png`. Never outside `folder`: `..`, `.` and
+    absolute anchors in a name are dropped."""
+    if names is None:
+        return [folder / f"{default}_{i:04d}.png" for i in range(count)]
+    paths: list[Path] = []
+    taken: set[str] = set()
+    for i, name in enumerate(names[:count]):
+        parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts
+                 if p not in ("", ".", "..", "/") and not p.endswith(":")]
+        relative = PurePosixPath(*parts) if parts else PurePosixPath(f"{default}_{i:04d}")
+        chosen = relative.with_suffix(".png") if relative.suffix else \
+            relative.with_name(relative.name + ".png")
+        if str(chosen).casefold() in taken:
+            chosen = relative.with_name(relative.name + ".png")
+        while str(chosen).casefold() in taken:  # only for names that clash twice
+            chosen = chosen.with_name(f"{chosen.stem}_{i:04d}.png")
+        taken.add(str(chosen).casefold())
+        paths.append(folder.joinpath(*chosen.parts))
+    return paths

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from dlspec.errors import Path
 from dlspec.graph import InitChoice, Scope
+from dlspec.layers.registry import suggest
 
 Outputs = str | list[str]  # a layer's result: one node, or several (parallel without merge)
 BROKEN = "<broken>"  # stands for the output of a layer that failed to expand
@@ -47,11 +49,54 @@ class Context:
             context = context.parent
         return None
 
-    def visible(self) -> list[str]:
-        """Every name `from:` could use here."""
+    def visible(self, limit: int | None = None) -> list[str]:
+        """Every name `from:` could use here (only the first `limit` when given)."""
         out: list[str] = []
         context: Context | None = self
-        while context is not None:
-            out += list(context.names)
+        while context is not None and (limit is None or len(out) < limit):
+            names = context.names if limit is None else islice(context.names, limit - len(out))
+            out += names
             context = context.parent
         return out
+
+    def visible_count(self) -> int:
+        """How many names `from:` could use here, without listing them."""
+        count = 0
+        context: Context | None = self
+        while context is not None:
+            count += len(context.names)
+            context = context.parent
+        return count
+
+    def listing(self, limit: int = 10) -> str:
+        """The visible names for a message: `x, conv1, pool1, ...` (at most `limit`)."""
+        shown = self.visible(limit)
+        more = ", ..." if self.visible_count() > len(shown) else ""
+        return ", ".join(shown) + more
+
+
+class NameHints:
+    """A "did you mean" for a name `from:` or `outputs:` cannot find, within a budget.
+
+    Each suggestion compares the name with every visible one: thousands of misses in a
+    network of thousands of layers would take quadratic time, so past the budget the
+    hint only lists the first names.
+    """
+
+    def __init__(self, budget: int = 100_000):
+        self.budget = budget  # names compared, over all suggestions of one expansion
+
+    def suggest(self, name: str, context: Context) -> str | None:
+        """`did you mean 'x'?` for a visible name close to `name`, while the budget lasts."""
+        count = context.visible_count()
+        if count > self.budget:
+            return None
+        self.budget -= count
+        return suggest(name, context.visible())
+
+    def hint(self, name: str, context: Context) -> str | None:
+        """A suggestion, or else the names that are visible here."""
+        close = self.suggest(name, context)
+        if close is None and context.visible_count():
+            return f"names here: {context.listing()}"
+        return close

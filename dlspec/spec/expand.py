@@ -14,7 +14,7 @@ from dlspec.errors import Path, Problem, SpecError, format_path
 from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
-from dlspec.spec.context import BROKEN, Context, Outputs
+from dlspec.spec.context import BROKEN, Context, NameHints, Outputs
 from dlspec.spec.entries import CommonKeys, parse_entry
 from dlspec.spec.model import (
     NetworkPart,
@@ -65,6 +65,7 @@ class _Expander(StructureExpansion):
         self.branch_names: dict[str, str] = {}  # last node of a parallel branch → branch key
         self.visited = 0  # layers expanded, including broken ones: bounds runaway repeats
         self.aborted = False
+        self.name_hints = NameHints()  # bounded "did you mean" for unknown names
 
     def check_block_names(self) -> None:
         for name in self.spec.blocks:
@@ -118,7 +119,7 @@ class _Expander(StructureExpansion):
             node = top.resolve(local)
             if node is None:
                 self.error((*path, out_name), f"output {local!r} is not a layer name",
-                           suggest(local, top.visible()))
+                           self.name_hints.suggest(local, top))
             else:
                 outputs[out_name] = node
         return outputs
@@ -193,7 +194,7 @@ class _Expander(StructureExpansion):
         if names is None:
             if current is None:
                 self.error(path, "this layer has no input: the network has several inputs "
-                           f"({', '.join(n for n in context.visible())})",
+                           f"({context.listing()})",
                            "say which one it reads with `from:`", context)
                 return None
             return [current] if isinstance(current, str) else list(current)
@@ -217,8 +218,7 @@ class _Expander(StructureExpansion):
             self.error(path, f"{name!r} is defined below ({line_path}); a layer reads only "
                        "layers above it, so this would make a cycle", context=context)
             return
-        visible = context.visible()
-        hint = suggest(name, visible) or (f"names here: {', '.join(visible)}" if visible else None)
+        hint = self.name_hints.hint(name, context)
         if context.blocks and not hint:
             hint = ("a block's layers see only names inside the block; its input is what the "
                     "block's use reads")

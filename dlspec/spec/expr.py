@@ -9,12 +9,16 @@ ever run.
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 MAX_EXPRESSION_LENGTH = 200
+# Every number an expression reads or makes stays within what a float holds exactly, so no
+# product of parameters can overflow into inf, a huge int or an OverflowError later on.
+MAX_MAGNITUDE = 2**53
 
 _NAME = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -67,25 +71,47 @@ def _lookup(name: str, params: Mapping[str, Any]) -> Any:
 
 
 def _walk(node: ast.AST, params: Mapping[str, Any]) -> Any:
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) \
+            and not isinstance(node.value, bool):
+        return _bounded(node.value, "a number in the expression")
     if isinstance(node, ast.Name):
         value = _lookup(node.id, params)
         if type(value) not in (int, float):
-            raise ExpressionError(f"parameter {node.id} is {value!r}, not a number")
-        return value
+            raise ExpressionError(f"parameter {node.id} is {_show(value)}, not a number")
+        return _bounded(value, f"parameter {node.id}")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = _walk(node.operand, params)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _walk(node.left, params), _walk(node.right, params)
         try:
-            return _BINARY[type(node.op)](left, right)
+            result = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
-            raise ExpressionError("division by zero") from None
+            raise ExpressionError(f"division by zero in {ast.unparse(node)!r}") from None
+        except OverflowError:  # unreachable while operands are bounded; kept as a guard
+            raise ExpressionError(f"{ast.unparse(node)!r} overflows") from None
+        return _bounded(result, repr(ast.unparse(node)[:60]))
     raise ExpressionError(
         f"{ast.unparse(node)!r} is not allowed: expressions may use numbers, parameter "
         "names, + - * / // % and parentheses")
+
+
+def _bounded(value: int | float, what: str) -> int | float:
+    """`value`, or an ExpressionError when it is not finite or too large to be exact."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExpressionError(f"{what} is not a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ExpressionError(f"{what} is {_show(value)}, beyond the largest number an "
+                              f"expression may use (±2**53 = {MAX_MAGNITUDE:,})")
+    return value
+
+
+def _show(value: Any) -> str:
+    """A value for a message, never thousands of digits long."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        return f"a number of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _normalise(value: Any) -> Any:

@@ -9,8 +9,11 @@ aliases that expand too far, files that are too big.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -82,28 +85,84 @@ class Document:
 
 
 def load_yaml_file(path: str | FilePath) -> Document:
-    """Read a spec file; raise SpecError for a missing, oversized or malformed file."""
+    """Read a spec file; raise SpecError for a missing, unreadable, oversized or malformed file."""
     name = str(path)
-    file = FilePath(path)
-    if not file.is_file():
-        raise SpecError(Problem((), f"no such spec file: {name}", location=None))
-    size = file.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise SpecError(
-            Problem((), f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,} bytes",
-                    location=Location(name, 1, 1))
-        )
+    data = _read_spec_bytes(FilePath(path), name)
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(Problem(
+            (), f"file is more than {MAX_FILE_BYTES:,} bytes; specs are limited to "
+            f"{MAX_FILE_BYTES:,} bytes",
+            location=Location(name, 1, 1)))
     try:
-        text = file.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(Problem((), f"file is not UTF-8 text ({exc.reason})",
-                                location=Location(name, 1, 1))) from None
+        before = data[:exc.start].decode("utf-8")
+        line, column = _line_column(before, len(before))
+        raise SpecError(Problem(
+            (), f"file is not UTF-8 text (byte 0x{data[exc.start]:02x}: {exc.reason})",
+            hint="save it as UTF-8", location=Location(name, line, column))) from None
     return load_yaml_text(text, name)
+
+
+def _read_spec_bytes(file: FilePath, name: str) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes of a regular file: never blocks on a FIFO or device
+    and never reads an endless one (/dev/zero), whatever its size claims."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise SpecError(Problem((), f"no such spec file: {name}")) from None
+    except IsADirectoryError:
+        raise SpecError(_folder_problem(file, name)) from None
+    except OSError as exc:
+        raise SpecError(Problem((), f"cannot read {name}: {_reason(exc)}")) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(_folder_problem(file, name))
+        raise SpecError(Problem((), f"{name} is not a regular file ({_file_type(info.st_mode)})",
+                                hint="give a .yaml spec file"))
+    with os.fdopen(fd, "rb") as stream:
+        size = info.st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(Problem(
+                (), f"file is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,} bytes",
+                location=Location(name, 1, 1)))
+        try:
+            return stream.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise SpecError(Problem((), f"cannot read {name}: {_reason(exc)}")) from None
+
+
+def _folder_problem(folder: FilePath, name: str) -> Problem:
+    try:  # a glance, not a walk: a folder may hold millions of files
+        names = [p.name for p in itertools.islice(folder.iterdir(), 1000)]
+    except OSError:
+        names = []
+    specs = sorted(n for n in names if n.endswith((".yaml", ".yml")) and n.isprintable())
+    shown = ", ".join(specs[:3]) + (", ..." if len(specs) > 3 else "")
+    hint = f"give one of its specs: {shown}" if specs else "give a .yaml spec file"
+    return Problem((), f"{name} is a folder, not a spec file", hint=hint)
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
 
 
 def load_yaml_text(text: str, file: str = "<string>") -> Document:
     """Parse YAML text into a Document; raise SpecError on anything unsafe or malformed."""
-    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise SpecError(Problem((), f"document is larger than {MAX_FILE_BYTES:,} bytes",
                                 location=Location(file, 1, 1)))
     try:
@@ -159,8 +218,21 @@ def _line_column(text: str, position: int) -> tuple[int, int]:
 
 def _check_depth(text: str, file: str) -> None:
     """Refuse deep nesting before composing: PyYAML's composer recurses per level."""
+    fast = getattr(yaml, "CSafeLoader", None)  # libyaml: ~30x faster than PyYAML's parser
+    if fast is not None:
+        try:
+            _count_depth(text, file, fast)
+            return
+        except SpecError:
+            raise
+        except Exception:  # noqa: BLE001 - libyaml rejects what PyYAML may read differently
+            pass  # count with the parser that composes; it reports the YAML error itself
+    _count_depth(text, file, _CoreSchemaLoader)
+
+
+def _count_depth(text: str, file: str, loader: Any) -> None:
     depth = 0
-    for event in yaml.parse(text, Loader=_CoreSchemaLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
@@ -245,7 +317,9 @@ class _Converter:
                     return math.nan
                 return float(value)
         except ValueError:
-            raise SpecError(Problem(path, f"{value!r} is not a valid {tag}",
+            shown = (repr(value) if len(value) <= 40
+                     else f"{value[:30]!r}... ({len(value)} characters)")
+            raise SpecError(Problem(path, f"{shown} is not a valid {tag}",
                                     location=self._where(node))) from None
         return value
 

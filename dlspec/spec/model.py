@@ -26,24 +26,39 @@ from dlspec.spec.sections import TrainingSections, fail
 FORMAT_VERSION = 1
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-# Attribute names of torch.nn.Module: a layer named like one would shadow it.
+# Attributes of torch.nn.Module and torch.fx.GraphModule (tests/test_compile.py keeps this list
+# complete): a layer named like one would shadow it. `self` and fx's own globals (`torch`,
+# `device` ...) would shadow what the generated forward() reads when they name an input.
 RESERVED_NAMES = frozenset({
-    "add_module", "apply", "bfloat16", "buffers", "children", "compile", "cpu", "cuda",
-    "double", "eval", "extra_repr", "float", "forward", "get_buffer", "get_parameter",
-    "get_submodule", "half", "load_state_dict", "modules", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "register_buffer", "register_module",
-    "register_parameter", "requires_grad_", "share_memory", "state_dict", "to", "to_empty",
-    "train", "training", "type", "zero_grad", "xpu", "ipu", "mtia", "code", "graph",
+    "T_destination", "add_module", "add_submodule", "apply", "bfloat16", "buffers",
+    "call_super_init", "children", "code", "compile", "cpu", "cuda",
+    "delete_all_unused_submodules", "delete_submodule", "dlspec_outputs", "double",
+    "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "graph", "half", "ipu", "load_state_dict", "meta",
+    "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters",
+    "parameters", "print_readable", "recompile", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "shape_env", "share_memory", "state_dict", "to",
+    "to_empty", "to_folder", "train", "training", "type", "xpu", "zero_grad",
+    "self", "torch", "device", "inf", "nan", "NoneType", "fx_pytree", "pytree",
 })
 
 
 def name_problem(name: str) -> str | None:
-    """Why `name` cannot name a layer or network, or None when it can."""
+    """Why `name` cannot name a layer, input, block or network, or None when it can."""
     if not re.match(NAME_PATTERN, name):
-        return (f"{name!r} is not a valid name: use letters, digits and underscores, "
+        return (f"{name[:80]!r} is not a valid name: use letters, digits and underscores, "
                 "not starting with a digit")
+    if name.startswith("_"):
+        return (f"{name!r} is reserved: names starting with '_' belong to PyTorch's internals "
+                "(_modules, __init__ ...); start it with a letter")
     if keyword.iskeyword(name) or name in RESERVED_NAMES:
-        return f"{name!r} is reserved (a Python keyword or a torch.nn.Module attribute)"
+        what = ("a Python keyword" if keyword.iskeyword(name) else
+                "a name the compiled module or its forward() uses")
+        return f"{name!r} is reserved ({what}); choose another name, e.g. {name}_1"
     return None
 
 
@@ -69,6 +84,7 @@ LayerList = Annotated[list[Any], Field(min_length=1),
 # Modules are built in float32; other float precisions are a training setting (train.precision).
 Dtype = Literal["float32", "int64", "int32", "bool"]
 MAX_DIMENSION = 1 << 31
+MAX_VARIANTS = 256
 REFERENCE_PATTERN = r"^\$(\(.*\)|[A-Za-z_][A-Za-z0-9_]*)$"  # $name or $(expression)
 
 
@@ -197,6 +213,14 @@ class NetworkSpec(Strict):
     outputs: Outputs | None = Field(None, description="default: the last layer")
 
 
+# what a section present but empty (`network:` and nothing under it) should hold
+_EMPTY_SECTIONS = {
+    "inputs": "name each input and give its shape, e.g. image: {shape: [1, 28, 28]}",
+    "network": "list at least one layer",
+    "networks": "give each network its inputs and layers",
+}
+
+
 class NetworkPart(Strict):
     """The part of a spec that describes networks (everything but the training sections)."""
 
@@ -214,6 +238,9 @@ class NetworkPart(Strict):
 
     @model_validator(mode="after")
     def _one_way_to_say_the_network(self) -> NetworkPart:
+        for key, what in _EMPTY_SECTIONS.items():
+            if key in self.model_fields_set and getattr(self, key) is None:  # `network:` alone
+                fail(f"{key} is empty", key, kind="empty_section", context={"hint": what})
         if self.networks is not None:
             extra = [k for k in ("inputs", "network", "outputs") if getattr(self, k) is not None]
             if extra:
@@ -222,8 +249,9 @@ class NetworkPart(Strict):
         elif self.network is None:
             fail("a spec needs `network:` (a list of layers) or `networks:`")
         elif self.inputs is None:
-            fail("`inputs:` is missing: name each input and give its shape, "
-                 "e.g. inputs: {image: {shape: [1, 28, 28]}}")
+            fail("`inputs:` is missing", kind="empty_section",  # the hint keeps its braces
+                 context={"hint": "name each input and give its shape, e.g. "
+                          "inputs: {image: {shape: [1, 28, 28]}}"})
         return self
 
     def network_specs(self) -> dict[str, NetworkSpec]:
@@ -239,9 +267,11 @@ class Spec(NetworkPart, TrainingSections):
     """A whole dlspec document: its networks and how to train and export them."""
 
     _document: Any = PrivateAttr(None)
+    # bounded: `check` validates the whole spec once per variant
     variants: dict[Name, dict[str, Any]] | None = Field(
-        None, description="named variants (select with --variant): each sets params and "
-        "overrides sections, e.g. a small version that trains here on built-in data")
+        None, max_length=MAX_VARIANTS, description="named variants (select with --variant): "
+        "each sets params and overrides sections, e.g. a small version that trains here on "
+        "built-in data")
 
     @property
     def document(self) -> Any:

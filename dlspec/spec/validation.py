@@ -30,14 +30,18 @@ def problems_from_validation(exc: ValidationError, data: Any,
     for error in exc.errors(include_url=False):
         path = data_path(data, error["loc"], missing=error["type"] == "missing")
         by_path.setdefault(path, []).append(dict(error))
+    # every path that has a deeper error below it: one set, so the check is linear
+    above = {path[:depth] for path in by_path for depth in range(len(path))}
+    allowed: dict[Path, list[str]] = {}
     problems = []
     for path, errors in by_path.items():
-        if any(other[:len(path)] == path and len(other) > len(path) for other in by_path):
+        if path in above:
             # a deeper error says what is wrong inside this value; the union members that
             # rejected the value as a whole (`'same' or 'valid'`) only add noise
             noise = (*_TYPE_WORDS, "literal_error")
             errors = [e for e in errors if e["type"] not in noise]
-        problems += [_problem(detail, path, data, model) for detail in _one_per_mistake(errors)]
+        problems += [_problem(detail, path, data, model, allowed)
+                     for detail in _one_per_mistake(errors)]
     return _drop_missing_explained_by_typos(problems)
 
 
@@ -88,19 +92,30 @@ def _has(container: Any, step: Any) -> bool:
     return isinstance(container, list) and isinstance(step, int) and 0 <= step < len(container)
 
 
-def _problem(error: dict[str, Any], path: Path, data: Any,
-             model: type[BaseModel]) -> Problem:
+def _problem(error: dict[str, Any], path: Path, data: Any, model: type[BaseModel],
+             allowed_at: dict[Path, list[str]]) -> Problem:
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     message = message[:1].lower() + message[1:]
     hint = None
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        allowed = allowed_keys(model, data, path[:-1])
+        parent = path[:-1]
+        if parent not in allowed_at:  # many unknown keys in one mapping share one lookup
+            allowed_at[parent] = allowed_keys(model, data, parent)
+        allowed = allowed_at[parent]
         hint = suggest(key, allowed) or (f"allowed: {', '.join(allowed)}" if allowed else None)
         return Problem(path, f"unknown key {key!r}", hint, on_key=True)
     if kind == "misplaced_key":  # a key that is valid but not here (dlspec.spec.model)
         return Problem(path, message, on_key=True)
+    if kind == "unsupported_key":  # a setting dlspec does not honour yet (spec.sections)
+        return Problem(path, message, ctx.get("hint"), on_key=True)
+    if kind == "empty_section":  # `network:` empty, `inputs:` missing (dlspec.spec.model)
+        return Problem(path, message, ctx.get("hint"))
+    if kind == "too_short" and value in ([], {}):
+        subject = path[-1] if path and isinstance(path[-1], str) else "the list"
+        return Problem(path, f"{subject} is empty", _EMPTY_HINTS.get(
+            str(subject), f"give at least {ctx.get('min_length', 1)} item(s)"))
     if kind == "missing":
         return Problem(path[:-1], f"missing required key {(path[-1] if path else '?')!r}")
     if kind == "literal_error":
@@ -124,6 +139,10 @@ def _problem(error: dict[str, Any], path: Path, data: Any,
         message = f"{message}; found {_show(value)}"
     return Problem(path, message, hint)
 
+
+_EMPTY_HINTS = {"network": "list at least one layer", "layers": "list at least one layer",
+                "inputs": "name each input and give its shape",
+                "networks": "give each network its inputs and layers"}
 
 # pydantic's error types in words a spec's author uses
 _PLAIN_MESSAGES = {

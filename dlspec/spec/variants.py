@@ -55,7 +55,8 @@ def resolve(document: Document, variant: str | None = None) -> Document:
     problems: list[Problem] = []
 
     def report(path: tuple[Any, ...], message: str) -> None:
-        problems.append(Problem(path, message, "declare it under params:"))
+        hint = "declare it under params:" if message.startswith("unknown parameter") else None
+        problems.append(Problem(path, message, hint))
 
     resolved = dict(data)
     for key in SUBSTITUTED:

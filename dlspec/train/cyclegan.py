@@ -49,7 +49,7 @@ from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from dlspec.train.checkpoint import mark_outputs_written, save_checkpoint, save_weights
 from dlspec.train.domain_judge import DomainJudge
 from dlspec.train.gan import finite_loss, network_schedules, run_epochs
 from dlspec.train.gan_checks import (
@@ -64,6 +64,7 @@ from dlspec.train.gan_outputs import GRID, denormalize, image_grid, write_gan_cu
 from dlspec.train.loop import Callbacks, FitResult, _Silent, seed_everything
 from dlspec.train.optim import make_optimizers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
+from dlspec.train.resume import resume_last, trained_with
 from dlspec.train.run import TrainResult, base_dir, deployment_info, pick_device
 from dlspec.train.schedules import Schedule
 
@@ -159,10 +160,13 @@ def train_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     run_dir.mkdir(parents=True, exist_ok=True)
     judge = DomainJudge.prepare(run_dir / "domain_classifier", data, train.seed)
     gan = _setup(spec, shaped, epochs, len(data.train), pick_device(device or train.device))
-    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), judge)
+    settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
+    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
     assert data.test is not None  # _data: there is a test split
     test = _measure(gan, data.test, data, judge)
-    _write_run(run_dir, spec, gan, result, test, data, epochs, judge)
+    if not result.already_done:
+        _write_run(run_dir, spec, gan, result, test, data, epochs, judge)
+        mark_outputs_written(run_dir)
     return TrainResult(run_dir, result, test, gan.generators.cpu(), data,
                        time.perf_counter() - began, info=translation_info(data))
 
@@ -207,14 +211,14 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], epochs: int, samples: int
 
 
 def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
-         callbacks: Callbacks, judge: DomainJudge) -> FitResult:
+         callbacks: Callbacks, settings: dict[str, str], judge: DomainJudge) -> FitResult:
     gan.order = seed_everything(gan.train.seed)
     assert data.val is not None
     pictures = _RoundTrips(run_dir / "samples", data)
     history: list[dict[str, float]] = []
-    start = 1
-    if resume and (state := load_checkpoint(run_dir, gan.all)) is not None:
-        start = _restore(state, gan, history) + 1
+    start, notes, done = (resume_last(run_dir, gan.all, settings, epochs,
+                                      lambda state: _restore(state, gan, history))
+                          if resume else (1, [], False))
     validation = data.val
 
     def one_epoch(epoch: int) -> dict[str, Any]:
@@ -223,10 +227,13 @@ def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: b
         pictures.write(epoch, gan)
         return record
 
-    return run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train), run_dir,
-                      gan.train.checkpoint_every, callbacks,
-                      lambda epoch: save_checkpoint(run_dir, gan.all,
-                                                    _state(epoch, gan, history)))
+    result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
+                        run_dir, gan.train.checkpoint_every, callbacks,
+                        lambda epoch: save_checkpoint(run_dir, gan.all,
+                                                      _state(epoch, gan, history)
+                                                      | {"trained_with": settings}))
+    result.notes, result.already_done = notes, done
+    return result
 
 
 def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,

@@ -37,7 +37,7 @@ from dlspec.graph import InputDecl, ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from dlspec.train.checkpoint import mark_outputs_written, save_checkpoint, save_weights
 from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
 from dlspec.train.digits_judge import DigitsJudge, judges_digits
 from dlspec.train.gan_checks import (
@@ -50,9 +50,10 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GAN_OBJECTIVES, GanObjective
 from dlspec.train.gan_outputs import Modes, SamplePictures, draw_latent, write_gan_curves
-from dlspec.train.loop import Callbacks, FitResult, _resume_hint, _Silent, batches, seed_everything
+from dlspec.train.loop import Callbacks, FitResult, _Silent, batches, seed_everything
 from dlspec.train.optim import make_optimizers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
+from dlspec.train.resume import resume_hint, resume_last, trained_with
 from dlspec.train.run import TrainResult, base_dir, pick_device
 from dlspec.train.schedules import Schedule, make_schedule
 
@@ -153,9 +154,12 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
              if judges_digits(spec, sample_shape) else None)  # before the GAN's seeding
     gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device),
                  labels, data.num_classes or 0)
-    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), judge)
+    settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
+    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
     info = generator_info(spec, names[0], data)
-    _write_run(run_dir, spec, gan, result, data, epochs, info)
+    if not result.already_done:
+        _write_run(run_dir, spec, gan, result, data, epochs, info)
+        mark_outputs_written(run_dir)
     return TrainResult(run_dir, result, None, gan.sampler, data, time.perf_counter() - began,
                        info=info)
 
@@ -232,7 +236,8 @@ def network_schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], 
 
 
 def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
-         callbacks: Callbacks, judge: DigitsJudge | None = None) -> FitResult:
+         callbacks: Callbacks, settings: dict[str, str],
+         judge: DigitsJudge | None = None) -> FitResult:
     """Train for `epochs`; checkpoint every `train.checkpoint_every` epochs and at the end."""
     gan.order = seed_everything(gan.train.seed)
     (real,) = data.train.inputs.values()
@@ -249,9 +254,9 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
                         if gan.conditional else None)
               if judge is not None else ([], None))
     history: list[dict[str, float]] = []
-    start = 1
-    if resume and (state := load_checkpoint(run_dir, gan.pair)) is not None:
-        start = _restore(state, gan, history) + 1
+    start, notes, done = (resume_last(run_dir, gan.pair, settings, epochs,
+                                      lambda state: _restore(state, gan, history))
+                          if resume else (1, [], False))
 
     def one_epoch(epoch: int) -> dict[str, Any]:
         record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
@@ -263,10 +268,13 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
             record.update(judge.judge(_samples(gan, judged[0]), judged[1]))
         return record
 
-    return run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train), run_dir,
-                      gan.train.checkpoint_every, callbacks,
-                      lambda epoch: save_checkpoint(run_dir, gan.pair,
-                                                    _state(epoch, gan, history)))
+    result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
+                        run_dir, gan.train.checkpoint_every, callbacks,
+                        lambda epoch: save_checkpoint(run_dir, gan.pair,
+                                                      _state(epoch, gan, history)
+                                                      | {"trained_with": settings}))
+    result.notes, result.already_done = notes, done
+    return result
 
 
 def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
@@ -287,7 +295,7 @@ def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
                 checkpoint(epoch)
     except KeyboardInterrupt:
         raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
-                                  _resume_hint(run_dir, interrupted=True))) from None
+                                  resume_hint(run_dir, interrupted=True))) from None
     return FitResult(history, len(history), "completed")
 
 
@@ -375,7 +383,7 @@ def finite_loss(loss: torch.Tensor, network: str, epoch: int, batch: int, run_di
     value = loss.item()
     if not math.isfinite(value):
         raise WorkError(Problem((), f"the {network} loss became {value} at epoch {epoch}, "
-                                f"batch {batch}", _resume_hint(run_dir)))
+                                f"batch {batch}", resume_hint(run_dir, can_clip=False)))
     return value
 
 

@@ -6,7 +6,6 @@ epoch's numbers are returned in the history.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -21,12 +20,23 @@ import torch
 
 from dlspec.data import DataSplits, TensorSet
 from dlspec.data.augment import augment_batch, augment_with_masks
-from dlspec.errors import Interrupted, Problem, SpecError, WorkError
+from dlspec.errors import Interrupted, Problem, WorkError
 from dlspec.spec.sections import AugmentConfig, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import load_checkpoint, save_checkpoint
+from dlspec.train.best import Monitor, loop_state, restore_loop, snapshot
+from dlspec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, writing
 from dlspec.train.distributed import Processes
+from dlspec.train.gradnorms import GradientNorms
 from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
+from dlspec.train.resume import (
+    changed_notes,
+    check_same_training,
+    check_within,
+    finished_note,
+    no_checkpoint_note,
+    restore_or_refuse,
+    resume_hint,
+)
 
 
 class Callbacks(Protocol):
@@ -75,6 +85,16 @@ class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
     stop_reason: str
+    # what a resume changed or found (the CLI prints these lines)
+    notes: list[str] = field(default_factory=list)
+    # resumed a run whose outputs were all written: nothing was trained or is to be written
+    already_done: bool = False
+    # the error that stopped training (a NaN loss); the run's outputs are written first
+    failure: WorkError | None = None
+
+
+class Diverged(WorkError):
+    """The loss became NaN or infinite: training stops; the best weights so far are kept."""
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -125,51 +145,100 @@ def evaluate(model: torch.nn.Module, data: TensorSet, objective: Objective, batc
 def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: TrainConfig,
         *, epochs: int, device: torch.device, run_dir: Path, resume: bool = False,
         binary: bool = False, callbacks: Callbacks | None = None,
-        processes: Processes | None = None) -> FitResult:
+        processes: Processes | None = None, settings: dict[str, str] | None = None,
+        ) -> FitResult:
     """Train `model` in place; checkpoint every `train.checkpoint_every` epochs.
 
-    With `processes` (a data-parallel run), each process trains on its part of every batch
-    and only process 0 checkpoints.
+    The model ends with the best epoch's weights. `settings` (dlspec.train.resume) is what
+    the run is trained with: saved in each checkpoint, compared on resume. With `processes`
+    (a data-parallel run), each process trains on its part of every batch and only process
+    0 checkpoints.
     """
     callbacks = callbacks or _Silent()
+    settings = settings or {}
     step = _Step(model, objective, train, device, binary, processes)
     order = seed_everything(train.seed)
     history: list[dict[str, float]] = []
-    monitor = _Monitor(train, has_val=data.val is not None)
-    start = 1
-    if resume and (state := load_checkpoint(run_dir, model)) is not None:
-        start = _restore(state, objective, order, monitor, history) + 1
-    best_weights = copy.deepcopy(objective.evaluated(model).state_dict())
+    monitor = Monitor(train, has_val=data.val is not None)
+    best = snapshot(objective.evaluated(model))
+    saved_best = 0  # the best epoch whose weights the checkpoint holds
+    start, notes = 1, list[str]()
+    if resume:
+        resumed = _resume(run_dir, model, objective, order, monitor, history, settings,
+                          epochs, notes)
+        if isinstance(resumed, FitResult):
+            return resumed
+        if resumed is not None:
+            start, best, saved_best = resumed.epoch + 1, resumed.best or best, monitor.best_epoch
     steps = math.ceil(len(data.train) / train.batch_size)
     stop_reason = "completed"
     epoch = start
     try:
         for epoch in range(start, epochs + 1):
-            record = _epoch(step, data, order, epoch, epochs, run_dir, callbacks, steps)
+            record = _epoch(step, data, order, epoch, epochs, callbacks, steps)
             history.append(record)
             callbacks.on_epoch_end(record)
             if monitor.improved(record):
-                best_weights = copy.deepcopy(objective.evaluated(model).state_dict())
-            if (epoch % train.checkpoint_every == 0 or epoch == epochs) and step.writes:
-                save_checkpoint(run_dir, model,
-                                _state(epoch, objective, order, monitor, history))
-            if monitor.should_stop():
+                best = snapshot(objective.evaluated(model))
+            stopping = monitor.should_stop()
+            if stopping:
                 stop_reason = monitor.reason()
+            if (epoch % train.checkpoint_every == 0 or epoch == epochs or stopping) \
+                    and step.writes:
+                finished = stop_reason if stopping or epoch == epochs else None
+                with writing(run_dir):
+                    save_checkpoint(run_dir, model, loop_state(
+                        epoch, objective, order, monitor, history, settings, finished),
+                        best if monitor.best_epoch != saved_best else None,
+                        monitor.best_epoch)
+                saved_best = monitor.best_epoch
+            if stopping:
                 break
     except KeyboardInterrupt:  # checkpoints are atomic: the last complete one stands
         raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
-                                  _resume_hint(run_dir, interrupted=True))) from None
-    model.load_state_dict(best_weights)
-    return FitResult(history, monitor.best_epoch or len(history), stop_reason)
+                                  resume_hint(run_dir, interrupted=True))) from None
+    except Diverged as failure:
+        model.load_state_dict(best)
+        failure.problems[0].hint = resume_hint(run_dir)
+        return FitResult(history, monitor.best_epoch, "stopped: " + failure.problems[0].message,
+                         notes, failure=failure)
+    model.load_state_dict(best)
+    return FitResult(history, monitor.best_epoch or len(history), stop_reason, notes)
+
+
+def _resume(run_dir: Path, model: torch.nn.Module, objective: Objective,
+            order: torch.Generator, monitor: Monitor, history: list[dict[str, float]],
+            settings: dict[str, str], epochs: int, notes: list[str],
+            ) -> Checkpoint | FitResult | None:
+    """Restore the run folder's checkpoint: the checkpoint to continue from, a FitResult
+    when the run had already finished, or None when there is no checkpoint."""
+    checkpoint = load_checkpoint(
+        run_dir, model, best_like=objective.evaluated(model),
+        check_state=lambda state: notes.extend(changed_notes(
+            check_same_training(state.get("trained_with"), settings, run_dir))))
+    if checkpoint is None:
+        notes.append(no_checkpoint_note(run_dir))
+        return None
+    restore_or_refuse(lambda state: restore_loop(state, objective, order, monitor, history),
+                      checkpoint.state, run_dir)
+    check_within(checkpoint.epoch, epochs, run_dir)
+    finished = checkpoint.state.get("finished")
+    if not isinstance(finished, str) or (finished == "completed" and checkpoint.epoch < epochs):
+        return checkpoint
+    assert checkpoint.best is not None  # load_checkpoint read it: best_like was given
+    model.load_state_dict(checkpoint.best)
+    notes.append(finished_note(run_dir, checkpoint.epoch, finished, checkpoint.outputs_written))
+    return FitResult(history, monitor.best_epoch, finished, notes,
+                     already_done=checkpoint.outputs_written)
 
 
 def _epoch(step: _Step, data: DataSplits, order: torch.Generator, epoch: int, epochs: int,
-           run_dir: Path, callbacks: Callbacks, steps: int) -> dict[str, float]:
+           callbacks: Callbacks, steps: int) -> dict[str, float]:
     """One epoch: train, evaluate, step the schedule; the epoch's record."""
     objective, train = step.objective, step.train
     callbacks.on_epoch_start(epoch, epochs, steps)
     began = time.perf_counter()
-    train_loss, grad_norms = _train_epoch(step, data.train, order, epoch, run_dir, callbacks)
+    train_loss, grad_norms = _train_epoch(step, data.train, order, epoch, callbacks)
     record = {"epoch": float(epoch), "train_loss": train_loss,
               "lr": _lr(objective.optimizer), **grad_norms}
     evaluated = objective.evaluated(step.model)
@@ -250,7 +319,7 @@ def hold_frozen_statistics(model: torch.nn.Module) -> None:
 
 
 def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: int,
-                 run_dir: Path, callbacks: Callbacks) -> tuple[float, dict[str, float]]:
+                 callbacks: Callbacks) -> tuple[float, dict[str, float]]:
     model, objective, train = step.model, step.objective, step.train
     model.train()
     hold_frozen_statistics(model)
@@ -272,8 +341,8 @@ def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: in
         loss = step.loss(*part, batch_size=size)
         value = step.batch_loss(loss)
         if not math.isfinite(value):
-            raise WorkError(Problem((), f"the loss became {value} at epoch {epoch}, "
-                                    f"batch {batch}", _resume_hint(run_dir)))
+            raise Diverged(Problem((), f"the loss became {value} at epoch {epoch}, "
+                                   f"batch {batch}"))
         objective.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if norms is not None:
@@ -287,37 +356,6 @@ def _train_epoch(step: _Step, data: TensorSet, order: torch.Generator, epoch: in
         count += size
         callbacks.on_batch(batch, value, size)
     return total / max(count, 1), (norms.means() if norms is not None else {})
-
-
-class GradientNorms:
-    """Mean gradient L2 norm per top-level layer over an epoch (before clipping), so that
-    vanishing or exploding gradients show in metrics.csv as `grad_norm/<layer>`."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.groups: dict[str, list[torch.nn.Parameter]] = {}
-        for name, parameter in model.named_parameters():
-            if parameter.requires_grad:
-                self.groups.setdefault(_layer_group(name), []).append(parameter)
-        self.sums = dict.fromkeys(self.groups, 0.0)
-        self.count = 0
-
-    def measure(self) -> None:
-        """Add this step's norms (call after backward)."""
-        for group, parameters in self.groups.items():
-            grads = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
-            if grads:
-                self.sums[group] += torch.stack(grads).norm().item()
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        """The epoch's mean norm per group."""
-        return {f"grad_norm/{g}": total / max(self.count, 1) for g, total in self.sums.items()}
-
-
-def _layer_group(parameter: str) -> str:
-    """The top-level layer a parameter belongs to; repeated copies apart (`fc.0`, `fc.1`)."""
-    parts = parameter.split(".")
-    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 
 def _autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
@@ -338,83 +376,3 @@ def _clip(model: torch.nn.Module, train: TrainConfig) -> None:
 
 def _lr(optimizer: torch.optim.Optimizer) -> float:
     return float(optimizer.param_groups[0]["lr"])
-
-
-def _resume_hint(run_dir: Path, interrupted: bool = False) -> str:
-    from dlspec.train.checkpoint import MARKER
-
-    if (run_dir / MARKER).is_file():
-        if interrupted:
-            return (f"the last complete epoch is saved in {run_dir}: continue with "
-                    "`dlspec train SPEC --resume`")
-        return f"the last good checkpoint is in {run_dir}; lower the learning rate and resume"
-    if interrupted:
-        return "no epoch had finished, so nothing was saved"
-    return "lower the learning rate, or add grad_clip under train:"
-
-
-class _Monitor:
-    """Tracks the best epoch of the watched metric and decides on early stopping."""
-
-    def __init__(self, train: TrainConfig, has_val: bool):
-        rule = train.early_stopping
-        default = "val_loss" if has_val else "train_loss"
-        self.metric = rule.metric if rule else default
-        self.mode = rule.mode if rule else "min"
-        self.patience = rule.patience if rule else None
-        self.min_delta = rule.min_delta if rule else 0.0
-        self.best: float | None = None
-        self.best_epoch = 0
-        self.waited = 0
-
-    def improved(self, record: dict[str, float]) -> bool:
-        if self.metric not in record:
-            known = ", ".join(k for k in record if k not in ("epoch", "seconds"))
-            raise SpecError(Problem(("train", "early_stopping", "metric"),
-                                    f"no metric {self.metric!r} is measured",
-                                    f"choose one of {known}"))
-        value = record[self.metric]
-        better = self.best is None or (
-            value < self.best - self.min_delta if self.mode == "min"
-            else value > self.best + self.min_delta)
-        if better:
-            self.best, self.best_epoch, self.waited = value, int(record["epoch"]), 0
-        else:
-            self.waited += 1
-        return better
-
-    def should_stop(self) -> bool:
-        return self.patience is not None and self.waited >= self.patience
-
-    def reason(self) -> str:
-        return (f"early stopping: {self.metric} did not improve for {self.patience} epochs "
-                f"(best {self.best:.4g} at epoch {self.best_epoch})")
-
-    def state(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.waited = state["best"], state["best_epoch"], \
-            state["waited"]
-
-
-def _state(epoch: int, objective: Objective, order: torch.Generator, monitor: _Monitor,
-           history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"epoch": epoch, "optimizer": objective.optimizer.state_dict(),
-            "schedule": objective.schedule.state_dict(), "batch_order": order.get_state(),
-            "torch_rng": torch.get_rng_state(), "monitor": monitor.state(),
-            "history": history,
-            "average": objective.average.state_dict() if objective.average else None}
-
-
-def _restore(state: dict[str, Any], objective: Objective, order: torch.Generator,
-             monitor: _Monitor, history: list[dict[str, float]]) -> int:
-    objective.optimizer.load_state_dict(state["optimizer"])
-    objective.schedule.load_state_dict(state["schedule"])
-    order.set_state(state["batch_order"])
-    torch.set_rng_state(state["torch_rng"])
-    monitor.restore(state["monitor"])
-    history.extend(state["history"])
-    if objective.average is not None and state.get("average") is not None:
-        objective.average.load_state_dict(state["average"])
-    return int(state["epoch"])

@@ -19,12 +19,18 @@ from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import TaskConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import save_weights
+from dlspec.train.checkpoint import (
+    has_checkpoint,
+    mark_outputs_written,
+    save_weights,
+    writing,
+)
 from dlspec.train.loop import Callbacks, FitResult, Objective, evaluate, fit
 from dlspec.train.losses import check_loss_against_output, make_loss, regularization_penalty
 from dlspec.train.metrics import SEGMENTATION_METRICS, default_metrics
 from dlspec.train.optim import make_optimizer
 from dlspec.train.outputs import write_curves, write_metrics, write_report, write_resolved_spec
+from dlspec.train.resume import trained_with
 from dlspec.train.schedules import make_schedule
 from dlspec.train.transfer import TransferReport, apply_transfer
 
@@ -74,13 +80,19 @@ def train_network(spec: Spec, shaped: ShapedGraph, run_dir: Path, *, epochs: int
             metrics=list(train.metrics or default_metrics(task.type)), augment=spec.augment,
             normalization=data.normalization, average=average)
         run_dir.mkdir(parents=True, exist_ok=True)
+        settings = trained_with(spec, epochs, {"model": objective.schedule})  # fresh plan
         result = fit(model, data, objective, train, epochs=epochs, device=target_device,
                      run_dir=run_dir, resume=resume, binary=binary, callbacks=callbacks,
-                     processes=processes)
+                     processes=processes, settings=settings)
     test = (evaluate(model, data.test, objective, train.batch_size, target_device, binary)
-            if data.test is not None else None)
-    if processes is None or processes.main:
-        _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
+            if data.test is not None and result.failure is None else None)
+    if (processes is None or processes.main) and not result.already_done:
+        with writing(run_dir):
+            _write_run(run_dir, spec, model, result, test, data, epochs, transfer)
+            if result.failure is None and has_checkpoint(run_dir):
+                mark_outputs_written(run_dir)
+    if result.failure is not None:
+        raise result.failure
     return TrainResult(run_dir, result, test, model, data, time.perf_counter() - began,
                        transfer)
 
@@ -196,10 +208,11 @@ def deployment_info(data: DataSplits) -> DeploymentInfo:
 def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitResult,
                test: dict[str, float] | None, data: DataSplits, epochs: int,
                transfer: TransferReport | None) -> None:
-    save_weights(model, run_dir / "model.safetensors")
+    if result.history:  # a run stopped in its first epoch has no weights worth keeping
+        save_weights(model, run_dir / "model.safetensors")
+        write_curves(run_dir, result.history, spec.name)
     deployment_info(data).save(run_dir)
     write_metrics(run_dir, result.history, test)
-    write_curves(run_dir, result.history, spec.name)
     write_resolved_spec(run_dir, spec, epochs)
     last = result.history[-1] if result.history else {}
     lines = [f"# {spec.name}", "", f"Data: {data.source}; {len(data.train)} training samples"
@@ -211,11 +224,18 @@ def _write_run(run_dir: Path, spec: Spec, model: torch.nn.Module, result: FitRes
         lines += [*transfer.lines(), ""]
     if test is not None:
         lines += ["Test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()), ""]
+    if result.failure is not None:
+        lines += [f"The run failed: {result.failure}. "
+                  + ("model.safetensors holds the best epoch's weights; no test numbers."
+                     if result.history else "No epoch finished: no weights were kept."), ""]
+    kept = bool(result.history)
     lines += ["| file | what |", "| --- | --- |",
               "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
-              "| [model.safetensors](model.safetensors) | the best weights |",
+              *(["| [model.safetensors](model.safetensors) | the best weights |"] if kept
+                else []),
               "| [data.json](data.json) | class labels and normalisation, for inference |",
               "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers |",
-              "| [curves.png](curves.png) | loss, metric and learning-rate curves |",
+              *(["| [curves.png](curves.png) | loss, metric and learning-rate curves |"]
+                if kept else []),
               "| checkpoint.* | the latest checkpoint, for `--resume` |"]
     write_report(run_dir, lines)

@@ -61,6 +61,9 @@ def apply_transfer(model: torch.nn.Module, transfer: TransferConfig,
         elif weights[name].shape != tensor.shape:
             report.skipped[name] = (f"shape {tuple(weights[name].shape)} in the checkpoint, "
                                     f"{tuple(tensor.shape)} here")
+        elif weights[name].dtype != tensor.dtype:  # loading would convert it silently
+            report.skipped[name] = (f"{_dtype(weights[name].dtype)} in the checkpoint, "
+                                    f"{_dtype(tensor.dtype)} here")
         else:
             chosen[name] = weights[name]
             report.loaded.append(name)
@@ -75,6 +78,10 @@ def apply_transfer(model: torch.nn.Module, transfer: TransferConfig,
             parameter.requires_grad_(False)
             report.frozen.append(name)
     return report
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _source(path: str, base_dir: Path) -> Path:

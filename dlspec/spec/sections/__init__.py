@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -39,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from dlspec.spec.paths import ReadPath, WritePath
 from dlspec.spec.sections.base import (
     Fraction,
     Patterns,
@@ -217,7 +219,9 @@ class TrainConfig(Section):
     metrics: list[Metric] | None = Field(
         None, description="metrics computed each epoch (default: the task's)")
     log_grad_norms: bool = Field(False, description="log gradient norms per layer group")
-    num_workers: NonNegativeInt = Field(0, description="data-loading worker processes")
+    num_workers: NonNegativeInt = Field(
+        0, description="data-loading worker processes: only 0 for now (data loads in the "
+        "main process); other values are refused")
     n_critic: PositiveInt = Field(1, description="GAN: discriminator steps per generator step")
     ema: float | None = Field(
         None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
@@ -232,6 +236,11 @@ class TrainConfig(Section):
     def _check(self) -> TrainConfig:
         if self.metrics and len(set(self.metrics)) != len(self.metrics):
             fail("metrics are listed twice", "metrics", value=self.metrics)
+        if self.num_workers != 0:  # refused rather than silently ignored
+            fail(f"num_workers {self.num_workers} is not supported yet", "num_workers",
+                 value=self.num_workers, kind="unsupported_key",
+                 context={"hint": "data loading happens in the main process for now; remove "
+                          "it"})
         return self
 
 
@@ -241,7 +250,9 @@ class TrainConfig(Section):
 class TransferConfig(Section):
     """Start from a trained checkpoint's weights."""
 
-    init_from: str = Field(min_length=1, description="path of the checkpoint to load")
+    init_from: ReadPath = Field(
+        min_length=1, description="the checkpoint to load (a run folder or its "
+        "model.safetensors), relative to the spec's folder")
     layers: Patterns = Field(["*"], description="glob patterns of the layers to load")
     freeze: list[Annotated[str, Field(min_length=1)]] = Field(
         [], description="glob patterns of the layers not to train")
@@ -256,7 +267,18 @@ class OnnxExport(Section):
     atol: NonNegativeFloat = Field(1e-4, description="absolute tolerance of the verification")
     rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance of the verification")
     optimize: bool = Field(False, description="optimise the exported graph")
-    file: str | None = Field(None, min_length=1, description="file name (default: model.onnx)")
+    file: OnnxFile | None = Field(
+        None, min_length=1, description="file name in the run folder (default: model.onnx)")
+
+
+def _onnx_suffix(value: str) -> str:
+    if not value.endswith(".onnx"):
+        raise ValueError(f"an ONNX file name ends in .onnx; found {value!r}")
+    return value
+
+
+# written into the run folder, beside the checkpoint: never elsewhere, never over its other files
+OnnxFile = Annotated[WritePath, AfterValidator(_onnx_suffix)]
 
 
 def _onnx(value: Any) -> Any:

@@ -18,8 +18,10 @@ from pydantic_core import PydanticCustomError, core_schema
 def fail(message: str, *loc: str | int, value: Any = None, kind: str = "spec",
          context: dict[str, Any] | None = None) -> NoReturn:
     """Raise one validation error at `loc` (relative to the value being validated)."""
-    error = {"type": PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"),
-                                         context),
+    # pydantic fills `{name}` in a template from the context and never un-escapes `{{`, so
+    # the message travels as a context value: braces in it (a user's text) print as written
+    context = {**(context or {}), "dlspec_message": message}
+    error = {"type": PydanticCustomError(kind, "{dlspec_message}", context),
              "loc": loc, "input": value}
     raise ValidationError.from_exception_data("dlspec", [error])  # type: ignore[list-item]
 

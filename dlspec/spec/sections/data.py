@@ -12,10 +12,10 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     model_validator,
 )
 
+from dlspec.spec.paths import ReadPath
 from dlspec.spec.sections.base import Fraction, Section, Shorthand, _exactly_one, fail
 
 
@@ -27,9 +27,16 @@ def _flip(value: Any) -> Any:
     return (0.5 if value else 0.0) if isinstance(value, bool) else value
 
 
+# Bounds on what a spec may ask data generation and image preparation to allocate: far above
+# any real use, far below what would exhaust a machine's memory before training starts.
+MAX_IMAGE_SIDE = 8192
+MAX_GENERATED_SAMPLES = 10_000_000
+MAX_GENERATED_VALUES = 100_000_000
+Side = Annotated[int, Field(gt=0, le=MAX_IMAGE_SIDE)]
 Size2d = Annotated[
-    list[PositiveInt], Field(min_length=2, max_length=2),
-    Shorthand(_pair, {"type": "integer", "exclusiveMinimum": 0, "description": "square size"}),
+    list[Side], Field(min_length=2, max_length=2),
+    Shorthand(_pair, {"type": "integer", "exclusiveMinimum": 0, "maximum": MAX_IMAGE_SIDE,
+                      "description": "square size"}),
 ]
 FlipProbability = Annotated[
     Fraction, Shorthand(_flip, {"type": "boolean", "description": "true: probability 0.5"}),
@@ -113,10 +120,15 @@ class DataConfig(Section):
     """Where the samples come from (exactly one source) and how they are prepared."""
 
     dataset: BuiltinDataset | None = Field(None, description="a built-in dataset (no download)")
-    csv: str | None = Field(None, min_length=1, description="path of a CSV file, one row a sample")
-    npz: str | None = Field(None, min_length=1, description="path of an .npz file of arrays")
-    image_folder: str | None = Field(
-        None, min_length=1, description="folder with one sub-folder of images per class")
+    csv: ReadPath | None = Field(
+        None, min_length=1, description="path of a CSV file, one row a sample, relative to the "
+        "spec's folder")
+    npz: ReadPath | None = Field(
+        None, min_length=1, description="path of an .npz file of arrays, relative to the spec's "
+        "folder")
+    image_folder: ReadPath | None = Field(
+        None, min_length=1, description="folder with one sub-folder of images per class, "
+        "relative to the spec's folder")
     target: str | None = Field(None, min_length=1, description="csv: the label column")
     features: list[str] | None = Field(
         None, min_length=1, description="csv: the feature columns (default: all but target)")
@@ -130,9 +142,11 @@ class DataConfig(Section):
         Shorthand(_normalize, {"type": "boolean", "description": "true: auto; false: none"}),
     ] = Field(None, description="auto: statistics computed on the training split; or fixed ones")
     split: Split = Field(default_factory=Split, description="train/val/test fractions")
-    num_samples: PositiveInt | None = Field(None, description="samples to generate")
+    num_samples: Annotated[int, Field(gt=0, le=MAX_GENERATED_SAMPLES)] | None = Field(
+        None, description="samples to generate")
     noise: NonNegativeFloat | None = Field(None, description="noise added to generated samples")
-    seq_len: PositiveInt | None = Field(None, description="length of generated sequences")
+    seq_len: Annotated[int, Field(gt=0, le=MAX_GENERATED_VALUES)] | None = Field(
+        None, description="length of generated sequences")
     seed: NonNegativeInt | None = Field(
         None, description="seed of the split and generated data (default: train.seed)")
     shuffle: bool = Field(True, description="shuffle the training samples every epoch")
@@ -145,6 +159,12 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         _exactly_one(self, _SOURCES, "data")
+        steps = (self.num_samples or 1) * (self.seq_len or 1)
+        if steps > MAX_GENERATED_VALUES:
+            fail(f"num_samples {self.num_samples:,} × seq_len {self.seq_len:,} is {steps:,} "
+                 f"generated steps; at most {MAX_GENERATED_VALUES:,}",
+                 "num_samples" if "num_samples" in self.model_fields_set else "seq_len",
+                 value=steps)
         for option in sorted(self.model_fields_set & _OPTION_SOURCES.keys()):
             applies, sources = _OPTION_SOURCES[option]
             if not applies(self):
@@ -158,7 +178,8 @@ class DataConfig(Section):
 
 class RandomCrop(Section):
     size: Size2d | None = Field(None, description="crop [height, width] (default: input size)")
-    padding: NonNegativeInt = Field(0, description="pixels of zero padding added before cropping")
+    padding: Annotated[int, Field(ge=0, le=MAX_IMAGE_SIDE)] = Field(
+        0, description="pixels of zero padding added before cropping")
 
 
 class ColorJitter(Section):
@@ -179,7 +200,8 @@ class ImageAugment(Section):
 
 class SequenceAugment(Section):
     noise: PositiveFloat | None = Field(None, description="std of Gaussian noise added")
-    time_shift: PositiveInt | None = Field(None, description="largest random shift, in steps")
+    time_shift: Annotated[int, Field(gt=0, le=MAX_GENERATED_VALUES)] | None = Field(
+        None, description="largest random shift, in steps")
     time_scale: Annotated[
         list[PositiveFloat], Field(min_length=2, max_length=2)
     ] | None = Field(None, description="[low, high] range of random time stretching")
