@@ -17,6 +17,7 @@ import numpy as np
 
 from dlspec.data.fit import RawData
 from dlspec.errors import Problem, SpecError
+from dlspec.memory import format_bytes
 from dlspec.runtime.untrusted import (
     IMAGE_SUFFIXES,
     MAX_ARRAY_BYTES,
@@ -29,7 +30,6 @@ from dlspec.runtime.untrusted import (
     printable,
     read_csv_text,
     read_image,
-    size_text,
 )
 from dlspec.spec.paths import resolve_inside
 from dlspec.spec.sections import DataConfig
@@ -313,7 +313,7 @@ def _read_images(paths: list[Path], root: Path, shown: str,
         # the images are stacked and turned into float32: about 5 bytes for each one read
         if total * 5 > MAX_ARRAY_BYTES:
             raise SpecError(Problem(("data", "image_folder"), f"the images of {shown} need "
-                                    f"more than {size_text(MAX_ARRAY_BYTES)} of memory "
+                                    f"more than {format_bytes(MAX_ARRAY_BYTES)} of memory "
                                     f"(reading stopped at {name})", "add `resize: [height, "
                                     "width]` or use fewer images"))
     return pixels

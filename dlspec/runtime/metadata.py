@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlspec.errors import Problem, SpecError
-from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, MAX_IMAGE_PIXELS, printable, size_text
+from dlspec.memory import format_bytes
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, MAX_IMAGE_PIXELS, printable
 
 CLASSIFYING = ("classification", "sequence_classification")
 _HINT = "re-export the model with `dlspec export`, or delete the dlspec_* metadata"
@@ -186,7 +187,7 @@ class _Reader:
         if elements * 4 > MAX_ARRAY_BYTES:
             raise self.fail(key, f"gives {_brief(entry['name'])} the shape {_brief(shape)}: "
                             f"{elements:,} values a sample, more than fit in the "
-                            f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once")
+                            f"{format_bytes(MAX_ARRAY_BYTES)} dlspec uses at once")
         return TensorInfo(entry["name"], dims, dtype)
 
     def task(self) -> Task | None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.memory import format_bytes
 from dlspec.runtime.metadata import (
     Metadata,
     Normalization,
@@ -25,7 +26,7 @@ from dlspec.runtime.metadata import (
     format_shape,
     read_metadata,
 )
-from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, has_hidden, printable, size_text
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, has_hidden, printable
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -106,9 +107,9 @@ class Predictor:
             size = (self._fixed_batch or 1) * math.prod(known) * 4
             if size > MAX_ARRAY_BYTES:  # refused before a batch of it is ever allocated
                 raise SpecError(Problem((), f"{printable(str(self.path))}: {info.name} is "
-                                        f"{format_shape(info.shape)} ({size_text(size)} a "
+                                        f"{format_shape(info.shape)} ({format_bytes(size)} a "
                                         f"batch), more than fit in the "
-                                        f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once"))
+                                        f"{format_bytes(MAX_ARRAY_BYTES)} dlspec uses at once"))
 
     @property
     def task(self) -> Task | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Problem, SpecError
+from dlspec.memory import format_bytes
 from dlspec.runtime.metadata import ImageSpec, TensorInfo
 from dlspec.runtime.untrusted import (
     IMAGE_SUFFIXES,
@@ -28,7 +29,6 @@ from dlspec.runtime.untrusted import (
     printable,
     read_csv_text,
     read_image,
-    size_text,
 )
 
 _KINDS_HINT = "give an .npy, .npz or .csv file, or a folder of images"
@@ -270,8 +270,8 @@ def read_image_folder(folder: Path, spec: ImageSpec) -> tuple[list[str], np.ndar
     needed = len(files) * height * width * spec.channels * 5
     if needed > MAX_ARRAY_BYTES:
         raise SpecError(Problem((), f"{len(files):,} images of {height}×{width} need "
-                                f"{size_text(needed)} of memory, more than the "
-                                f"{size_text(MAX_ARRAY_BYTES)} dlspec uses at once",
+                                f"{format_bytes(needed)} of memory, more than the "
+                                f"{format_bytes(MAX_ARRAY_BYTES)} dlspec uses at once",
                                 "predict on smaller folders of images"))
     pixels = np.empty((len(files), height, width, spec.channels), dtype=np.uint8)
     for i, path in enumerate(files):

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.errors import Problem, SpecError
+from dlspec.memory import format_bytes
 from dlspec.runtime.metadata import Generator, Normalization
 from dlspec.runtime.predictor import Predictor
-from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, excerpts, printable, size_text
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, excerpts, printable
 from dlspec.runtime.writers import check_output, image_paths, output_error
 
 
@@ -89,8 +90,8 @@ def _check_memory(predictor: Predictor, count: int) -> None:
             per_sample += math.prod(int(d) for d in info.per_sample if d is not None) * 4
     if count * per_sample > MAX_ARRAY_BYTES:
         raise SpecError(Problem((), f"{count:,} samples of {printable(predictor.path.name)} "
-                                f"need {size_text(count * per_sample)} of memory, more than "
-                                f"the {size_text(MAX_ARRAY_BYTES)} dlspec uses at once",
+                                f"need {format_bytes(count * per_sample)} of memory, more than "
+                                f"the {format_bytes(MAX_ARRAY_BYTES)} dlspec uses at once",
                                 "draw fewer samples at a time"))
 
 

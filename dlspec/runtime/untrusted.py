@@ -33,6 +33,8 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from dlspec.memory import format_bytes, physical_memory
+
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
@@ -49,15 +51,7 @@ class Unreadable(ValueError):
     """A file refused before (or while) reading it; the message follows its name."""
 
 
-def _memory_limit() -> int:
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        total = 0
-    return total // 2 if total > 0 else 4 << 30
-
-
-MAX_ARRAY_BYTES = _memory_limit()
+MAX_ARRAY_BYTES = physical_memory() // 2  # one array, or one folder of images, at most
 
 
 # --------------------------------------------------------------------------- text
@@ -86,15 +80,6 @@ def excerpts(texts: list[str], count: int = 6, limit: int = 24) -> str:
 def has_hidden(text: str) -> bool:
     """Whether `text` holds a control or invisible character (a bidi override, ...)."""
     return not text.isprintable() and any(unicodedata.category(c) in _HIDDEN for c in text)
-
-
-def size_text(count: int) -> str:
-    """A byte count as `1.5 GiB`."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if count < 1024 or unit == "PiB":
-            return f"{count:,} bytes" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- CSV
@@ -183,11 +168,11 @@ def _check_header(file: IO[bytes], available: int, what: str) -> None:
     held = available - file.tell()
     shown = "×".join(map(str, shape)) or "scalar"
     if size > held:
-        raise Unreadable(f"{what}announces {shown} {dtype} values ({size_text(size)}) but "
-                         f"holds {size_text(max(held, 0))}")
+        raise Unreadable(f"{what}announces {shown} {dtype} values ({format_bytes(size)}) but "
+                         f"holds {format_bytes(max(held, 0))}")
     if size > MAX_ARRAY_BYTES:
-        raise Unreadable(f"{what}announces {shown} {dtype} values ({size_text(size)}), more "
-                         f"than the {size_text(MAX_ARRAY_BYTES)} dlspec reads at once (half "
+        raise Unreadable(f"{what}announces {shown} {dtype} values ({format_bytes(size)}), more "
+                         f"than the {format_bytes(MAX_ARRAY_BYTES)} dlspec reads at once (half "
                          "this machine's memory)")
 
 

@@ -52,6 +52,7 @@ def locked(run_dir: Path, command: str | None = None) -> Iterator[str | None]:
     if "TORCHELASTIC_RUN_ID" in os.environ:  # a data-parallel worker: its launcher holds it
         yield None
         return
+    created = not run_dir.exists()
     prepare_run_folder(run_dir)
     key = run_dir.resolve()
     if key in _held:
@@ -86,8 +87,21 @@ def locked(run_dir: Path, command: str | None = None) -> Iterator[str | None]:
         finally:
             del _held[key]
             os.ftruncate(descriptor, 0)  # a clean end leaves no holder behind
+            if created:
+                _remove_if_unused(run_dir)
     finally:
         os.close(descriptor)  # closing releases the flock
+
+
+def _remove_if_unused(run_dir: Path) -> None:
+    """A folder this run created and left holding only the lock (it failed before writing
+    anything, e.g. on bad data) is removed, so a failed run leaves no trace."""
+    try:
+        if [entry.name for entry in run_dir.iterdir()] == [LOCK]:
+            (run_dir / LOCK).unlink()
+            run_dir.rmdir()
+    except OSError:
+        pass  # another process came in meanwhile: its folder now
 
 
 def _read(descriptor: int) -> dict[str, object]:

@@ -85,15 +85,19 @@ def _dtype(dtype: torch.dtype) -> str:
 
 
 def _source(path: str, base_dir: Path) -> Path:
-    """The weights file: relative paths are tried beside the spec, then from here."""
-    for candidate in (base_dir / path, Path(path)):
-        if candidate.is_dir():
-            candidate = candidate / "model.safetensors"
-        if candidate.is_file():
-            return candidate
-    raise SpecError(Problem(("transfer", "init_from"), f"no weights at {path!r} (looked "
-                            f"beside the spec, in {base_dir}, and from the current folder)",
-                            "point it at a run folder or its model.safetensors"))
+    """The weights file, inside the spec's folder (a run folder means its model.safetensors)."""
+    from dlspec.spec.paths import resolve_inside
+
+    candidate = resolve_inside(base_dir, path, ("transfer", "init_from"))
+    if candidate.is_dir():
+        candidate = resolve_inside(base_dir, f"{path.rstrip('/')}/model.safetensors",
+                                   ("transfer", "init_from"))
+    if candidate.is_file():
+        return candidate
+    raise SpecError(Problem(("transfer", "init_from"), f"no weights at {path!r} (looked in "
+                            f"{base_dir}, the spec's folder)",
+                            "point it at a run folder or its model.safetensors, relative to "
+                            "the spec"))
 
 
 def _check_patterns(patterns: list[str], names: list[str], key: str) -> None:
