@@ -590,23 +590,9 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    from dlspec.errors import FileError, Problem
+    from dlspec.user_files import write_user_file
 
-    if output.is_dir():
-        raise FileError(Problem((), f"cannot write {output}: it is a folder",
-                                "give a file path inside it"))
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
-        blocking = next((p for p in reversed(output.parents) if p.exists() and not p.is_dir()),
-                        output.parent)
-        raise FileError(Problem((), f"cannot write {output}: {blocking} is a file, "
-                                "not a folder")) from None
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
-        raise FileError(Problem((), f"cannot write {output}: "
-                                f"{(exc.strerror or str(exc)).lower()}{where}")) from None
+    write_user_file(output, text.encode("utf-8"))
     print(f"wrote {output}", file=sys.stderr)
 
 

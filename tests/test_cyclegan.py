@@ -223,8 +223,35 @@ def test_cyclegan_learns_to_invert_digits(tmp_path: Path) -> None:
 def test_a_diverging_cyclegan_stops_naming_epoch_and_batch(tmp_path: Path) -> None:
     text = tiny().replace("optimizer: {type: adam, lr: 2.0e-3, betas: [0.5, 0.999]}",
                           "optimizer: {type: sgd, lr: 1.0e+30}")
-    with pytest.raises(WorkError, match="loss became .* at epoch 1, batch"):
+    with pytest.raises(WorkError, match="loss became .* at epoch 1, batch .*no epoch had "
+                                        "finished, so no weights or outputs were written"):
         train(text, tmp_path / "run")
+    assert not (tmp_path / "run" / "report.md").exists()
+    assert not (tmp_path / "run" / "generator_ab.safetensors").exists()
+
+
+def test_a_nan_stop_writes_the_run_folder_of_the_last_complete_epoch(tmp_path: Path) -> None:
+    # epoch 1 learns at lr 1e-3; then the learning rate grows 1e12-fold and the losses explode
+    text = tiny(epochs=3).replace("optimizer: {type: adam, lr: 2.0e-3, betas: [0.5, 0.999]}",
+                                  "optimizer: {type: sgd, lr: 1.0e-3}\n"
+                                  "schedule: {type: exponential, gamma: 1.0e+12}")
+    run = tmp_path / "run"
+    with pytest.raises(WorkError, match="loss became .* at epoch 2, batch") as error:
+        train(text, run)
+    assert error.value.exit_code == 1 and error.value.problems[0].location is None
+    assert f"{run} holds the weights of epoch 1, the last complete one; lower optimizer.lr " \
+        "and train again without --resume" in str(error.value)
+    for name in ("metrics.csv", "curves.png", "data.json", "spec.resolved.yaml"):
+        assert (run / name).is_file(), name
+    numbers = json.loads((run / "metrics.json").read_text())
+    assert [e["epoch"] for e in numbers["epochs"]] == [1] and numbers["test"]
+    report = (run / "report.md").read_text()
+    assert "The run stopped: the" in report and "at epoch 2, batch" in report
+    assert "those of epoch 1, the last complete one" in report
+    checkpoint = load_file(run / "checkpoint.safetensors")  # epoch 1's, not the diverged ones
+    for name in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+        weights = load_file(run / f"{name}.safetensors")
+        assert all(torch.equal(v, checkpoint[f"{name}.{k}"]) for k, v in weights.items())
 
 
 # --------------------------------------------------------------------------- bad input

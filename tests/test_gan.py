@@ -239,8 +239,48 @@ def test_a_diverging_gan_stops_naming_epoch_and_batch(tmp_path: Path) -> None:
                              str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1, result.stderr
     assert "loss became" in result.stderr and "at epoch 1, batch" in result.stderr
+    assert "no epoch had finished, so no weights or outputs were written" in result.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "report.md").exists()
     with pytest.raises(WorkError, match="loss became"):
         train(text, tmp_path / "again")
+
+
+def test_a_nan_stop_writes_the_run_folder_of_the_last_complete_epoch(tmp_path: Path) -> None:
+    # epoch 1 learns at lr 1e-3; then the learning rate grows 1e12-fold and the losses explode
+    text = toy("least_squares", train=", ema: 0.9").replace(
+        "{type: adam, lr: 1.0e-3, betas: [0.5, 0.9]}", "{type: sgd, lr: 1.0e-3}") \
+        + "schedule: {type: exponential, gamma: 1.0e+12}\n"
+    spec, run = tmp_path / "diverge.yaml", tmp_path / "run"
+    spec.write_text(text)
+    result = subprocess.run([sys.executable, "-m", "dlspec", "train", str(spec), "--out",
+                             str(run)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert "loss became" in message and "at epoch 2, batch" in message, message
+    assert f"{run} holds the weights of epoch 1, the last complete one; lower optimizer.lr " \
+        "and train again without --resume" in message
+    assert "Traceback" not in result.stderr
+    for name in ("model.safetensors", "discriminator.safetensors", "metrics.csv",
+                 "metrics.json", "curves.png", "data.json", "spec.resolved.yaml"):
+        assert (run / name).is_file(), name
+    epochs = json.loads((run / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [1]
+    report = (run / "report.md").read_text()
+    assert "The run stopped: the" in report and "at epoch 2, batch" in report
+    assert "those of epoch 1, the last complete one" in report
+    # the weights of epoch 1 (as checkpointed at its end), not the diverged ones of epoch 2
+    checkpoint = load_file(run / "checkpoint.safetensors")
+    discriminator = load_file(run / "discriminator.safetensors")
+    assert all(torch.equal(v, checkpoint[f"discriminator.{k}"]) for k, v in
+               discriminator.items())
+    state = torch.load(run / "checkpoint.state.pt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in state["average"].items()
+               if k.startswith("module.")}
+    generator = load_file(run / "model.safetensors")
+    assert generator.keys() == average.keys()
+    assert all(torch.equal(v, average[k]) for k, v in generator.items())
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png"]
 
 
 def test_a_tanh_generator_needs_data_in_its_range(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dlspec.diagram import style
 from dlspec.diagram.model import Cluster, Diagram, DiagramEdge, DiagramNode
 from dlspec.errors import FileError, Problem, WorkError
+from dlspec.user_files import write_user_file
 
 if TYPE_CHECKING:
     import graphviz
@@ -248,7 +249,7 @@ def write_files(graph: graphviz.Digraph, dot_path: Path, target: Path | None,
         if path is not None and path.is_dir():
             raise FileError(Problem((), f"cannot write {path}: it is a folder",
                                     "give a file path, or remove the folder"))
-    _write(dot_path, graph.source.encode("utf-8"))
+    write_user_file(dot_path, graph.source.encode("utf-8"))
     if target is None:
         return Written(dot_path, None, False)
     try:
@@ -261,25 +262,5 @@ def write_files(graph: graphviz.Digraph, dot_path: Path, target: Path | None,
         raise WorkError(Problem((), f"Graphviz's dot could not render {target}: "
                                 + (message[-1] if message else f"exit {exc.returncode}"),
                                 f"the source is in {dot_path}")) from None
-    _write(target, data)
+    write_user_file(target, data)
     return Written(dot_path, target, False)
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write one output file, folders made on the way; FileError (exit 2) when it cannot be.
-
-    The path is the user's own (-o, or the run folder), so the message names what stands
-    in the way: a folder of that name, a file where a folder should be, no permission.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except (FileExistsError, NotADirectoryError):  # a file where a folder should be
-        blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()),
-                        path.parent)
-        raise FileError(Problem((), f"cannot write {path}: {blocking} is a file, not a "
-                                "folder")) from None
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
-        raise FileError(Problem((), f"cannot write {path}: "
-                                f"{(exc.strerror or str(exc)).lower()}{where}")) from None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dlspec.errors import Problem, SpecError
@@ -123,6 +124,12 @@ def format_shape(shape: tuple[int | None, ...]) -> str:
     if not shape:
         return "scalar"
     return "×".join("?" if d is None else str(d) for d in shape)
+
+
+def metadata_error(path: Path, key: str, message: str) -> SpecError:
+    """SpecError for metadata of the model at `path` that parses but disagrees with the model."""
+    return SpecError(Problem((), f"{path}: metadata {key} {message}",
+                             "re-export the model with `dlspec export`"))
 
 
 def read_metadata(props: dict[str, str], model: str) -> Metadata:

@@ -1,14 +1,14 @@
 """`Predictor`: an ONNX model in an onnxruntime session, fed raw inputs in batches.
 
 Inputs are checked against the model (per-sample shape and dtype), normalised with the
-statistics the model was trained with (`dlspec_normalization`), and run batch by batch.
-Classifier logits become class indices, labels and probabilities. Nothing here imports torch.
+statistics the model was trained with (`dlspec_normalization`; both in `inputs.py`), and run
+batch by batch. Classifier logits become class indices, labels and probabilities. Nothing
+here imports torch.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,29 +17,28 @@ from typing import Any
 import numpy as np
 
 from dlspec.errors import Problem, SpecError, WorkError
-from dlspec.memory import format_bytes
+from dlspec.runtime.inputs import (
+    ORT_TYPES,
+    Inputs,
+    check_batch_bytes,
+    check_statistics,
+    checked_inputs,
+    normalized,
+    padded,
+)
 from dlspec.runtime.metadata import (
     Metadata,
-    Normalization,
     Task,
     TensorInfo,
     format_shape,
+    metadata_error,
     read_metadata,
 )
-from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, has_hidden, printable
+from dlspec.runtime.untrusted import excerpt, has_hidden, printable
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
-
-_ORT_TYPES = {
-    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
-    "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
-}
-
-Inputs = np.ndarray | Mapping[str, Any]
 
 
 @dataclass
@@ -102,14 +101,7 @@ class Predictor:
         self._check_metadata()
         self.classified_output = self._classified_output()
         self._fixed_batch = _fixed_batch(self.session.get_inputs())
-        for info in (*self.inputs, *self.outputs):
-            known = [d for d in info.per_sample if d is not None]
-            size = (self._fixed_batch or 1) * math.prod(known) * 4
-            if size > MAX_ARRAY_BYTES:  # refused before a batch of it is ever allocated
-                raise SpecError(Problem((), f"{printable(str(self.path))}: {info.name} is "
-                                        f"{format_shape(info.shape)} ({format_bytes(size)} a "
-                                        f"batch), more than fit in the "
-                                        f"{format_bytes(MAX_ARRAY_BYTES)} dlspec uses at once"))
+        check_batch_bytes(self.path, (*self.inputs, *self.outputs), self._fixed_batch)
 
     @property
     def task(self) -> Task | None:
@@ -151,10 +143,12 @@ class Predictor:
         for start in range(0, count, step):
             feed = {name: array[start:start + step] for name, array in arrays.items()}
             if normalize:
-                feed = {name: self._normalized(name, array) for name, array in feed.items()}
+                feed = {name: normalized(self.path, name, array,
+                                         self.metadata.normalization.get(name))
+                        for name, array in feed.items()}
             taken = min(step, count - start)
             if self._fixed_batch:
-                feed = {name: _padded(array, step) for name, array in feed.items()}
+                feed = {name: padded(array, step) for name, array in feed.items()}
             for part, value in zip(parts, self._run(names, feed), strict=True):
                 part.append(value[:taken])
         return {name: np.concatenate(part) for name, part in zip(names, parts, strict=True)}
@@ -183,69 +177,10 @@ class Predictor:
 
     def prepare(self, inputs: Inputs) -> dict[str, np.ndarray]:
         """The inputs by name, checked against the model and cast to its dtypes."""
-        given = self._by_name(inputs)
-        arrays = {info.name: _checked(info, given[info.name]) for info in self.inputs}
+        arrays = checked_inputs(self.inputs, inputs)
         for name, array in arrays.items():
-            _check_finite(name, array)
-        counts = {name: len(array) for name, array in arrays.items()}
-        if len(set(counts.values())) > 1:
-            listed = ", ".join(f"{name} {count}" for name, count in counts.items())
-            raise SpecError(Problem((), f"the inputs hold different numbers of samples: "
-                                    f"{listed}", "give every input one row per sample"))
-        if not any(counts.values()):
-            raise SpecError(Problem((), "there are no samples to predict"))
-        for name, array in arrays.items():
-            self._check_statistics(name, array)
+            check_statistics(self.path, name, array, self.metadata.normalization.get(name))
         return arrays
-
-    def _by_name(self, inputs: Inputs) -> Mapping[str, Any]:
-        names = [info.name for info in self.inputs]
-        if not isinstance(inputs, Mapping):
-            if len(names) != 1:
-                raise SpecError(Problem((), f"the model has {len(names)} inputs "
-                                        f"({', '.join(names)}); one array cannot feed them",
-                                        "pass a mapping input name → array"))
-            return {names[0]: inputs}
-        for name in inputs:
-            if name not in names:
-                close = difflib.get_close_matches(str(name), names, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise SpecError(Problem((str(name),), "the model has no such input",
-                                        f"{hint}its inputs are {', '.join(names)}"))
-        missing = [name for name in names if name not in inputs]
-        if missing:
-            raise SpecError(Problem((missing[0],), "no array given for this input",
-                                    f"the model's inputs are {', '.join(names)}"))
-        return inputs
-
-    def _check_statistics(self, name: str, array: np.ndarray) -> None:
-        stats = self.metadata.normalization.get(name)
-        if stats is None:
-            return
-        axis = _statistics_axis(array.ndim, stats)
-        size = 1 if axis is None else array.shape[axis]
-        if len(stats.mean) not in (1, size) or (axis is not None and axis >= array.ndim):
-            raise self._metadata_error("dlspec_normalization", f"gives {name} "
-                                       f"{len(stats.mean)} means, but its axis {axis} has "
-                                       f"{size} entries")
-
-    def _normalized(self, name: str, array: np.ndarray) -> np.ndarray:
-        stats = self.metadata.normalization.get(name)
-        if stats is None:
-            return array
-        view = [1] * array.ndim
-        axis = _statistics_axis(array.ndim, stats)
-        if axis is not None and len(stats.mean) > 1:
-            view[axis] = len(stats.mean)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            mean = np.asarray(stats.mean, dtype=array.dtype).reshape(view)
-            std = np.asarray(stats.std, dtype=array.dtype).reshape(view)
-            normalized = (array - mean) / std
-        if not np.isfinite(normalized).all():
-            raise _metadata_error(self.path, "dlspec_normalization", f"turns finite values of "
-                                  f"{name} into NaN or infinity (mean {stats.mean[:4]}, std "
-                                  f"{stats.std[:4]})")
-        return normalized
 
     def _run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         try:
@@ -304,7 +239,7 @@ class Predictor:
         return next(info for info in self.outputs if info.name == name)
 
     def _metadata_error(self, key: str, message: str) -> SpecError:
-        return _metadata_error(self.path, key, message)
+        return metadata_error(self.path, key, message)
 
 
 def import_onnxruntime() -> Any:
@@ -390,11 +325,6 @@ def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> A
                                 f"{text}")) from None
 
 
-def _metadata_error(path: Path, key: str, message: str) -> SpecError:
-    return SpecError(Problem((), f"{path}: metadata {key} {message}",
-                             "re-export the model with `dlspec export`"))
-
-
 def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
            what: str) -> list[TensorInfo]:
     """The session's inputs or outputs, with shapes refined by the metadata's."""
@@ -402,9 +332,9 @@ def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
     names = [node.name for node in nodes]
     extra = sorted(set(by_name) - set(names))
     if extra:
-        raise _metadata_error(path, f"dlspec_{what}s", f"names {what} "
-                              f"{excerpt(extra[0], 40)}, which the model does not have "
-                              f"({', '.join(names)})")
+        raise metadata_error(path, f"dlspec_{what}s", f"names {what} "
+                             f"{excerpt(extra[0], 40)}, which the model does not have "
+                             f"({', '.join(names)})")
     merged = []
     for node in nodes:
         dims = tuple(d if isinstance(d, int) and d >= 0 else None for d in node.shape or [])
@@ -412,11 +342,11 @@ def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
         if meta is not None and len(meta.shape) == len(dims):
             if any(d is not None and m is not None and d != m
                    for d, m in zip(dims[1:], meta.shape[1:], strict=True)):
-                raise _metadata_error(path, f"dlspec_{what}s", f"gives {what} {node.name} the "
-                                      f"shape {format_shape(meta.shape[1:])} per sample, but "
-                                      f"the model's is {format_shape(dims[1:])}")
+                raise metadata_error(path, f"dlspec_{what}s", f"gives {what} {node.name} the "
+                                     f"shape {format_shape(meta.shape[1:])} per sample, but "
+                                     f"the model's is {format_shape(dims[1:])}")
             dims = tuple(d if d is not None else m for d, m in zip(dims, meta.shape, strict=True))
-        merged.append(TensorInfo(node.name, dims, _ORT_TYPES.get(node.type, node.type)))
+        merged.append(TensorInfo(node.name, dims, ORT_TYPES.get(node.type, node.type)))
     return merged
 
 
@@ -426,78 +356,6 @@ def _fixed_batch(nodes: Sequence[Any]) -> int | None:
         if node.shape and isinstance(node.shape[0], int) and node.shape[0] > 0:
             return int(node.shape[0])
     return None
-
-
-def _checked(info: TensorInfo, value: Any) -> np.ndarray:
-    """`value` as an array of the input's dtype; SpecError when its shape or type is wrong."""
-    array = np.asarray(value)
-    if info.dtype not in _ORT_TYPES.values():
-        raise SpecError(Problem((info.name,), f"the model takes {info.dtype} values, which "
-                                "predict does not handle"))
-    wanted = np.dtype(info.dtype)
-    if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, wanted, "same_kind"):
-        raise _mismatch(info, array, _dtype_hint(wanted, array.dtype))
-    expected = info.per_sample
-    if array.ndim != len(info.shape) or any(
-            want is not None and got != want
-            for got, want in zip(array.shape[1:], expected, strict=True)):
-        raise _mismatch(info, array, _shape_hint(info, array))
-    with np.errstate(over="ignore", invalid="ignore"):  # beyond the dtype: refused later
-        return array.astype(wanted, copy=False)
-
-
-def _check_finite(name: str, array: np.ndarray) -> None:
-    """SpecError naming the first sample of a float input with NaN or infinity (after the
-    cast to the model's dtype, so 1e39 for a float32 input counts as infinite)."""
-    if array.dtype.kind != "f" or np.isfinite(array).all():
-        return
-    finite = np.isfinite(array.reshape(array.shape[0] if array.ndim else 1, -1)).all(axis=1)
-    raise SpecError(Problem((name,), f"sample {int(np.argmin(finite))} (counting from 0) holds "
-                            f"NaN or infinite values (or values beyond {array.dtype})",
-                            "predictions of NaN or infinity mean nothing: fill or drop those "
-                            "values"))
-
-
-def _mismatch(info: TensorInfo, array: np.ndarray, hint: str) -> SpecError:
-    given = format_shape(array.shape[1:]) if array.ndim else "a single value"
-    return SpecError(Problem((info.name,), f"expected {info.describe()} {info.dtype} per "
-                             f"sample, got {given} {array.dtype} (an array of shape "
-                             f"{format_shape(array.shape)})", hint))
-
-
-def _shape_hint(info: TensorInfo, array: np.ndarray) -> str:
-    expected = info.per_sample
-    one_sample = array.ndim == len(expected) and all(
-        want is None or got == want for got, want in zip(array.shape, expected, strict=True))
-    if one_sample:
-        return "for one sample, add the batch axis: array[None]"
-    dims = ", ".join("?" if d is None else str(d) for d in expected)
-    return f"give an array of shape (N, {dims})" if dims else "give an array of shape (N,)"
-
-
-def _dtype_hint(wanted: np.dtype, given: np.dtype) -> str:
-    if given.kind not in "biuf":
-        return f"the values must be numbers of type {wanted}"
-    if wanted.kind in "iu":
-        return f"the model takes whole numbers (e.g. token ids): array.astype(np.{wanted})"
-    return f"convert it: array.astype(np.{wanted})"
-
-
-def _statistics_axis(ndim: int, stats: Normalization) -> int | None:
-    """The axis statistics apply along: channels of images, the last axis of tables and
-    sequences (as training computed them), or the metadata's own `axis`."""
-    if stats.axis is not None:
-        return stats.axis
-    if ndim >= 4:
-        return 1
-    return ndim - 1 if ndim >= 2 else None
-
-
-def _padded(array: np.ndarray, size: int) -> np.ndarray:
-    if len(array) == size:
-        return array
-    padding = np.zeros((size - len(array), *array.shape[1:]), dtype=array.dtype)
-    return np.concatenate([array, padding])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -49,9 +49,9 @@ from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import mark_outputs_written, save_checkpoint, save_weights
+from dlspec.train.checkpoint import save_checkpoint, save_weights
 from dlspec.train.domain_judge import DomainJudge
-from dlspec.train.gan import finite_loss, network_schedules, run_epochs
+from dlspec.train.gan import network_schedules
 from dlspec.train.gan_checks import (
     CYCLEGAN_ROLES,
     check_cyclegan,
@@ -61,6 +61,7 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GanObjective
 from dlspec.train.gan_outputs import GRID, denormalize, image_grid, write_gan_curves
+from dlspec.train.last_epoch import finite_loss, run_epochs, stop_lines, write_outputs
 from dlspec.train.loop import Callbacks, FitResult, _Silent, seed_everything
 from dlspec.train.optim import make_optimizers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
@@ -163,10 +164,9 @@ def train_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
     result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
     assert data.test is not None  # _data: there is a test split
-    test = _measure(gan, data.test, data, judge)
-    if not result.already_done:
-        _write_run(run_dir, spec, gan, result, test, data, epochs, judge)
-        mark_outputs_written(run_dir)
+    test = _measure(gan, data.test, data, judge) if result.history else {}
+    write_outputs(run_dir, result, lambda: _write_run(run_dir, spec, gan, result, test, data,
+                                                      epochs, judge))
     return TrainResult(run_dir, result, test, gan.generators.cpu(), data,
                        time.perf_counter() - began, info=translation_info(data))
 
@@ -231,7 +231,8 @@ def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: b
                         run_dir, gan.train.checkpoint_every, callbacks,
                         lambda epoch: save_checkpoint(run_dir, gan.all,
                                                       _state(epoch, gan, history)
-                                                      | {"trained_with": settings}))
+                                                      | {"trained_with": settings}),
+                        gan.all)
     result.notes, result.already_done = notes, done
     return result
 
@@ -447,7 +448,7 @@ def _write_run(run_dir: Path, spec: Spec, gan: _CycleGan, result: FitResult,
              f"discriminator_b and discriminator_a ({loss.adversarial.type}; cycle weight "
              f"{loss.cycle_weight:g}, identity weight {loss.identity_weight:g}, image pool "
              f"{loss.pool_size}), {len(result.history)} epochs.", "",
-             f"Last epoch: {numbers}.", "",
+             f"Last epoch: {numbers}.", "", *stop_lines(result, run_dir),
              f"Test images: {tested} (cycle errors in pixel units of [0, 1] images; "
              "translated_as_*: the share of translated images the domain classifier takes "
              f"for the target domain; it tells real test images apart at "

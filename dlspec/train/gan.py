@@ -19,9 +19,7 @@ spec.resolved.yaml, data.json and report.md.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,13 +29,13 @@ from torch import nn
 
 from dlspec.compile import compile_graph
 from dlspec.data import DataSplits, load_data
-from dlspec.errors import Interrupted, Problem, SpecError, WorkError
+from dlspec.errors import Problem, SpecError
 from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import InputDecl, ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import mark_outputs_written, save_checkpoint, save_weights
+from dlspec.train.checkpoint import save_checkpoint, save_weights
 from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
 from dlspec.train.digits_judge import DigitsJudge, judges_digits
 from dlspec.train.gan_checks import (
@@ -50,10 +48,11 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GAN_OBJECTIVES, GanObjective
 from dlspec.train.gan_outputs import Modes, SamplePictures, draw_latent, write_gan_curves
+from dlspec.train.last_epoch import finite_loss, run_epochs, stop_lines, write_outputs
 from dlspec.train.loop import Callbacks, FitResult, _Silent, batches, seed_everything
 from dlspec.train.optim import make_optimizers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
-from dlspec.train.resume import resume_hint, resume_last, trained_with
+from dlspec.train.resume import resume_last, trained_with
 from dlspec.train.run import TrainResult, base_dir, pick_device
 from dlspec.train.schedules import Schedule, make_schedule
 
@@ -87,6 +86,11 @@ class _Gan:
         """Both networks as one module: the checkpoint's weights, keys `<network>.<layer>`."""
         return nn.ModuleDict(dict(zip(self.names, (self.generator, self.discriminator),
                                       strict=True)))
+
+    @property
+    def kept(self) -> nn.Module:
+        """All weights a run folder is written from: both networks and the average."""
+        return nn.ModuleList([self.pair, *([self.average] if self.average is not None else [])])
 
     @property
     def sampler(self) -> nn.Module:
@@ -157,9 +161,8 @@ def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
     settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
     result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
     info = generator_info(spec, names[0], data)
-    if not result.already_done:
-        _write_run(run_dir, spec, gan, result, data, epochs, info)
-        mark_outputs_written(run_dir)
+    write_outputs(run_dir, result, lambda: _write_run(run_dir, spec, gan, result, data, epochs,
+                                                      info))
     return TrainResult(run_dir, result, None, gan.sampler, data, time.perf_counter() - began,
                        info=info)
 
@@ -272,31 +275,10 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
                         run_dir, gan.train.checkpoint_every, callbacks,
                         lambda epoch: save_checkpoint(run_dir, gan.pair,
                                                       _state(epoch, gan, history)
-                                                      | {"trained_with": settings}))
+                                                      | {"trained_with": settings}),
+                        gan.kept)
     result.notes, result.already_done = notes, done
     return result
-
-
-def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
-               history: list[dict[str, float]], samples: int, run_dir: Path, every: int,
-               callbacks: Callbacks, checkpoint: Callable[[int], None]) -> FitResult:
-    """The epochs of an adversarial run: each epoch's record (its `began` time turned into
-    seconds and samples/s) into `history` and to the callbacks, a checkpoint every `every`
-    epochs and after the last; Ctrl-C an `Interrupted` that says how to resume."""
-    epoch = epochs.start
-    try:
-        for epoch in epochs:
-            record = one_epoch(epoch)
-            record["seconds"] = time.perf_counter() - record.pop("began")
-            record["samples_per_second"] = samples / max(record["seconds"], 1e-9)
-            history.append(record)
-            callbacks.on_epoch_end(record)
-            if epoch % every == 0 or epoch == epochs.stop - 1:
-                checkpoint(epoch)
-    except KeyboardInterrupt:
-        raise Interrupted(Problem((), f"interrupted during epoch {epoch}",
-                                  resume_hint(run_dir, interrupted=True))) from None
-    return FitResult(history, len(history), "completed")
 
 
 def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
@@ -379,14 +361,6 @@ def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path)
     return value
 
 
-def finite_loss(loss: torch.Tensor, network: str, epoch: int, batch: int, run_dir: Path) -> float:
-    value = loss.item()
-    if not math.isfinite(value):
-        raise WorkError(Problem((), f"the {network} loss became {value} at epoch {epoch}, "
-                                f"batch {batch}", resume_hint(run_dir, can_clip=False)))
-    return value
-
-
 def _samples(gan: _Gan, fixed: list[torch.Tensor]) -> torch.Tensor:
     sampler = gan.sampler
     sampler.eval()
@@ -461,7 +435,7 @@ def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult, data: Da
              "samples.", "", f"Training: {generator} against {discriminator} ({objective}), "
              f"{len(result.history)} epochs" + (f"; weights of {generator} averaged (EMA "
                                                 f"{gan.train.ema})" if gan.average else "")
-             + ".", "", f"Last epoch: {numbers}.", "",
+             + ".", "", f"Last epoch: {numbers}.", "", *stop_lines(result, run_dir),
              "| file | what |", "| --- | --- |",
              "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
              f"| [model.safetensors](model.safetensors) | the trained {generator} |",
