@@ -25,6 +25,7 @@ from dlspec.runtime.untrusted import (
     array_names,
     excerpt,
     excerpts,
+    first_nonfinite,
     has_hidden,
     load_array,
     printable,
@@ -220,9 +221,8 @@ def _array(path: Path, key: str, option: str, shown: str, keys: list[str]) -> np
 
 
 def _check_finite(array: np.ndarray, shown: str, where: tuple[str, ...]) -> None:
-    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-    if not finite.all():
-        sample = int(np.argmin(finite))
+    sample = first_nonfinite(array)
+    if sample is not None:
         raise SpecError(Problem(where, f"{shown} holds NaN or infinite values, first in "
                                 f"sample {sample} (counting from 0)", "fill or drop missing "
                                 "values; NaN and infinity cannot be trained on"))

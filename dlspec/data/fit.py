@@ -16,6 +16,7 @@ import torch
 from dlspec.errors import Problem, SpecError
 from dlspec.graph import InputDecl
 from dlspec.layers.registry import Shape, format_shape
+from dlspec.runtime.untrusted import first_nonfinite
 from dlspec.spec.sections import TaskConfig
 
 if TYPE_CHECKING:
@@ -74,10 +75,9 @@ def fit_inputs(x: np.ndarray, name: str, decl: InputDecl, images: bool) -> torch
 def check_finite(values: np.ndarray, what: str) -> None:
     """SpecError naming the first sample of `values` (float32) with NaN or infinity; the
     readers of files name the file, row and column before this catch-all is reached."""
-    if len(values) == 0 or np.isfinite(values).all():
+    sample = first_nonfinite(values) if len(values) else None
+    if sample is None:
         return
-    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-    sample = int(np.argmin(finite))
     raise SpecError(Problem(("data",), f"{what} hold NaN or infinite values (or values beyond "
                             f"float32's range), first in sample {sample} (counting from 0)",
                             "fill or drop missing values; NaN and infinity cannot be trained "

@@ -8,10 +8,10 @@ text goes through `escape`, so no layer name or value can break the DOT source.
 from __future__ import annotations
 
 import re
-import unicodedata
 from html import escape as _html_escape
 
 from dlspec.diagram.model import Cluster, DiagramNode
+from dlspec.runtime.untrusted import printable as _escape_hidden
 
 FONT = "Helvetica"
 FONT_SIZE = 10
@@ -68,22 +68,15 @@ def escape(text: str) -> str:
     return _html_escape(printable(text), quote=True)
 
 
-# control, format (bidi overrides, zero-width), separator and surrogate characters: invalid
-# in the XML of a label or an SVG, able to reorder what a reader sees, or not encodable
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
 def printable(text: str) -> str:
-    """`text` with every control or invisible character shown as its escape (`\\x1b`).
+    """`text` on one line, every control or invisible character shown as its escape (`\\x1b`).
 
     A spec's description or a block's string parameter reaches the drawing; Graphviz
     refuses control characters in a label, and bidi overrides would reorder it.
     """
     if text.isprintable():
         return text
-    return "".join(" " if c in "\n\t" else
-                   c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   if unicodedata.category(c) in _HIDDEN else c for c in text)
+    return _escape_hidden(text.replace("\n", " ").replace("\t", " "))
 
 
 def dot_string(text: str) -> str:

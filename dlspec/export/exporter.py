@@ -29,6 +29,7 @@ from dlspec.export.metadata import DeploymentInfo, TensorSpec, metadata_props
 from dlspec.export.verify import Comparison, check_model, compare
 from dlspec.graph import InputDecl, ShapedGraph
 from dlspec.spec.model import Spec, is_sequence
+from dlspec.user_files import write_user_file
 
 DYNAMIC_AXES = ("batch", "seq")
 
@@ -143,21 +144,14 @@ def _check_writable(path: Path, probe: bool = True) -> None:
         os.close(handle)
         os.unlink(name)
     except OSError as exc:
-        raise _unwritable(path, exc) from None
-
-
-def _unwritable(path: Path, exc: OSError) -> FileError:
-    return FileError(Problem((), f"cannot write {path}: {(exc.strerror or str(exc)).lower()}"))
+        raise FileError(Problem((), f"cannot write {path}: "
+                                f"{(exc.strerror or str(exc)).lower()}")) from None
 
 
 def _write(path: Path, data: bytes) -> None:
     """Write the exported bytes, folders made on the way; FileError when that fails."""
-    _check_writable(path, probe=False)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as exc:
-        raise _unwritable(path, exc) from None
+    _check_writable(path, probe=False)  # the export's own hint for a folder in the way
+    write_user_file(path, data)
 
 
 def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec,

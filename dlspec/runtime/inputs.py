@@ -19,7 +19,7 @@ import numpy as np
 from dlspec.errors import Problem, SpecError
 from dlspec.memory import format_bytes
 from dlspec.runtime.metadata import Normalization, TensorInfo, format_shape, metadata_error
-from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, printable
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, first_nonfinite, printable
 
 # onnxruntime's tensor types → the numpy dtypes predict handles
 ORT_TYPES = {
@@ -142,10 +142,10 @@ def _checked(info: TensorInfo, value: Any) -> np.ndarray:
 def _check_finite(name: str, array: np.ndarray) -> None:
     """SpecError naming the first sample of a float input with NaN or infinity (after the
     cast to the model's dtype, so 1e39 for a float32 input counts as infinite)."""
-    if array.dtype.kind != "f" or np.isfinite(array).all():
+    sample = first_nonfinite(array) if array.dtype.kind == "f" else None
+    if sample is None:
         return
-    finite = np.isfinite(array.reshape(array.shape[0] if array.ndim else 1, -1)).all(axis=1)
-    raise SpecError(Problem((name,), f"sample {int(np.argmin(finite))} (counting from 0) holds "
+    raise SpecError(Problem((name,), f"sample {sample} (counting from 0) holds "
                             f"NaN or infinite values (or values beyond {array.dtype})",
                             "predictions of NaN or infinity mean nothing: fill or drop those "
                             "values"))

@@ -25,6 +25,7 @@ from dlspec.runtime.untrusted import (
     array_names,
     excerpt,
     excerpts,
+    first_nonfinite,
     load_array,
     printable,
     read_csv_text,
@@ -75,8 +76,9 @@ def read_npy(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
                                 f"{len(names)} inputs ({', '.join(names)})", "save one array "
                                 "per input in an .npz: numpy.savez(path, "
                                 f"{', '.join(f'{n}=...' for n in names)})"))
-    if _names(path) is not None:
-        return read_npz(path, inputs)
+    keys = _names(path)
+    if keys is not None:
+        return _read_archive(path, inputs, keys)
     return Samples({names[0]: _load(path, None)})
 
 
@@ -87,6 +89,11 @@ def read_npz(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
         if len(inputs) == 1:
             return Samples({inputs[0].name: _load(path, None)})
         return read_npy(path, inputs)
+    return _read_archive(path, inputs, keys)
+
+
+def _read_archive(path: Path, inputs: Sequence[TensorInfo], keys: list[str]) -> Samples:
+    """The arrays of an .npz archive holding `keys`, by input name."""
     names = [info.name for info in inputs]
     if len(names) == 1 and len(keys) == 1:
         chosen = {names[0]: keys[0]}
@@ -115,10 +122,10 @@ def _load(path: Path, key: str | None) -> np.ndarray:
     except Unreadable as error:
         raise SpecError(Problem((), f"{_shown(path)} {error}",
                                 "write arrays with numpy.save / numpy.savez")) from None
-    if array.dtype.kind == "f" and array.ndim and not np.isfinite(array).all():
-        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    sample = first_nonfinite(array) if array.dtype.kind == "f" and array.ndim else None
+    if sample is not None:
         named = "" if key is None else f" array {excerpt(key)}"
-        raise SpecError(Problem((), f"{_shown(path)}{named}: sample {int(np.argmin(finite))} "
+        raise SpecError(Problem((), f"{_shown(path)}{named}: sample {sample} "
                                 "(counting from 0) holds NaN or infinite values", _FINITE_HINT))
     return array
 

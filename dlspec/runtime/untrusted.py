@@ -142,13 +142,22 @@ def load_array(path: Path, name: str | None = None) -> np.ndarray:
             info = archive.getinfo(f"{name}.npy")
             with archive.open(info) as member:
                 _check_header(member, info.file_size, f"array {excerpt(name)} ")
-            with archive.open(info) as member:
+                member.seek(0)  # back over the header only: nothing decompressed twice
                 return np.lib.format.read_array(member, allow_pickle=False)
     except Unreadable:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
             struct.error, MemoryError) as error:
         raise Unreadable(f"is truncated or corrupt ({_reason(error)})") from None
+
+
+def first_nonfinite(array: np.ndarray) -> int | None:
+    """The first sample (along axis 0; a scalar is sample 0) holding NaN or infinity, or
+    None when every value is finite."""
+    if np.isfinite(array).all():
+        return None
+    finite = np.isfinite(array.reshape(len(array) if array.ndim else 1, -1)).all(axis=1)
+    return int(np.argmin(finite))
 
 
 def _check_header(file: IO[bytes], available: int, what: str) -> None:

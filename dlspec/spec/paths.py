@@ -47,22 +47,19 @@ def path_problem(written: str) -> str | None:
     return None
 
 
-def _read_path(value: str) -> str:
-    if problem := path_problem(value):
-        raise ValueError(f"{problem}; {READ_HINT}")
-    return value
-
-
-def _write_path(value: str) -> str:
-    if problem := path_problem(value):
-        raise ValueError(f"{problem}; {WRITE_HINT}")
-    return value
+def _confined(hint: str) -> AfterValidator:
+    """A validator that refuses what `path_problem` refuses, with `hint` after the reason."""
+    def check(value: str) -> str:
+        if problem := path_problem(value):
+            raise ValueError(f"{problem}; {hint}")
+        return value
+    return AfterValidator(check)
 
 
 #: a file or folder the spec reads, relative to the spec's folder
-ReadPath = Annotated[str, AfterValidator(_read_path)]
+ReadPath = Annotated[str, _confined(READ_HINT)]
 #: a file the spec writes, relative to the run folder
-WritePath = Annotated[str, AfterValidator(_write_path)]
+WritePath = Annotated[str, _confined(WRITE_HINT)]
 
 
 def resolve_inside(base_dir: Path, written: str, key: SpecPath) -> Path:

@@ -79,20 +79,21 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict[str, Any],
                     best_epoch: int | None = None) -> None:
     """Stage weights, best weights (`best`: None keeps the file as it is) and state, commit
     them with the marker naming `state["epoch"]`, then move them into place."""
-    epoch = int(state["epoch"])
-    files = [folder / WEIGHTS, folder / STATE]
-    save_model(model, str(_staged(folder / WEIGHTS)), metadata={_EPOCH: str(epoch)})
-    if best is not None and best_epoch is not None:
-        tensors = {k: v.detach().cpu().clone().contiguous() for k, v in best.items()}
-        save_file(tensors, str(_staged(folder / BEST)), metadata={_EPOCH: str(best_epoch)})
-        files.append(folder / BEST)
-    torch.save(state, _staged(folder / STATE))
-    for path in files:
-        _fsync(_staged(path))
-    marker = {"epoch": epoch} | ({"best_epoch": best_epoch} if best_epoch is not None else {})
-    write_atomically(folder / MARKER, lambda tmp: tmp.write_text(json.dumps(marker)))
-    for path in files:
-        os.replace(_staged(path), path)
+    with writing(folder):  # a full disk is a failed run (exit 1), whoever saves
+        epoch = int(state["epoch"])
+        files = [folder / WEIGHTS, folder / STATE]
+        save_model(model, str(_staged(folder / WEIGHTS)), metadata={_EPOCH: str(epoch)})
+        if best is not None and best_epoch is not None:
+            tensors = {k: v.detach().cpu().clone().contiguous() for k, v in best.items()}
+            save_file(tensors, str(_staged(folder / BEST)), metadata={_EPOCH: str(best_epoch)})
+            files.append(folder / BEST)
+        torch.save(state, _staged(folder / STATE))
+        for path in files:
+            _fsync(_staged(path))
+        marker = {"epoch": epoch} | ({"best_epoch": best_epoch} if best_epoch is not None else {})
+        write_atomically(folder / MARKER, lambda tmp: tmp.write_text(json.dumps(marker)))
+        for path in files:
+            os.replace(_staged(path), path)
 
 
 def mark_outputs_written(folder: Path) -> None:
@@ -135,11 +136,14 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, *,
         return None
     marker = _read_marker(folder / MARKER)
     epoch = marker["epoch"]
-    state_path = _settle(folder / STATE, epoch, _state_epoch)
-    state = read_state(state_path)
-    if state.get("epoch") != epoch:
-        raise _bad(state_path, f"it is of epoch {state.get('epoch')!r}, but "
-                   f"{MARKER} says {epoch}")
+    read: list[dict[str, Any]] = []  # each state _settle reads: the last is the one it keeps
+
+    def state_epoch(path: Path) -> object:
+        read.append(read_state(path))
+        return read[-1]["epoch"]
+
+    _settle(folder / STATE, epoch, state_epoch)
+    state = read[-1]
     if check_state is not None:
         check_state(state)
     weights = _settle(folder / WEIGHTS, epoch, _weights_epoch)
@@ -220,10 +224,6 @@ def _weights_epoch(path: Path) -> object:
     except (OSError, SafetensorError) as exc:
         raise _bad(path, f"it is not a readable safetensors file ({_short(exc)})") from None
     return int(value) if isinstance(value, str) and value.isdigit() else value
-
-
-def _state_epoch(path: Path) -> object:
-    return read_state(path).get("epoch")
 
 
 def read_state(path: Path) -> dict[str, Any]:

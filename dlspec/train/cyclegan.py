@@ -49,7 +49,7 @@ from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import save_checkpoint, save_weights
+from dlspec.train.checkpoint import save_weights
 from dlspec.train.domain_judge import DomainJudge
 from dlspec.train.gan import network_schedules
 from dlspec.train.gan_checks import (
@@ -228,10 +228,8 @@ def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: b
         return record
 
     result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
-                        run_dir, gan.train.checkpoint_every, callbacks,
-                        lambda epoch: save_checkpoint(run_dir, gan.all,
-                                                      _state(epoch, gan, history)
-                                                      | {"trained_with": settings}),
+                        run_dir, gan.train.checkpoint_every, callbacks, gan.all,
+                        lambda epoch: _state(epoch, gan, history), settings,
                         gan.all)
     result.notes, result.already_done = notes, done
     return result

@@ -35,7 +35,7 @@ from dlspec.graph import InputDecl, ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
 from dlspec.train import distributed
-from dlspec.train.checkpoint import save_checkpoint, save_weights
+from dlspec.train.checkpoint import save_weights
 from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
 from dlspec.train.digits_judge import DigitsJudge, judges_digits
 from dlspec.train.gan_checks import (
@@ -272,10 +272,8 @@ def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
         return record
 
     result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
-                        run_dir, gan.train.checkpoint_every, callbacks,
-                        lambda epoch: save_checkpoint(run_dir, gan.pair,
-                                                      _state(epoch, gan, history)
-                                                      | {"trained_with": settings}),
+                        run_dir, gan.train.checkpoint_every, callbacks, gan.pair,
+                        lambda epoch: _state(epoch, gan, history), settings,
                         gan.kept)
     result.notes, result.already_done = notes, done
     return result

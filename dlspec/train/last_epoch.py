@@ -20,18 +20,19 @@ import torch
 from torch import nn
 
 from dlspec.errors import Interrupted, Problem
-from dlspec.train.checkpoint import mark_outputs_written, writing
+from dlspec.train.checkpoint import mark_outputs_written, save_checkpoint, writing
 from dlspec.train.loop import Callbacks, Diverged, FitResult
 from dlspec.train.resume import resume_hint
 
 
 def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
                history: list[dict[str, float]], samples: int, run_dir: Path, every: int,
-               callbacks: Callbacks, checkpoint: Callable[[int], None],
-               kept: nn.Module) -> FitResult:
+               callbacks: Callbacks, saved: nn.Module, state: Callable[[int], dict[str, Any]],
+               settings: dict[str, str], kept: nn.Module) -> FitResult:
     """The epochs of an adversarial run: each epoch's record (its `began` time turned into
-    seconds and samples/s) into `history` and to the callbacks, a checkpoint every `every`
-    epochs and after the last; Ctrl-C an `Interrupted` that says how to resume; a NaN loss
+    seconds and samples/s) into `history` and to the callbacks, a checkpoint of `saved` and
+    `state(epoch)` (with the `settings` it was trained with) every `every` epochs and after
+    the last; Ctrl-C an `Interrupted` that says how to resume; a NaN loss
     (`Diverged`) a FitResult with the failure, `kept`'s weights those of the last epoch."""
     epoch = epochs.start
     last = _snapshot(kept) if history else None  # resumed: the checkpoint's weights
@@ -43,7 +44,7 @@ def run_epochs(epochs: range, one_epoch: Callable[[int], dict[str, Any]],
             history.append(record)
             callbacks.on_epoch_end(record)
             if epoch % every == 0 or epoch == epochs.stop - 1:
-                checkpoint(epoch)
+                save_checkpoint(run_dir, saved, state(epoch) | {"trained_with": settings})
             last = _snapshot(kept)
     except KeyboardInterrupt:
         raise Interrupted(Problem((), f"interrupted during epoch {epoch}",

@@ -24,7 +24,7 @@ from dlspec.errors import Interrupted, Problem, WorkError
 from dlspec.spec.sections import AugmentConfig, TrainConfig
 from dlspec.train import distributed
 from dlspec.train.best import Monitor, loop_state, restore_loop, snapshot
-from dlspec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, writing
+from dlspec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from dlspec.train.distributed import Processes
 from dlspec.train.gradnorms import GradientNorms
 from dlspec.train.metrics import CLASSIFICATION_TASKS, compute_metrics
@@ -186,11 +186,9 @@ def fit(model: torch.nn.Module, data: DataSplits, objective: Objective, train: T
             if (epoch % train.checkpoint_every == 0 or epoch == epochs or stopping) \
                     and step.writes:
                 finished = stop_reason if stopping or epoch == epochs else None
-                with writing(run_dir):
-                    save_checkpoint(run_dir, model, loop_state(
-                        epoch, objective, order, monitor, history, settings, finished),
-                        best if monitor.best_epoch != saved_best else None,
-                        monitor.best_epoch)
+                save_checkpoint(run_dir, model, loop_state(
+                    epoch, objective, order, monitor, history, settings, finished),
+                    best if monitor.best_epoch != saved_best else None, monitor.best_epoch)
                 saved_best = monitor.best_epoch
             if stopping:
                 break
