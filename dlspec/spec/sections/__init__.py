@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from dlspec.tasks import classifying_tasks, task_names, tasks_with_classes
 from dlspec.spec.paths import ReadPath, WritePath
 from dlspec.spec.sections.base import (
     Fraction,
@@ -128,12 +129,10 @@ from dlspec.spec.sections.schedules import (
 
 # --------------------------------------------------------------------------- task
 
-TaskType = Literal[
-    "classification", "regression", "sequence_classification", "forecasting", "segmentation",
-    "gan", "cyclegan"
-]
-_CLASSIFYING = ("classification", "sequence_classification")
-_WITH_CLASSES = (*_CLASSIFYING, "segmentation")  # a class per sample, or per pixel
+# the task names are the task registry's (dlspec.tasks): a new task file adds its name here
+TaskType = Literal[tuple(task_names())]  # type: ignore[valid-type]
+_CLASSIFYING = classifying_tasks()
+_WITH_CLASSES = tasks_with_classes()  # a class per sample, or per position
 
 
 class TaskConfig(Section):

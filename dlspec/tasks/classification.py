@@ -1,0 +1,15 @@
+"""`task: classification`: one class a sample, from logits (cross-entropy)."""
+
+from __future__ import annotations
+
+from dlspec.tasks.registry import TaskTraits, register_task
+
+
+@register_task
+class Classification(TaskTraits):
+    """One class a sample, from logits (cross-entropy)."""
+
+    name = "classification"
+    summary = "one class a sample, from logits (cross-entropy)"
+    classifies = True
+    default_metrics = ('accuracy',)

@@ -1,0 +1,15 @@
+"""`task: sequence_classification`: one class a sequence, from logits."""
+
+from __future__ import annotations
+
+from dlspec.tasks.registry import TaskTraits, register_task
+
+
+@register_task
+class SequenceClassification(TaskTraits):
+    """One class a sequence, from logits."""
+
+    name = "sequence_classification"
+    summary = "one class a sequence, from logits"
+    classifies = True
+    default_metrics = ('accuracy',)
