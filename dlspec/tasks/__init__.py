@@ -5,12 +5,12 @@ Importing this package registers every built-in task; it imports no torch.
 
 from dlspec.tasks import (  # noqa: F401  (each import registers its task)
     classification,
-    regression,
-    sequence_classification,
-    forecasting,
-    segmentation,
-    gan,
     cyclegan,
+    forecasting,
+    gan,
+    regression,
+    segmentation,
+    sequence_classification,
 )
 from dlspec.tasks.registry import (
     TASKS,

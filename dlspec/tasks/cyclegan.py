@@ -1,4 +1,4 @@
-"""`task: cyclegan`: two generators translating between two image domains, each against a discriminator."""
+"""`task: cyclegan`: two generators translating between two image domains."""
 
 from __future__ import annotations
 

@@ -40,7 +40,6 @@ from pydantic import (
     model_validator,
 )
 
-from dlspec.tasks import classifying_tasks, task_names, tasks_with_classes
 from dlspec.spec.paths import ReadPath, WritePath
 from dlspec.spec.sections.base import (
     Fraction,
@@ -126,6 +125,7 @@ from dlspec.spec.sections.schedules import (
     StepSchedule,
     Warmup,
 )
+from dlspec.tasks import classifying_tasks, task_names, tasks_with_classes
 
 # --------------------------------------------------------------------------- task
 
