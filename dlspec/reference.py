@@ -1,12 +1,13 @@
 """The spec reference, docs/spec-reference.md, generated from the layer registry and the
 spec's pydantic models: `dlspec reference -o docs/spec-reference.md`.
 
-Everything in it is read from the code — each kind's docstring, fields, types and
-defaults from its `Params` model and JSON Schema; the training sections from the schema
-that `dlspec schema` writes — except the examples, which live in `EXAMPLES` below (one per
-registered kind; tests/test_reference.py fails for a kind without one). Each example's
-output shape, parameter count and PyTorch call are computed by dlspec's own shape
-inference while generating, so they are true; only that step imports torch.
+Everything in it is read from the code — each kind's docstring, fields, types, defaults
+and example from its class (`Params`, its JSON Schema, `example`; tests/test_reference.py
+fails for a kind without an example); the training sections from the schema that
+`dlspec schema` writes. Only the examples of the keys beside a kind and of the structures
+live here. Each example's output shape, parameter count and PyTorch call are computed by
+dlspec's own shape inference while generating, so they are true; only that step imports
+torch.
 
 The helpers `kind_fields`, `kind_summary` and `type_name` are shared with `dlspec kinds`.
 """
@@ -21,113 +22,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from dlspec.layers.registry import LayerKind, Shape, format_shape, kind_names, lookup_kind
+from dlspec.layers.registry import (
+    Example,
+    LayerKind,
+    Shape,
+    format_shape,
+    kind_names,
+    lookup_kind,
+)
 
 COMMAND = "dlspec reference -o docs/spec-reference.md"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # dlspec.spec.model's, without importing it
 
 
-# --- the examples -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Example:
-    """One use of a kind in a network: what is written after the kind, and its input(s).
-
-    `args` is a mapping of parameters, a scalar for the kind's main argument, or None for
-    the bare kind. With several `inputs` the entry reads them with `from:`.
-    """
-
-    args: Any
-    inputs: Sequence[tuple[str, Shape]] = (("x", (64,)),)
-    name: str | None = None
-    dtype: str = "float32"
-
-
-def _x(*shape: int) -> tuple[tuple[str, Shape]]:
-    return (("x", shape),)
-
-
-def _ab(*shape: int) -> tuple[tuple[str, Shape], tuple[str, Shape]]:
-    return (("a", shape), ("b", shape))
-
-
-EXAMPLES: dict[str, Example] = {
-    # dense, embedding, reshape, dropout
-    "linear": Example({"out_features": 10}, _x(128), "classifier"),
-    "embedding": Example({"num_embeddings": 1000, "embedding_dim": 32}, _x(20), "embed",
-                         dtype="int64"),
-    "flatten": Example(None, _x(16, 5, 5)),
-    "reshape": Example({"shape": [1, 28, 28]}, _x(784), "to_image"),
-    "permute": Example({"dims": [0, 2, 1]}, _x(16, 50), "channels_last"),
-    "identity": Example(None, _x(64), "features"),
-    "dropout": Example({"p": 0.3}, _x(128), "drop"),
-    # convolution and resampling
-    "conv1d": Example({"out_channels": 32, "kernel_size": 5, "padding": "same"},
-                      _x(8, 100), "conv"),
-    "conv2d": Example({"out_channels": 16, "kernel_size": 3, "padding": 1}, _x(3, 32, 32),
-                      "conv1"),
-    "conv3d": Example({"out_channels": 8, "kernel_size": 3, "bias": False},
-                      _x(1, 16, 16, 16), "conv"),
-    "conv_transpose1d": Example({"out_channels": 8, "kernel_size": 4, "stride": 2,
-                                 "padding": 1}, _x(16, 25), "up"),
-    "conv_transpose2d": Example({"out_channels": 32, "kernel_size": 4, "stride": 2,
-                                 "padding": 1}, _x(64, 8, 8), "up"),
-    "conv_transpose3d": Example({"out_channels": 4, "kernel_size": 2, "stride": 2},
-                                _x(8, 4, 4, 4), "up"),
-    "upsample": Example({"scale_factor": 2, "mode": "bilinear"}, _x(16, 8, 8), "up"),
-    # pooling
-    "maxpool1d": Example({"kernel_size": 2}, _x(16, 100), "pool"),
-    "maxpool2d": Example({"kernel_size": 3, "stride": 2, "padding": 1}, _x(64, 112, 112),
-                         "pool"),
-    "maxpool3d": Example({"kernel_size": 2}, _x(8, 16, 16, 16), "pool"),
-    "avgpool1d": Example({"kernel_size": 4}, _x(16, 100), "pool"),
-    "avgpool2d": Example({"kernel_size": 2}, _x(6, 28, 28), "s2"),
-    "avgpool3d": Example({"kernel_size": [1, 2, 2]}, _x(8, 4, 16, 16), "pool"),
-    "adaptive_avgpool1d": Example({"output_size": 1}, _x(64, 50), "gap"),
-    "adaptive_avgpool2d": Example({"output_size": 1}, _x(512, 7, 7), "gap"),
-    "adaptive_avgpool3d": Example({"output_size": [1, 2, 2]}, _x(16, 4, 8, 8), "gap"),
-    "adaptive_maxpool1d": Example({"output_size": 4}, _x(32, 30), "pool"),
-    "adaptive_maxpool2d": Example({"output_size": [2, 2]}, _x(32, 9, 9), "pool"),
-    "adaptive_maxpool3d": Example({"output_size": 1}, _x(16, 4, 4, 4), "pool"),
-    # normalization
-    "batchnorm1d": Example(None, _x(64), "bn"),
-    "batchnorm2d": Example({"momentum": 0.01}, _x(16, 32, 32), "bn1"),
-    "batchnorm3d": Example(None, _x(8, 4, 4, 4), "bn"),
-    "layernorm": Example({"eps": 1.0e-6}, _x(10, 64), "norm"),
-    "groupnorm": Example({"num_groups": 8}, _x(32, 16, 16), "norm"),
-    "instancenorm1d": Example(None, _x(16, 50), "norm"),
-    "instancenorm2d": Example({"affine": True}, _x(3, 64, 64), "norm"),
-    "instancenorm3d": Example(None, _x(4, 8, 8, 8), "norm"),
-    # activations
-    **{name: Example(None) for name in (
-        "relu", "relu6", "selu", "silu", "mish", "sigmoid", "tanh", "softsign", "hardswish",
-        "hardsigmoid")},
-    "leaky_relu": Example({"negative_slope": 0.2}),
-    "elu": Example({"alpha": 0.5}),
-    "celu": Example({"alpha": 0.5}),
-    "gelu": Example({"approximate": "tanh"}),
-    "softplus": Example({"beta": 2.0}),
-    "softmax": Example({"dim": -1}, _x(10), "probabilities"),
-    "log_softmax": Example({"dim": -1}, _x(10), "log_probabilities"),
-    "prelu": Example({"num_parameters": 16}, _x(16, 8, 8), "act"),
-    # recurrent
-    "rnn": Example({"hidden_size": 32, "nonlinearity": "relu"}, _x(20, 8), "rnn"),
-    "lstm": Example({"hidden_size": 64, "num_layers": 2, "bidirectional": True},
-                    _x(20, 16), "encoder"),
-    "gru": Example({"hidden_size": 32, "return": "sequence"}, _x(20, 8), "gru"),
-    # attention
-    "multihead_attention": Example({"num_heads": 4}, _x(10, 64), "attention"),
-    "transformer_encoder": Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128},
-                                   _x(10, 64), "encoder"),
-    "transformer_decoder": Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128},
-                                   (("target", (10, 64)), ("memory", (12, 64))), "decoder"),
-    "positional_encoding": Example({"type": "learned", "max_len": 128}, _x(10, 64),
-                                   "positions"),
-    # merges
-    "add": Example(None, _ab(16), "total"),
-    "multiply": Example(None, _ab(16), "gated"),
-    "concat": Example({"dim": 1}, (("a", (16, 8, 8)), ("b", (8, 8, 8))), "joined"),
-}
+# --- examples beyond the kinds' own ----------------------------------------------------------
 
 # the keys beside a kind, in use
 ENTRIES_EXAMPLE = """\
@@ -571,10 +479,10 @@ class _Document:
                 rows.append([f"`{f.key}`", self.types.name(f.schema, f"{kind.name}.{f.key}",
                              drop_null=f.default is None), default, note])
             lines += [*_table(["field", "type", "default", "description"], rows), ""]
-        example = EXAMPLES.get(kind.name)
+        example = kind.example
         if example is None:
             return [*lines, "No example yet.", ""]
-        inputs = {name: (shape, example.dtype) for name, shape in example.inputs}
+        inputs = {name: (shape, example.dtype) for name, shape in example.named_inputs()}
         entry = "- " + _entry(kind.name, example)
         shaped = _shape_of(_fragment(inputs, entry))
         lines += ["Example:", "", *_example_block(inputs, entry, shaped), "",
@@ -752,7 +660,7 @@ def _families() -> dict[str, list[str]]:
 
 def _entry(kind: str, example: Example) -> str:
     """The example as one flow-style network entry (without the leading `- `)."""
-    sources = [name for name, _ in example.inputs]
+    sources = [name for name, _ in example.named_inputs()]
     if example.name is None and len(sources) == 1:
         return kind if example.args is None else yaml_value({kind: example.args})
     parts = [f"name: {example.name}"] if example.name else []

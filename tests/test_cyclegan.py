@@ -106,7 +106,7 @@ def test_the_generators_minimise_the_papers_objective() -> None:
     recomputed by hand from the same networks."""
     torch.manual_seed(0)
     spec = dlspec.loads(tiny())
-    models = {name: dlspec.build(spec, name) for name in
+    models = {name: dlspec.compile_spec(spec, name) for name in
               ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")}
     section = CycleGanLoss(adversarial=LeastSquaresLoss(), cycle_weight=10.0,
                            identity_weight=0.5)
@@ -119,7 +119,7 @@ def test_the_generators_minimise_the_papers_objective() -> None:
                     section, GanObjective(section.adversarial), TrainConfig(),
                     torch.device("cpu"), {})
     a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
-    _, _, values = _generator_step(gan, a, b, 1, 1, Path("."))
+    _, _, values = _generator_step(gan, a, b, 1, 1)
     ab, ba, da, db = (models[n] for n in models)
     with torch.no_grad():
         adversarial = ((db(ab(a)) - 1) ** 2).mean() + ((da(ba(b)) - 1) ** 2).mean()
@@ -170,7 +170,7 @@ def test_build_trains_exports_both_generators_and_draws(tmp_path: Path) -> None:
 
     pixels = torch.rand(3, 1, 8, 8).numpy()  # raw [0, 1] pixels: the file normalises them
     (ours,) = Predictor(tmp_path / "g.generator_ab.onnx").predict(pixels).values()
-    model = dlspec.build(dlspec.load(spec), "generator_ab")
+    model = dlspec.compile_spec(dlspec.load(spec), "generator_ab")
     from safetensors.torch import load_model
 
     load_model(model, str(run / "generator_ab.safetensors"))

@@ -385,8 +385,8 @@ HOSTILE: dict[str, tuple[Callable[[Path], None], str]] = {
                                "says 2"),
     "state without optimizer": (
         _file("checkpoint.state.pt", lambda p: torch.save(
-            {k: v for k, v in torch.load(p, weights_only=True).items() if k != "optimizer"},
-            p)), "checkpoint.state.pt: it does not hold the state of this run ('optimizer')"),
+            {k: v for k, v in torch.load(p, weights_only=True).items() if k != "optimizers"},
+            p)), "checkpoint.state.pt: it does not hold the state of this run ('optimizers')"),
     "weights symlink": (lambda run: (run / "checkpoint.safetensors").unlink() or (
         run / "checkpoint.safetensors").symlink_to(run / "model.safetensors"),
         "checkpoint.safetensors: it is a symbolic link"),

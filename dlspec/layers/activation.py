@@ -9,6 +9,7 @@ from pydantic import PositiveFloat
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     NoParams,
@@ -42,9 +43,10 @@ class Activation(LayerKind):
         return ", ".join(f"{k}={v}" for k, v in p.model_dump(exclude_defaults=True).items())
 
 
-def _activation(name: str, torch_name: str, params: type[LayerParams] = NoParams,
-                main: str | None = None) -> None:
+def _activation(name: str, torch_name: str, example: Example,
+                params: type[LayerParams] = NoParams, main: str | None = None) -> None:
     cls = type(torch_name, (Activation,), {"torch_name": torch_name, "Params": params,
+                                           "example": example,
                                            "__doc__": f"`nn.{torch_name}` as a layer."})
     register(name, family="activation", main=main)(cls)
 
@@ -79,12 +81,16 @@ for _name, _torch in [("relu", "ReLU"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh")
                       ("silu", "SiLU"), ("relu6", "ReLU6"), ("mish", "Mish"),
                       ("hardswish", "Hardswish"), ("hardsigmoid", "Hardsigmoid"),
                       ("softsign", "Softsign"), ("selu", "SELU")]:
-    _activation(_name, _torch)
-_activation("leaky_relu", "LeakyReLU", _Slope, "negative_slope")
-_activation("elu", "ELU", _Alpha, "alpha")
-_activation("celu", "CELU", _Alpha, "alpha")
-_activation("gelu", "GELU", _Gelu, "approximate")
-_activation("softmax", "Softmax", _Dim, "dim")
-_activation("log_softmax", "LogSoftmax", _Dim, "dim")
-_activation("softplus", "Softplus", _Softplus, "beta")
-_activation("prelu", "PReLU", _PRelu, "num_parameters")
+    _activation(_name, _torch, Example())
+_activation("leaky_relu", "LeakyReLU", Example({"negative_slope": 0.2}), _Slope,
+            "negative_slope")
+_activation("elu", "ELU", Example({"alpha": 0.5}), _Alpha, "alpha")
+_activation("celu", "CELU", Example({"alpha": 0.5}), _Alpha, "alpha")
+_activation("gelu", "GELU", Example({"approximate": "tanh"}), _Gelu, "approximate")
+_activation("softmax", "Softmax", Example({"dim": -1}, (10,), name="probabilities"), _Dim,
+            "dim")
+_activation("log_softmax", "LogSoftmax", Example({"dim": -1}, (10,), name="log_probabilities"),
+            _Dim, "dim")
+_activation("softplus", "Softplus", Example({"beta": 2.0}), _Softplus, "beta")
+_activation("prelu", "PReLU", Example({"num_parameters": 16}, (16, 8, 8), name="act"), _PRelu,
+            "num_parameters")

@@ -10,6 +10,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     Shape,
@@ -44,6 +45,8 @@ def _heads(embed: int, heads: int, embed_name: str, heads_name: str) -> None:
 class MultiheadAttention(LayerKind):
     """Multi-head attention: self-attention on one input, cross-attention on
     `from: [query, key, value]`. Outputs (seq_query, embed_dim); no weights."""
+
+    example = Example({"num_heads": 4}, (10, 64), name="attention")
 
     arity = (1, None)
     inferred = ("embed_dim",)
@@ -148,6 +151,9 @@ def _describe_stack(p: Any) -> str:
 class TransformerEncoder(LayerKind):
     """A stack of transformer encoder layers (`nn.TransformerEncoder`) over (seq, d_model)."""
 
+    example = Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128}, (10, 64),
+                      name="encoder")
+
     inferred = ("d_model",)
     Params = _TransformerParams
 
@@ -168,6 +174,9 @@ class TransformerEncoder(LayerKind):
 class TransformerDecoder(LayerKind):
     """A stack of transformer decoder layers (`nn.TransformerDecoder`); reads
     `from: [target, memory]`, both (seq, d_model). No causal mask is applied."""
+
+    example = Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128},
+                      {"target": (10, 64), "memory": (12, 64)}, name="decoder")
 
     arity = 2
     inferred = ("d_model",)
@@ -194,6 +203,8 @@ class TransformerDecoder(LayerKind):
 @register("positional_encoding", family="attention", main="type")
 class PositionalEncoding(LayerKind):
     """Adds a sinusoidal (fixed) or learned position encoding to a (seq, d_model) input."""
+
+    example = Example({"type": "learned", "max_len": 128}, (10, 64), name="positions")
 
     inferred = ("d_model",)
 

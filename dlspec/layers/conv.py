@@ -14,6 +14,7 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_va
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     Shape,
@@ -197,6 +198,9 @@ def _describe(p: Any, dims: int) -> str:
 class Conv1d(_Conv):
     """1-D convolution over (channels, length) (`nn.Conv1d`)."""
 
+    example = Example({"out_channels": 32, "kernel_size": 5, "padding": "same"}, (8, 100),
+                      name="conv")
+
     torch_name, dims = "Conv1d", 1
 
     class Params(_ConvParams):
@@ -207,6 +211,9 @@ class Conv1d(_Conv):
 class Conv2d(_Conv):
     """2-D convolution over (channels, height, width) (`nn.Conv2d`)."""
 
+    example = Example({"out_channels": 16, "kernel_size": 3, "padding": 1}, (3, 32, 32),
+                      name="conv1")
+
     torch_name, dims = "Conv2d", 2
 
     class Params(_ConvParams):
@@ -216,6 +223,9 @@ class Conv2d(_Conv):
 @register("conv3d", family="convolution", main="out_channels")
 class Conv3d(_Conv):
     """3-D convolution over (channels, depth, height, width) (`nn.Conv3d`)."""
+
+    example = Example({"out_channels": 8, "kernel_size": 3, "bias": False}, (1, 16, 16, 16),
+                      name="conv")
 
     torch_name, dims = "Conv3d", 3
 
@@ -293,6 +303,9 @@ class _ConvTranspose(LayerKind):
 class ConvTranspose1d(_ConvTranspose):
     """1-D transposed convolution (`nn.ConvTranspose1d`), e.g. learned upsampling."""
 
+    example = Example({"out_channels": 8, "kernel_size": 4, "stride": 2, "padding": 1},
+                      (16, 25), name="up")
+
     torch_name, dims = "ConvTranspose1d", 1
 
     class Params(_ConvTransposeParams):
@@ -303,6 +316,9 @@ class ConvTranspose1d(_ConvTranspose):
 class ConvTranspose2d(_ConvTranspose):
     """2-D transposed convolution (`nn.ConvTranspose2d`), e.g. a decoder's upsampling."""
 
+    example = Example({"out_channels": 32, "kernel_size": 4, "stride": 2, "padding": 1},
+                      (64, 8, 8), name="up")
+
     torch_name, dims = "ConvTranspose2d", 2
 
     class Params(_ConvTransposeParams):
@@ -312,6 +328,9 @@ class ConvTranspose2d(_ConvTranspose):
 @register("conv_transpose3d", family="convolution", main="out_channels")
 class ConvTranspose3d(_ConvTranspose):
     """3-D transposed convolution (`nn.ConvTranspose3d`)."""
+
+    example = Example({"out_channels": 4, "kernel_size": 2, "stride": 2}, (8, 4, 4, 4),
+                      name="up")
 
     torch_name, dims = "ConvTranspose3d", 3
 
@@ -329,6 +348,8 @@ _MODE_RANKS = {"nearest": (2, 3, 4), "linear": (2,), "bilinear": (3,), "bicubic"
 @register("upsample", family="resample", main="scale_factor")
 class Upsample(LayerKind):
     """Resize the spatial axes by `scale_factor` or to `size` (`nn.Upsample`)."""
+
+    example = Example({"scale_factor": 2, "mode": "bilinear"}, (16, 8, 8), name="up")
 
     class Params(LayerParams):
         scale_factor: PositiveFloat | list[PositiveFloat] | None = None

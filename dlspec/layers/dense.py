@@ -10,6 +10,7 @@ from pydantic import Field, PositiveInt
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     Shape,
@@ -26,6 +27,8 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 @register("linear", family="dense", main="out_features")
 class Linear(LayerKind):
     """Fully connected layer over the last axis (`nn.Linear`)."""
+
+    example = Example({"out_features": 10}, (128,), name="classifier")
 
     inferred = ("in_features",)
 
@@ -63,6 +66,8 @@ class _FlattenParams(LayerParams):
 class Flatten(LayerKind):
     """Flatten axes `start_dim..end_dim` (batch axis is 0), as `nn.Flatten`."""
 
+    example = Example(None, (16, 5, 5))
+
     accepts = "any"
 
     Params = _FlattenParams
@@ -89,6 +94,8 @@ class Flatten(LayerKind):
 @register("reshape", family="reshape", main="shape")
 class Reshape(LayerKind):
     """Reshape each sample; `shape` excludes the batch axis and may hold one -1."""
+
+    example = Example({"shape": [1, 28, 28]}, (784,), name="to_image")
 
     accepts = "any"
 
@@ -120,6 +127,8 @@ class Reshape(LayerKind):
 class Permute(LayerKind):
     """Reorder axes; `dims` counts the batch axis as 0, which must stay first."""
 
+    example = Example({"dims": [0, 2, 1]}, (16, 50), name="channels_last")
+
     accepts = "any"
 
     class Params(LayerParams):
@@ -143,6 +152,8 @@ class Permute(LayerKind):
 class Dropout(LayerKind):
     """Element-wise dropout (`nn.Dropout`)."""
 
+    example = Example({"p": 0.3}, (128,), name="drop")
+
     preserves_shape = True
 
     class Params(LayerParams):
@@ -158,6 +169,8 @@ class Dropout(LayerKind):
 class Identity(LayerKind):
     """Passes its input through unchanged (a named tap point)."""
 
+    example = Example(None, (64,), name="features")
+
     preserves_shape = True
 
     accepts = "any"
@@ -171,6 +184,9 @@ class Identity(LayerKind):
 @register("embedding", family="embedding", main="embedding_dim")
 class Embedding(LayerKind):
     """Token ids (int64) to vectors: (seq,) → (seq, embedding_dim)."""
+
+    example = Example({"num_embeddings": 1000, "embedding_dim": 32}, (20,), name="embed",
+                      dtype="int64")
 
     accepts = "int"
 

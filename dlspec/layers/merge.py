@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dlspec.layers.registry import (
+    Example,
     Function,
     LayerKind,
     LayerParams,
@@ -31,6 +32,8 @@ def _same_shapes(kind: str, shapes: Sequence[Shape]) -> None:
 class Add(LayerKind):
     """Element-wise sum of two or more inputs of the same shape."""
 
+    example = Example(None, {"a": (16,), "b": (16,)}, name="total")
+
     Params = NoParams
     arity = (2, None)
     accepts = "any"
@@ -45,6 +48,8 @@ class Add(LayerKind):
 @register("multiply", family="merge")
 class Multiply(LayerKind):
     """Element-wise product of two or more inputs of the same shape (gating)."""
+
+    example = Example(None, {"a": (16,), "b": (16,)}, name="gated")
 
     Params = NoParams
     arity = (2, None)
@@ -64,6 +69,8 @@ class _ConcatParams(LayerParams):
 @register("concat", family="merge", main="dim")
 class Concat(LayerKind):
     """Concatenate inputs along `dim` (PyTorch's: the batch axis is 0, channels 1)."""
+
+    example = Example({"dim": 1}, {"a": (16, 8, 8), "b": (8, 8, 8)}, name="joined")
 
     Params = _ConcatParams
     arity = (2, None)

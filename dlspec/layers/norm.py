@@ -14,6 +14,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     Shape,
@@ -77,12 +78,16 @@ def _hint(kind: str, dims: int) -> str:
 class BatchNorm1d(_BatchNorm):
     """Batch normalization of (channels,) or (channels, length) (`nn.BatchNorm1d`)."""
 
+    example = Example(None, (64,), name="bn")
+
     torch_name, ranks = "BatchNorm1d", (1, 2)
 
 
 @register("batchnorm2d", family="normalization")
 class BatchNorm2d(_BatchNorm):
     """Batch normalization of (channels, height, width) (`nn.BatchNorm2d`)."""
+
+    example = Example({"momentum": 0.01}, (16, 32, 32), name="bn1")
 
     torch_name, ranks = "BatchNorm2d", (3,)
 
@@ -91,12 +96,16 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm3d(_BatchNorm):
     """Batch normalization of (channels, depth, height, width) (`nn.BatchNorm3d`)."""
 
+    example = Example(None, (8, 4, 4, 4), name="bn")
+
     torch_name, ranks = "BatchNorm3d", (4,)
 
 
 @register("layernorm", family="normalization")
 class LayerNorm(LayerKind):
     """Layer normalization over the last axis, or the last axes of `normalized_shape`."""
+
+    example = Example({"eps": 1.0e-6}, (10, 64), name="norm")
 
     preserves_shape = True
 
@@ -136,6 +145,8 @@ class LayerNorm(LayerKind):
 @register("groupnorm", family="normalization", main="num_groups")
 class GroupNorm(LayerKind):
     """Group normalization: channels split into `num_groups` groups (`nn.GroupNorm`)."""
+
+    example = Example({"num_groups": 8}, (32, 16, 16), name="norm")
 
     preserves_shape = True
 
@@ -209,6 +220,8 @@ class _InstanceNorm(LayerKind):
 class InstanceNorm1d(_InstanceNorm):
     """Instance normalization of (channels, length) (`nn.InstanceNorm1d`)."""
 
+    example = Example(None, (16, 50), name="norm")
+
     torch_name, dims = "InstanceNorm1d", 1
 
 
@@ -216,11 +229,15 @@ class InstanceNorm1d(_InstanceNorm):
 class InstanceNorm2d(_InstanceNorm):
     """Instance normalization of (channels, height, width) (`nn.InstanceNorm2d`)."""
 
+    example = Example({"affine": True}, (3, 64, 64), name="norm")
+
     torch_name, dims = "InstanceNorm2d", 2
 
 
 @register("instancenorm3d", family="normalization")
 class InstanceNorm3d(_InstanceNorm):
     """Instance normalization of (channels, depth, height, width) (`nn.InstanceNorm3d`)."""
+
+    example = Example(None, (4, 8, 8, 8), name="norm")
 
     torch_name, dims = "InstanceNorm3d", 3

@@ -22,6 +22,7 @@ from dlspec.layers.conv import (
 )
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     Shape,
     ShapeProblem,
@@ -121,6 +122,8 @@ class _Pool(LayerKind):
 class MaxPool1d(_Pool):
     """Max pooling over (channels, length) (`nn.MaxPool1d`)."""
 
+    example = Example({"kernel_size": 2}, (16, 100), name="pool")
+
     torch_name, dims = "MaxPool1d", 1
 
     class Params(_MaxPoolParams):
@@ -130,6 +133,9 @@ class MaxPool1d(_Pool):
 @register("maxpool2d", family="pooling", main="kernel_size")
 class MaxPool2d(_Pool):
     """Max pooling over (channels, height, width) (`nn.MaxPool2d`)."""
+
+    example = Example({"kernel_size": 3, "stride": 2, "padding": 1}, (64, 112, 112),
+                      name="pool")
 
     torch_name, dims = "MaxPool2d", 2
 
@@ -141,6 +147,8 @@ class MaxPool2d(_Pool):
 class MaxPool3d(_Pool):
     """Max pooling over (channels, depth, height, width) (`nn.MaxPool3d`)."""
 
+    example = Example({"kernel_size": 2}, (8, 16, 16, 16), name="pool")
+
     torch_name, dims = "MaxPool3d", 3
 
     class Params(_MaxPoolParams):
@@ -150,6 +158,8 @@ class MaxPool3d(_Pool):
 @register("avgpool1d", family="pooling", main="kernel_size")
 class AvgPool1d(_Pool):
     """Average pooling over (channels, length) (`nn.AvgPool1d`)."""
+
+    example = Example({"kernel_size": 4}, (16, 100), name="pool")
 
     torch_name, dims = "AvgPool1d", 1
 
@@ -161,6 +171,8 @@ class AvgPool1d(_Pool):
 class AvgPool2d(_Pool):
     """Average pooling over (channels, height, width) (`nn.AvgPool2d`)."""
 
+    example = Example({"kernel_size": 2}, (6, 28, 28), name="s2")
+
     torch_name, dims = "AvgPool2d", 2
 
     class Params(_AvgPoolParams):
@@ -170,6 +182,8 @@ class AvgPool2d(_Pool):
 @register("avgpool3d", family="pooling", main="kernel_size")
 class AvgPool3d(_Pool):
     """Average pooling over (channels, depth, height, width) (`nn.AvgPool3d`)."""
+
+    example = Example({"kernel_size": [1, 2, 2]}, (8, 4, 16, 16), name="pool")
 
     torch_name, dims = "AvgPool3d", 3
 
@@ -204,15 +218,27 @@ class _Adaptive(LayerKind):
         return "→ " + text(list(spatial(p.output_size, self.dims)))
 
 
-def _adaptive(name: str, torch_name: str, dims: int, what: str) -> None:
+def _adaptive(name: str, torch_name: str, dims: int, what: str, example: Example) -> None:
     params = type("Params", (_AdaptiveParams,), {"spatial_dims": dims,
                                                   "__module__": __name__})
     cls = type(torch_name, (_Adaptive,), {
-        "torch_name": torch_name, "dims": dims, "Params": params, "__module__": __name__,
+        "torch_name": torch_name, "dims": dims, "Params": params, "example": example,
+        "__module__": __name__,
         "__doc__": f"Adaptive {what} pooling to a fixed output_size (`nn.{torch_name}`)."})
     register(name, family="pooling", main="output_size")(cls)
 
 
-for _dims in (1, 2, 3):
-    _adaptive(f"adaptive_avgpool{_dims}d", f"AdaptiveAvgPool{_dims}d", _dims, "average")
-    _adaptive(f"adaptive_maxpool{_dims}d", f"AdaptiveMaxPool{_dims}d", _dims, "max")
+# The examples are exported by the tests: torch's ONNX exporter takes adaptive max pooling
+# only into even bins, and 3-D adaptive averaging only to one bin.
+_adaptive("adaptive_avgpool1d", "AdaptiveAvgPool1d", 1, "average",
+          Example({"output_size": 1}, (64, 50), name="gap"))
+_adaptive("adaptive_avgpool2d", "AdaptiveAvgPool2d", 2, "average",
+          Example({"output_size": 1}, (512, 7, 7), name="gap"))
+_adaptive("adaptive_avgpool3d", "AdaptiveAvgPool3d", 3, "average",
+          Example({"output_size": 1}, (16, 4, 8, 8), name="gap"))
+_adaptive("adaptive_maxpool1d", "AdaptiveMaxPool1d", 1, "max",
+          Example({"output_size": 4}, (32, 32), name="pool"))
+_adaptive("adaptive_maxpool2d", "AdaptiveMaxPool2d", 2, "max",
+          Example({"output_size": [2, 2]}, (32, 8, 8), name="pool"))
+_adaptive("adaptive_maxpool3d", "AdaptiveMaxPool3d", 3, "max",
+          Example({"output_size": 1}, (16, 4, 4, 4), name="pool"))

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
 from dlspec.layers.registry import (
     Call,
+    Example,
     LayerKind,
     LayerParams,
     Shape,
@@ -90,6 +91,8 @@ class _Recurrent(LayerKind):
 class RNN(_Recurrent):
     """Elman RNN (`nn.RNN`, batch-first) with a tanh or relu non-linearity."""
 
+    example = Example({"hidden_size": 32, "nonlinearity": "relu"}, (20, 8), name="rnn")
+
     module_name = "RNN"
 
     class Params(_RecurrentParams):
@@ -100,11 +103,16 @@ class RNN(_Recurrent):
 class LSTM(_Recurrent):
     """Long short-term memory (`nn.LSTM`, batch-first)."""
 
+    example = Example({"hidden_size": 64, "num_layers": 2, "bidirectional": True}, (20, 16),
+                      name="encoder")
+
     module_name = "LSTM"
 
 
 @register("gru", family="recurrent", main="hidden_size")
 class GRU(_Recurrent):
     """Gated recurrent unit (`nn.GRU`, batch-first)."""
+
+    example = Example({"hidden_size": 32, "return": "sequence"}, (20, 8), name="gru")
 
     module_name = "GRU"

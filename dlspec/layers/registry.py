@@ -4,6 +4,8 @@ A layer kind is one small class registered with `@register`:
 
     @register("linear", family="dense", main="out_features")
     class Linear(LayerKind):
+        example = Example({"out_features": 10}, (128,), name="classifier")
+
         class Params(LayerParams):
             out_features: PositiveInt
             bias: bool = True
@@ -18,13 +20,17 @@ A layer kind is one small class registered with `@register`:
 its inputs, raises `ShapeProblem` for input it cannot take, and returns a `Call`
 — a constructor call that compile.py executes and `dlspec code` prints. Kind
 files import torch only inside `build`, so validation stays torch-free.
+
+`example` is the kind's one use in a network: docs/spec-reference.md shows it with
+its output shape and PyTorch call, and the layer, export and reference tests build
+and run it, so a new kind is covered without a new test (and fails one without it).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -166,8 +172,44 @@ def target_name(target: Any) -> str:
     return str(target.__qualname__)
 
 
+@dataclass(frozen=True)
+class Example:
+    """A kind's example: one network entry and the input(s) it reads.
+
+    `args` is what the entry writes after the kind: a mapping of parameters, a scalar
+    for the kind's main argument, or None for the bare kind. `inputs` is the input's
+    per-sample shape, or a mapping of input names to shapes for a kind that reads
+    several (the entry then names them with `from:`). `name` names the entry; `dtype`
+    is the inputs' (int64 for token ids).
+
+    Example:
+        Example({"out_channels": 16, "kernel_size": 3}, (3, 32, 32), name="conv1")
+    """
+
+    args: Any = None
+    inputs: Shape | Mapping[str, Shape] = (64,)
+    name: str | None = None
+    dtype: str = "float32"
+
+    def named_inputs(self) -> list[tuple[str, Shape]]:
+        """The inputs as (name, shape) pairs; a single unnamed input is called `x`."""
+        if isinstance(self.inputs, Mapping):
+            return [(name, tuple(shape)) for name, shape in self.inputs.items()]
+        return [("x", tuple(self.inputs))]
+
+    def params(self, main: str | None) -> dict[str, Any]:
+        """The args as a parameter mapping (a scalar sets the kind's `main` argument)."""
+        if self.args is None:
+            return {}
+        if isinstance(self.args, Mapping):
+            return dict(self.args)
+        if main is None:
+            raise ValueError(f"a scalar example argument {self.args!r} needs a main argument")
+        return {main: self.args}
+
+
 class LayerKind:
-    """One kind of layer. Subclasses set `Params` and implement `build`."""
+    """One kind of layer. Subclasses set `Params` and `example`, and implement `build`."""
 
     name: ClassVar[str]
     family: ClassVar[str]
@@ -184,6 +226,8 @@ class LayerKind:
     #: output shape and dtype equal the input's (norms, activations): shape inference need not
     #: run the module (other kinds declare their output with `Call.producing`)
     preserves_shape: ClassVar[bool] = False
+    #: the kind's example for the reference and the tests; every visible kind needs its own
+    example: ClassVar[Example | None] = None
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call | Function | None:
         """Return how to construct the module for inputs of `shapes` (None: pass through)."""
@@ -210,6 +254,8 @@ def register(name: str, *, family: str, main: str | None = None,
                 f.alias == main for f in cls.Params.model_fields.values()):
             raise RuntimeError(f"{cls.__qualname__}: main argument {main!r} is not a field")
         cls.name, cls.family, cls.main = name, family, main
+        if "example" not in vars(cls):  # an inherited example shows another kind
+            cls.example = None
         _REGISTRY[name] = cls
         return cls
 

@@ -12,6 +12,7 @@ from dlspec.tasks import (  # noqa: F401  (each import registers its task)
     segmentation,
     sequence_classification,
 )
+from dlspec.tasks.base import Task
 from dlspec.tasks.registry import (
     TASKS,
     TaskTraits,
@@ -23,8 +24,18 @@ from dlspec.tasks.registry import (
     tasks_with_classes,
 )
 
+
+def get_task(name: str) -> Task:
+    """The registered task `name` (the spec validator has checked that it exists)."""
+    task = TASKS[name]
+    assert issubclass(task, Task)
+    return task()
+
+
 __all__ = [
     "TASKS",
+    "Task",
+    "get_task",
     "TaskTraits",
     "classifying_tasks",
     "find_task",

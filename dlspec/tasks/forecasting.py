@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dlspec.tasks.registry import TaskTraits, register_task
+from dlspec.tasks.registry import register_task
+from dlspec.tasks.supervised import SupervisedTask
 
 
 @register_task
-class Forecasting(TaskTraits):
+class Forecasting(SupervisedTask):
     """The next values of a sequence."""
 
     name = "forecasting"

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from dlspec.tasks.registry import TaskTraits, register_task
+from typing import TYPE_CHECKING, Any
+
+from dlspec.tasks.registry import register_task
+from dlspec.tasks.supervised import SupervisedTask
+
+if TYPE_CHECKING:
+    import torch
+
+    from dlspec.spec.sections import AugmentConfig
 
 
 @register_task
-class Segmentation(TaskTraits):
-    """A class a pixel (masks)."""
+class Segmentation(SupervisedTask):
+    """A class a pixel: (C, H, W) logits against an (H, W) map of class indices."""
 
     name = "segmentation"
     summary = "a class a pixel (masks)"
     classifies_positions = True
-    default_metrics = ('pixel_accuracy', 'mean_iou')
+    default_metrics = ("pixel_accuracy", "iou")
+
+    def align_target(self, outputs: torch.Tensor, target: torch.Tensor,
+                     binary: bool) -> torch.Tensor:
+        """(B, H, W) class maps against (B, C, H, W) logits; a binary mask like the logits."""
+        if not binary:
+            return target.long()
+        return target.reshape(outputs.shape).to(outputs.dtype)
+
+    def augment(self, inputs: list[torch.Tensor], target: torch.Tensor,
+                augment: AugmentConfig, order: torch.Generator,
+                stats: list[Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Images and their masks moved together (flips, crops); colours change images only."""
+        from dlspec.data.augment import augment_with_masks
+
+        inputs, moved = augment_with_masks(inputs, target, augment, order, stats)
+        return inputs, moved if moved is not None else target

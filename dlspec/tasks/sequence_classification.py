@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dlspec.tasks.registry import TaskTraits, register_task
+from dlspec.tasks.registry import register_task
+from dlspec.tasks.supervised import SupervisedTask
 
 
 @register_task
-class SequenceClassification(TaskTraits):
+class SequenceClassification(SupervisedTask):
     """One class a sequence, from logits."""
 
     name = "sequence_classification"

@@ -67,33 +67,3 @@ class Monitor:
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the module's weights, each tensor its own (no sharing)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def loop_state(epoch: int, objective: Any, order: torch.Generator, monitor: Monitor,
-               history: list[dict[str, float]], settings: dict[str, str],
-               finished: str | None) -> dict[str, Any]:
-    """Everything but the weights that a resumed run needs to continue exactly."""
-    return {"epoch": epoch, "optimizer": objective.optimizer.state_dict(),
-            "schedule": objective.schedule.state_dict(), "batch_order": order.get_state(),
-            "torch_rng": torch.get_rng_state(), "monitor": monitor.state(),
-            "history": history, "trained_with": settings, "finished": finished,
-            "average": objective.average.state_dict() if objective.average else None}
-
-
-def restore_loop(state: dict[str, Any], objective: Any, order: torch.Generator,
-                 monitor: Monitor, history: list[dict[str, float]]) -> int:
-    """Restore what `loop_state` saved; the epoch it ended (ValueError etc. if malformed)."""
-    objective.optimizer.load_state_dict(state["optimizer"])
-    objective.schedule.load_state_dict(state["schedule"])
-    order.set_state(state["batch_order"])
-    torch.set_rng_state(state["torch_rng"])
-    monitor.restore(state["monitor"])
-    records = state["history"]
-    if not isinstance(records, list) or not all(
-            isinstance(r, dict) and all(isinstance(v, float | int) for v in r.values())
-            for r in records):
-        raise ValueError("the history is not a list of records of numbers")
-    history.extend(records)
-    if objective.average is not None and state.get("average") is not None:
-        objective.average.load_state_dict(state["average"])
-    return int(state["epoch"])

@@ -31,7 +31,6 @@ and report.md.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,19 @@ from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import CycleGanLoss, TrainConfig
-from dlspec.train import distributed
 from dlspec.train.checkpoint import save_weights
 from dlspec.train.domain_judge import DomainJudge
+from dlspec.train.engine import (
+    Callbacks,
+    FitResult,
+    Run,
+    Session,
+    finite,
+    learning_rate,
+    seed_weights,
+    stop_lines,
+    write_run_report,
+)
 from dlspec.train.gan import network_schedules
 from dlspec.train.gan_checks import (
     CYCLEGAN_ROLES,
@@ -61,13 +70,9 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GanObjective
 from dlspec.train.gan_outputs import GRID, denormalize, image_grid, write_gan_curves
-from dlspec.train.last_epoch import finite_loss, run_epochs, stop_lines, write_outputs
-from dlspec.train.loop import Callbacks, FitResult, _Silent, seed_everything
 from dlspec.train.optim import make_optimizers
-from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
-from dlspec.train.resume import resume_last, trained_with
-from dlspec.train.run import TrainResult, base_dir, deployment_info, pick_device
 from dlspec.train.schedules import Schedule
+from dlspec.train.supervised import deployment_info
 
 GENERATORS = CYCLEGAN_ROLES[:2]
 DISCRIMINATORS = CYCLEGAN_ROLES[2:]
@@ -136,47 +141,89 @@ class _CycleGan:
         return nn.ModuleDict({name: self.networks[name] for name in GENERATORS})
 
 
-def train_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
-                   epochs: int | None = None, device: str | None = None, resume: bool = False,
-                   callbacks: Callbacks | None = None) -> TrainResult:
-    """Train a `task: cyclegan` spec's four networks on its two image domains; write the run.
+def start_cyclegan(run: Run) -> CycleGanSession:
+    """Check a `task: cyclegan` spec against its two image domains, build the four
+    networks (and first the domain classifier that judges translations): the session.
 
     Example:
         >>> spec = dlspec.load("specs/cyclegan.yaml", variant="digits")
-        >>> result = train_cyclegan(spec, dlspec.shapes(spec), Path("runs/cyclegan"))
+        >>> result = dlspec.train_spec(spec)  # the engine runs this session
         >>> result.fit.history[-1]["translated_as_b"]
         0.99...
     """
-    began = time.perf_counter()
+    spec, shaped, train = run.spec, run.shaped, run.train
     check_cyclegan(spec, shaped)
     check_settings(spec)
-    train, epochs = spec.train, epochs or spec.train.epochs
-    if distributed.current() is not None:
-        raise SpecError(Problem((), "task cyclegan trains in one process; --nproc is for "
-                                "supervised training"))
-    data = _data(spec, shaped)
+    data = _data(spec, shaped, run.base_dir)
     (domain_a,) = data.train.inputs.values()
     check_range(spec, shaped["generator_ba"], domain_a, images=True)
     check_range(spec, shaped["generator_ab"], data.train.target, images=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    judge = DomainJudge.prepare(run_dir / "domain_classifier", data, train.seed)
-    gan = _setup(spec, shaped, epochs, len(data.train), pick_device(device or train.device))
-    settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
-    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
-    assert data.test is not None  # _data: there is a test split
-    test = _measure(gan, data.test, data, judge) if result.history else {}
-    write_outputs(run_dir, result, lambda: _write_run(run_dir, spec, gan, result, test, data,
-                                                      epochs, judge))
-    return TrainResult(run_dir, result, test, gan.generators.cpu(), data,
-                       time.perf_counter() - began, info=translation_info(data))
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    judge = DomainJudge.prepare(run.run_dir / "domain_classifier", data, train.seed)
+    gan = _setup(spec, shaped, run.epochs, len(data.train), run.device)
+    return CycleGanSession(spec, gan, data, run.run_dir, judge)
 
 
-def _data(spec: Spec, shaped: dict[str, ShapedGraph]) -> DataSplits:
+class CycleGanSession(Session):
+    """A CycleGAN's run: the four networks, both domains, the round-trip pictures."""
+
+    def __init__(self, spec: Spec, gan: _CycleGan, data: DataSplits, run_dir: Path,
+                 judge: DomainJudge):
+        self.spec, self.gan, self.dataset, self.judge = spec, gan, data, judge
+        self.saved, self.optimizers, self.schedules = gan.all, gan.optimizers, gan.schedules
+        self.samples = len(data.train)
+        self.pictures = _RoundTrips(run_dir / "samples", data)
+
+    def train_epoch(self, epoch: int, epochs: int, order: torch.Generator,
+                    callbacks: Callbacks) -> dict[str, float]:
+        """Generator and discriminator steps over domain A's images, each with B's."""
+        self.gan.order = order
+        return _epoch(self.gan, self.dataset, epoch, epochs, callbacks)
+
+    def measure(self, epoch: int) -> dict[str, float]:
+        """Round trips of the validation images, measured and drawn."""
+        assert self.dataset.val is not None  # _data: there is a validation split
+        record = _measure(self.gan, self.dataset.val, self.dataset, self.judge)
+        self.pictures.write(epoch, self.gan)
+        return record
+
+    def test(self) -> dict[str, float]:
+        """Round trips of the test images."""
+        assert self.dataset.test is not None  # _data: there is a test split
+        return _measure(self.gan, self.dataset.test, self.dataset, self.judge)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The image pools the discriminators draw generated images from."""
+        return {"pools": {k: v.state_dict() for k, v in self.gan.pools.items()}}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` returned."""
+        for name, pool in self.gan.pools.items():
+            pool.load_state_dict(state["pools"][name], self.gan.device)
+
+    def info(self) -> DeploymentInfo:
+        """Each generator's source and target domain statistics."""
+        return translation_info(self.dataset)
+
+    def trained(self) -> nn.Module:
+        """Both generators, by name: what `dlspec build` exports."""
+        return self.gan.generators.cpu()
+
+    def data(self) -> DataSplits:
+        """Both domains."""
+        return self.dataset
+
+    def write(self, run_dir: Path, result: FitResult, test: dict[str, float] | None) -> None:
+        """Each network's weights, the curves and report.md."""
+        _write_run(run_dir, self.spec, self.gan, result, test or {}, self.dataset, self.judge)
+
+
+def _data(spec: Spec, shaped: dict[str, ShapedGraph], base: Path) -> DataSplits:
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section: images of both "
                                 "domains", "e.g. data: {dataset: digits_pair}"))
     data = load_data(spec.data, spec.task, dict(shaped["generator_ab"].graph.inputs),
-                     seed=spec.train.seed, base_dir=base_dir(spec))
+                     seed=spec.train.seed, base_dir=base)
     domain_b = cyclegan_domains(shaped)[1]
     target = data.train.target
     if not target.is_floating_point() or tuple(target.shape[1:]) != domain_b:
@@ -197,9 +244,7 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], epochs: int, samples: int
            device: torch.device) -> _CycleGan:
     train = spec.train
     loss = spec.loss if isinstance(spec.loss, CycleGanLoss) else CycleGanLoss()
-    torch.manual_seed(train.seed)  # the same initial weights for the same seed
-    if torch.are_deterministic_algorithms_enabled() != train.deterministic:
-        torch.use_deterministic_algorithms(train.deterministic)
+    seed_weights(train)
     networks: dict[str, nn.Module] = {name: compile_graph(shaped[name]).to(device)
                                       for name in CYCLEGAN_ROLES}
     optimizers = make_optimizers(spec.optimizer, networks)
@@ -210,33 +255,8 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], epochs: int, samples: int
                      train, device, pools)
 
 
-def _fit(gan: _CycleGan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
-         callbacks: Callbacks, settings: dict[str, str], judge: DomainJudge) -> FitResult:
-    gan.order = seed_everything(gan.train.seed)
-    assert data.val is not None
-    pictures = _RoundTrips(run_dir / "samples", data)
-    history: list[dict[str, float]] = []
-    start, notes, done = (resume_last(run_dir, gan.all, settings, epochs,
-                                      lambda state: _restore(state, gan, history))
-                          if resume else (1, [], False))
-    validation = data.val
-
-    def one_epoch(epoch: int) -> dict[str, Any]:
-        record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
-        record.update(_measure(gan, validation, data, judge))
-        pictures.write(epoch, gan)
-        return record
-
-    result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
-                        run_dir, gan.train.checkpoint_every, callbacks, gan.all,
-                        lambda epoch: _state(epoch, gan, history), settings,
-                        gan.all)
-    result.notes, result.already_done = notes, done
-    return result
-
-
-def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
-           callbacks: Callbacks) -> dict[str, Any]:
+def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int,
+           callbacks: Callbacks) -> dict[str, float]:
     """One pass over domain A's training images, each batch with a random batch of B."""
     size = gan.train.batch_size
     (domain_a,) = data.train.inputs.values()
@@ -244,7 +264,7 @@ def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int, run_dir: P
     count = len(domain_a)
     usable = count if count < size else count - count % size
     callbacks.on_epoch_start(epoch, epochs, max(1, usable // size))
-    record: dict[str, Any] = {"epoch": float(epoch), "began": time.perf_counter()}
+    record = {"epoch": float(epoch)}
     for network in gan.networks.values():
         network.train()
     order_a = torch.randperm(count, generator=gan.order)
@@ -255,28 +275,26 @@ def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int, run_dir: P
         chosen = torch.arange(start, min(start + size, usable))
         real_a = domain_a[order_a[chosen]].to(gan.device)
         real_b = domain_b[order_b[chosen % len(domain_b)]].to(gan.device)
-        values = _step(gan, real_a, real_b, epoch, batch, run_dir)
+        values = _step(gan, real_a, real_b, epoch, batch)
         for key, value in values.items():
             sums[key] = sums.get(key, 0.0) + value
         steps += 1
         callbacks.on_batch(batch, values["g_loss"], len(real_a))
     record.update({key: value / max(steps, 1) for key, value in sums.items()})
     for name, optimizer in gan.optimizers.items():
-        record[f"lr/{name}"] = float(optimizer.param_groups[0]["lr"])
-    for schedule in gan.schedules.values():
-        schedule.step_epoch(record)
+        record[f"lr/{name}"] = learning_rate(optimizer)
     return record
 
 
-def _step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int, batch: int,
-          run_dir: Path) -> dict[str, float]:
+def _step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int,
+          batch: int) -> dict[str, float]:
     """One generator step (both together), then one step of each discriminator."""
-    fake_b, fake_a, values = _generator_step(gan, real_a, real_b, epoch, batch, run_dir)
+    fake_b, fake_a, values = _generator_step(gan, real_a, real_b, epoch, batch)
     for name, real, fake in (("discriminator_a", real_a, fake_a),
                              ("discriminator_b", real_b, fake_b)):
         shown = gan.pools[name].query(fake)
         step = gan.objective.discriminator_loss(gan[name], real, shown)
-        values[f"d_loss_{name[-1]}"] = finite_loss(step.loss, name, epoch, batch, run_dir)
+        values[f"d_loss_{name[-1]}"] = finite(step.loss.item(), epoch, batch, f"{name} loss")
         optimizer = gan.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         step.loss.backward()
@@ -286,8 +304,8 @@ def _step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int, batch: int
     return values
 
 
-def _generator_step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int, batch: int,
-                    run_dir: Path) -> tuple[Tensor, Tensor, dict[str, float]]:
+def _generator_step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int,
+                    batch: int) -> tuple[Tensor, Tensor, dict[str, float]]:
     ab, ba = gan["generator_ab"], gan["generator_ba"]
     judges = [p for name in DISCRIMINATORS for p in gan[name].parameters() if p.requires_grad]
     for parameter in judges:  # only read here: they take no gradient
@@ -303,7 +321,7 @@ def _generator_step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int, 
                     * (F.l1_loss(ab(real_b), real_b) + F.l1_loss(ba(real_a), real_a))
                     if gan.loss.identity_weight > 0 else torch.zeros((), device=gan.device))
         loss = adversarial + cycle + identity
-        value = finite_loss(loss, "generator", epoch, batch, run_dir)
+        value = finite(loss.item(), epoch, batch, "generator loss")
         for name in GENERATORS:
             gan.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
@@ -407,35 +425,11 @@ def _same_channels(rows: list[np.ndarray]) -> list[np.ndarray]:
             for row in rows]
 
 
-def _state(epoch: int, gan: _CycleGan, history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"epoch": epoch, "history": history,
-            "optimizers": {k: v.state_dict() for k, v in gan.optimizers.items()},
-            "schedules": {k: v.state_dict() for k, v in gan.schedules.items()},
-            "pools": {k: v.state_dict() for k, v in gan.pools.items()},
-            "batch_order": gan.order.get_state(), "torch_rng": torch.get_rng_state()}
-
-
-def _restore(state: dict[str, Any], gan: _CycleGan, history: list[dict[str, float]]) -> int:
-    for name, optimizer in gan.optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-        gan.schedules[name].load_state_dict(state["schedules"][name])
-    for name, pool in gan.pools.items():
-        pool.load_state_dict(state["pools"][name], gan.device)
-    gan.order.set_state(state["batch_order"])
-    torch.set_rng_state(state["torch_rng"])
-    history.extend(state["history"])
-    return int(state["epoch"])
-
-
 def _write_run(run_dir: Path, spec: Spec, gan: _CycleGan, result: FitResult,
-               test: dict[str, float], data: DataSplits, epochs: int,
-               judge: DomainJudge) -> None:
+               test: dict[str, float], data: DataSplits, judge: DomainJudge) -> None:
     for name, network in gan.networks.items():
         save_weights(network, run_dir / f"{name}.safetensors")
-    translation_info(data).save(run_dir)
-    write_metrics(run_dir, result.history, test)
     write_gan_curves(run_dir, result.history, spec.name)
-    write_resolved_spec(run_dir, spec, epochs)
     last = result.history[-1] if result.history else {}
     numbers = ", ".join(f"{k} {last[k]:.4g}" for k in (
         "g_loss", "cycle_loss", "d_loss_a", "d_loss_b") if k in last)
@@ -451,17 +445,14 @@ def _write_run(run_dir: Path, spec: Spec, gan: _CycleGan, result: FitResult,
              "translated_as_*: the share of translated images the domain classifier takes "
              f"for the target domain; it tells real test images apart at "
              f"{judge.test_accuracy:.1%}).", "",
-             "| file | what |", "| --- | --- |",
-             "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
-             *(f"| [{name}.safetensors]({name}.safetensors) | the trained {name} |"
-               for name in CYCLEGAN_ROLES),
-             "| [data.json](data.json) | the images' normalisation, for deployment |",
-             "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers "
-             "and the test numbers |",
-             "| [curves.png](curves.png) | losses, round-trip errors, domains and learning "
-             "rates |",
-             "| samples/ | after each epoch: real, translated and returned validation images |",
-             "| [domain_classifier/](domain_classifier/) | the classifier behind "
-             "translated_as_a/b |",
-             "| checkpoint.* | the latest checkpoint, for `--resume` |"]
-    write_report(run_dir, lines)
+             ]
+    write_run_report(run_dir, lines, [
+        *((f"[{name}.safetensors]({name}.safetensors)", f"the trained {name}")
+          for name in CYCLEGAN_ROLES),
+        ("[data.json](data.json)", "the images' normalisation, for deployment"),
+        ("[metrics.csv](metrics.csv), [metrics.json](metrics.json)",
+         "per-epoch numbers and the test numbers"),
+        ("[curves.png](curves.png)", "losses, round-trip errors, domains and learning rates"),
+        ("samples/", "after each epoch: real, translated and returned validation images"),
+        ("[domain_classifier/](domain_classifier/)", "the classifier behind "
+         "translated_as_a/b")])

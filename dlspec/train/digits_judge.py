@@ -71,7 +71,8 @@ class DigitsJudge:
         """Train the classifier into `folder`, or load it when it is already there."""
         from dlspec.graph import infer_shapes
         from dlspec.spec.expand import expand
-        from dlspec.train.run import train_network
+        from dlspec.tasks import get_task
+        from dlspec.train.engine import train
 
         text = _LENET.replace("HEIGHT", str(sample_shape[1])).replace("WIDTH",
                                                                      str(sample_shape[2]))
@@ -91,7 +92,7 @@ class DigitsJudge:
             model = compile_graph(shaped)
             load_model(model, str(weights))
             return cls(model, None)
-        result = train_network(spec, shaped, folder)
+        result = train(get_task("classification"), spec, {"digits_classifier": shaped}, folder)
         accuracy = result.test["accuracy"] if result.test is not None else None
         return cls(result.model.cpu(), accuracy)
 

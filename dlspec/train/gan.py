@@ -19,7 +19,6 @@ spec.resolved.yaml, data.json and report.md.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,10 +33,20 @@ from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import InputDecl, ShapedGraph
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
-from dlspec.train import distributed
 from dlspec.train.checkpoint import save_weights
 from dlspec.train.digits_judge import SAMPLES as JUDGED_SAMPLES
 from dlspec.train.digits_judge import DigitsJudge, judges_digits
+from dlspec.train.engine import (
+    Callbacks,
+    FitResult,
+    Run,
+    Session,
+    finite,
+    learning_rate,
+    seed_weights,
+    stop_lines,
+    write_run_report,
+)
 from dlspec.train.gan_checks import (
     check_gan,
     check_label_embeddings,
@@ -48,13 +57,9 @@ from dlspec.train.gan_checks import (
 )
 from dlspec.train.gan_objectives import GAN_OBJECTIVES, GanObjective
 from dlspec.train.gan_outputs import Modes, SamplePictures, draw_latent, write_gan_curves
-from dlspec.train.last_epoch import finite_loss, run_epochs, stop_lines, write_outputs
-from dlspec.train.loop import Callbacks, FitResult, _Silent, batches, seed_everything
 from dlspec.train.optim import make_optimizers
-from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
-from dlspec.train.resume import resume_last, trained_with
-from dlspec.train.run import TrainResult, base_dir, pick_device
 from dlspec.train.schedules import Schedule, make_schedule
+from dlspec.train.supervised import batches
 
 DISCRIMINATOR_WEIGHTS = "discriminator.safetensors"
 
@@ -127,53 +132,107 @@ class _Gan:
         return self.discriminator(samples, labels)
 
 
-def train_gan(spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
-              epochs: int | None = None, device: str | None = None, resume: bool = False,
-              callbacks: Callbacks | None = None) -> TrainResult:
-    """Train the generator of a `task: gan` spec against its discriminator; write the run.
+def start_gan(run: Run) -> GanSession:
+    """Check a `task: gan` spec against its data, build both networks: the session.
 
     Example:
         >>> spec = dlspec.load("specs/wgan_gp.yaml")
-        >>> result = train_gan(spec, dlspec.shapes(spec), Path("runs/wgan_gp"))
+        >>> result = dlspec.train_spec(spec)  # the engine runs this session
         >>> result.fit.history[-1]["modes_covered"]
         8.0
     """
-    began = time.perf_counter()
+    spec, shaped, train = run.spec, run.shaped, run.train
     check_gan(spec, shaped)
     names = gan_roles(spec, list(shaped))
-    train, epochs = spec.train, epochs or spec.train.epochs
     check_settings(spec)
-    if distributed.current() is not None:
-        raise SpecError(Problem((), "task gan trains in one process; --nproc is for "
-                                "supervised training"))
-    data = _data(spec, shaped[names[1]])
+    data = _data(spec, shaped[names[1]], run.base_dir)
     labels = label_inputs(spec, *names)
     if labels[0] is not None:
         _check_conditional_data(spec, shaped, names, labels, data)
     check_range(spec, shaped[names[0]], next(iter(data.train.inputs.values())),
                 bool(data.image_inputs))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
     sample_shape = tuple(next(iter(shaped[names[0]].outputs().values())).shape)
-    judge = (DigitsJudge.prepare(run_dir / "classifier", sample_shape, data, train.seed)
+    judge = (DigitsJudge.prepare(run.run_dir / "classifier", sample_shape, data, train.seed)
              if judges_digits(spec, sample_shape) else None)  # before the GAN's seeding
-    gan = _setup(spec, shaped, names, epochs, len(data.train), pick_device(device or train.device),
-                 labels, data.num_classes or 0)
-    settings = trained_with(spec, epochs, gan.schedules)  # the schedules still fresh
-    result = _fit(gan, data, epochs, run_dir, resume, callbacks or _Silent(), settings, judge)
-    info = generator_info(spec, names[0], data)
-    write_outputs(run_dir, result, lambda: _write_run(run_dir, spec, gan, result, data, epochs,
-                                                      info))
-    return TrainResult(run_dir, result, None, gan.sampler, data, time.perf_counter() - began,
-                       info=info)
+    gan = _setup(spec, shaped, names, run.epochs, len(data.train), run.device, labels,
+                 data.num_classes or 0)
+    return GanSession(spec, gan, data, run.run_dir, judge)
 
 
-def _data(spec: Spec, discriminator: ShapedGraph) -> DataSplits:
+class GanSession(Session):
+    """A GAN's run: the networks, the real data, the fixed noise its pictures show."""
+
+    def __init__(self, spec: Spec, gan: _Gan, data: DataSplits, run_dir: Path,
+                 judge: DigitsJudge | None):
+        self.spec, self.gan, self.dataset, self.judge = spec, gan, data, judge
+        self.saved, self.optimizers, self.schedules = gan.pair, gan.optimizers, gan.schedules
+        self.average, self.samples = gan.average, len(data.train)
+        (real,) = data.train.inputs.values()
+        self.pictures = SamplePictures(run_dir / "samples", tuple(real.shape[1:]),
+                                       next(iter(data.normalization.values()), None), real,
+                                       rows=gan.num_classes if gan.conditional else None)
+        self.modes = Modes.of(real, data.train.target)
+        seed = gan.train.seed
+        # the same noise every epoch, from its own generator: the pictures show one set
+        # changing (a conditional GAN's: one class a row, or for points the classes in turn)
+        self.fixed = gan.noise(self.pictures.count, torch.Generator().manual_seed(seed + 1),
+                               self.pictures.labels(gan.num_classes) if gan.conditional
+                               else None)
+        self.judged = (gan.noise(JUDGED_SAMPLES, torch.Generator().manual_seed(seed + 2),
+                                 torch.arange(JUDGED_SAMPLES) % gan.num_classes
+                                 if gan.conditional else None)
+                       if judge is not None else ([], None))
+
+    def train_epoch(self, epoch: int, epochs: int, order: torch.Generator,
+                    callbacks: Callbacks) -> dict[str, float]:
+        """Discriminator and generator steps over the real samples."""
+        self.gan.order = order
+        return _epoch(self.gan, self.dataset, epoch, epochs, callbacks)
+
+    def measure(self, epoch: int) -> dict[str, float]:
+        """The fixed noise's samples drawn; modes covered; digits judged."""
+        samples = _samples(self.gan, self.fixed[0])
+        self.pictures.write(epoch, samples)
+        record: dict[str, float] = {}
+        if self.modes is not None:
+            record.update(self.modes.coverage(samples.numpy(), _numpy(self.fixed[1])))
+        if self.judge is not None:
+            record.update(self.judge.judge(_samples(self.gan, self.judged[0]),
+                                           self.judged[1]))
+        return record
+
+    def extra_state(self) -> dict[str, Any]:
+        """The discriminator steps so far (they decide when the generator steps)."""
+        return {"critic_steps": self.gan.critic_steps}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        """Restore what `extra_state` returned."""
+        self.gan.critic_steps = int(state["critic_steps"])
+
+    def info(self) -> DeploymentInfo:
+        """How `dlspec predict --sample` draws from the exported generator."""
+        return generator_info(self.spec, self.gan.names[0], self.dataset)
+
+    def trained(self) -> nn.Module:
+        """The generator whose samples are kept (its average, when there is one)."""
+        return self.gan.sampler
+
+    def data(self) -> DataSplits:
+        """The real data."""
+        return self.dataset
+
+    def write(self, run_dir: Path, result: FitResult, test: dict[str, float] | None) -> None:
+        """Both networks' weights, the curves and report.md."""
+        _write_run(run_dir, self.spec, self.gan, result, self.dataset)
+
+
+def _data(spec: Spec, discriminator: ShapedGraph, base: Path) -> DataSplits:
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section: the real samples",
                                 "e.g. data: {dataset: digits}"))
     samples = {k: v for k, v in discriminator.graph.inputs.items() if v.dtype == "float32"}
-    return load_data(spec.data, spec.task, samples, seed=spec.train.seed,
-                     base_dir=base_dir(spec))
+    return load_data(spec.data, spec.task, samples, seed=spec.train.seed, base_dir=base)
 
 
 def _check_conditional_data(spec: Spec, shaped: dict[str, ShapedGraph],
@@ -195,9 +254,7 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], e
     if loss.type not in GAN_OBJECTIVES:
         raise SpecError(Problem(("loss",), f"task gan trains with a GAN objective, not "
                                 f"{loss.type}", f"use one of {', '.join(GAN_OBJECTIVES)}"))
-    torch.manual_seed(train.seed)  # the same initial weights for the same seed
-    if torch.are_deterministic_algorithms_enabled() != train.deterministic:
-        torch.use_deterministic_algorithms(train.deterministic)
+    seed_weights(train)
     generator = compile_graph(shaped[names[0]]).to(device)
     discriminator = compile_graph(shaped[names[1]]).to(device)
     models = dict(zip(names, (generator, discriminator), strict=True))
@@ -238,55 +295,14 @@ def network_schedules(spec: Spec, optimizers: dict[str, torch.optim.Optimizer], 
             for name, optimizer in optimizers.items()}
 
 
-def _fit(gan: _Gan, data: DataSplits, epochs: int, run_dir: Path, resume: bool,
-         callbacks: Callbacks, settings: dict[str, str],
-         judge: DigitsJudge | None = None) -> FitResult:
-    """Train for `epochs`; checkpoint every `train.checkpoint_every` epochs and at the end."""
-    gan.order = seed_everything(gan.train.seed)
-    (real,) = data.train.inputs.values()
-    pictures = SamplePictures(run_dir / "samples", tuple(real.shape[1:]),
-                              next(iter(data.normalization.values()), None), real,
-                              rows=gan.num_classes if gan.conditional else None)
-    modes = Modes.of(real, data.train.target)
-    # the same noise every epoch, from its own generator: the pictures show one set changing
-    # (a conditional GAN's: one class a row, or for points the classes in turn)
-    fixed = gan.noise(pictures.count, torch.Generator().manual_seed(gan.train.seed + 1),
-                      pictures.labels(gan.num_classes) if gan.conditional else None)
-    judged = (gan.noise(JUDGED_SAMPLES, torch.Generator().manual_seed(gan.train.seed + 2),
-                        torch.arange(JUDGED_SAMPLES) % gan.num_classes
-                        if gan.conditional else None)
-              if judge is not None else ([], None))
-    history: list[dict[str, float]] = []
-    start, notes, done = (resume_last(run_dir, gan.pair, settings, epochs,
-                                      lambda state: _restore(state, gan, history))
-                          if resume else (1, [], False))
-
-    def one_epoch(epoch: int) -> dict[str, Any]:
-        record = _epoch(gan, data, epoch, epochs, run_dir, callbacks)
-        samples = _samples(gan, fixed[0])
-        pictures.write(epoch, samples)
-        if modes is not None:
-            record.update(modes.coverage(samples.numpy(), _numpy(fixed[1])))
-        if judge is not None:
-            record.update(judge.judge(_samples(gan, judged[0]), judged[1]))
-        return record
-
-    result = run_epochs(range(start, epochs + 1), one_epoch, history, len(data.train),
-                        run_dir, gan.train.checkpoint_every, callbacks, gan.pair,
-                        lambda epoch: _state(epoch, gan, history), settings,
-                        gan.kept)
-    result.notes, result.already_done = notes, done
-    return result
-
-
-def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
-           callbacks: Callbacks) -> dict[str, Any]:
+def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int,
+           callbacks: Callbacks) -> dict[str, float]:
     """One pass over the real samples; the epoch's mean losses and learning rates."""
     train = gan.train
     count = len(data.train)
     usable = count if count < train.batch_size else count - count % train.batch_size
     callbacks.on_epoch_start(epoch, epochs, max(1, usable // train.batch_size))
-    record: dict[str, Any] = {"epoch": float(epoch), "began": time.perf_counter()}
+    record = {"epoch": float(epoch)}
     gan.generator.train()
     gan.discriminator.train()
     sums: dict[str, list[float]] = {}
@@ -296,10 +312,10 @@ def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
             break  # a last, smaller batch: batch norm statistics of a few samples are noise
         real = inputs[0].to(gan.device)
         labels = target.to(gan.device) if gan.conditional else None
-        values = _discriminator_step(gan, real, labels, epoch, batch, run_dir)
+        values = _discriminator_step(gan, real, labels, epoch, batch)
         gan.critic_steps += 1
         if gan.critic_steps % train.n_critic == 0:
-            values["g_loss"] = _generator_step(gan, len(real), epoch, batch, run_dir)
+            values["g_loss"] = _generator_step(gan, len(real), epoch, batch)
         for key, value in values.items():
             sums.setdefault(key, []).append(value)
         callbacks.on_batch(batch, values["d_loss"], len(real))
@@ -307,22 +323,20 @@ def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int, run_dir: Path,
         if key in sums:
             record[key] = sum(sums[key]) / len(sums[key])
     generator, discriminator = gan.names
-    record[f"lr/{generator}"] = _lr(gan.optimizers[generator])
-    record[f"lr/{discriminator}"] = _lr(gan.optimizers[discriminator])
-    for schedule in gan.schedules.values():
-        schedule.step_epoch(record)
+    record[f"lr/{generator}"] = learning_rate(gan.optimizers[generator])
+    record[f"lr/{discriminator}"] = learning_rate(gan.optimizers[discriminator])
     return record
 
 
 def _discriminator_step(gan: _Gan, real: torch.Tensor, labels: torch.Tensor | None,
-                        epoch: int, batch: int, run_dir: Path) -> dict[str, float]:
+                        epoch: int, batch: int) -> dict[str, float]:
     with torch.no_grad():
         inputs, fake_labels = gan.noise(len(real))
         fake = gan.generator(*inputs)
     step = gan.objective.discriminator_loss(
         gan.score, real, fake, () if labels is None else (labels,),
         () if fake_labels is None else (fake_labels,))
-    value = finite_loss(step.loss, "discriminator", epoch, batch, run_dir)
+    value = finite(step.loss.item(), epoch, batch, "discriminator loss")
     optimizer = gan.optimizers[gan.names[1]]
     optimizer.zero_grad(set_to_none=True)
     step.loss.backward()
@@ -337,7 +351,7 @@ def _discriminator_step(gan: _Gan, real: torch.Tensor, labels: torch.Tensor | No
     return values
 
 
-def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path) -> float:
+def _generator_step(gan: _Gan, size: int, epoch: int, batch: int) -> float:
     # the discriminator's weights take no gradient here: they are only read
     trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
     for parameter in trainable:
@@ -345,7 +359,7 @@ def _generator_step(gan: _Gan, size: int, epoch: int, batch: int, run_dir: Path)
     try:
         inputs, labels = gan.noise(size)
         loss = gan.objective.generator_loss(gan.score(gan.generator(*inputs), labels))
-        value = finite_loss(loss, "generator", epoch, batch, run_dir)
+        value = finite(loss.item(), epoch, batch, "generator loss")
         optimizer = gan.optimizers[gan.names[0]]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -371,32 +385,6 @@ def _numpy(labels: torch.Tensor | None) -> Any:
     return labels.cpu().numpy() if labels is not None else None
 
 
-def _lr(optimizer: torch.optim.Optimizer) -> float:
-    return float(optimizer.param_groups[0]["lr"])
-
-
-def _state(epoch: int, gan: _Gan, history: list[dict[str, float]]) -> dict[str, Any]:
-    return {"epoch": epoch, "history": history,
-            "optimizers": {k: v.state_dict() for k, v in gan.optimizers.items()},
-            "schedules": {k: v.state_dict() for k, v in gan.schedules.items()},
-            "batch_order": gan.order.get_state(), "torch_rng": torch.get_rng_state(),
-            "critic_steps": gan.critic_steps,
-            "average": gan.average.state_dict() if gan.average is not None else None}
-
-
-def _restore(state: dict[str, Any], gan: _Gan, history: list[dict[str, float]]) -> int:
-    for name, optimizer in gan.optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-        gan.schedules[name].load_state_dict(state["schedules"][name])
-    gan.order.set_state(state["batch_order"])
-    torch.set_rng_state(state["torch_rng"])
-    gan.critic_steps = int(state["critic_steps"])
-    history.extend(state["history"])
-    if gan.average is not None and state.get("average") is not None:
-        gan.average.load_state_dict(state["average"])
-    return int(state["epoch"])
-
-
 def generator_info(spec: Spec, generator: str, data: DataSplits) -> DeploymentInfo:
     """What `dlspec predict --sample` needs to draw samples from the exported generator:
     the latent distributions, the class labels (a conditional GAN: input → number of
@@ -414,14 +402,11 @@ def generator_info(spec: Spec, generator: str, data: DataSplits) -> DeploymentIn
     return DeploymentInfo(generator=entry)
 
 
-def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult, data: DataSplits,
-               epochs: int, info: DeploymentInfo) -> None:
+def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult,
+               data: DataSplits) -> None:
     save_weights(gan.sampler, run_dir / "model.safetensors")
     save_weights(gan.discriminator, run_dir / DISCRIMINATOR_WEIGHTS)
-    info.save(run_dir)
-    write_metrics(run_dir, result.history, None)
     write_gan_curves(run_dir, result.history, spec.name)
-    write_resolved_spec(run_dir, spec, epochs)
     generator, discriminator = gan.names
     last = result.history[-1] if result.history else {}
     numbers = ", ".join(f"{k} {last[k]:.4g}" for k in (
@@ -434,18 +419,14 @@ def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult, data: Da
              f"{len(result.history)} epochs" + (f"; weights of {generator} averaged (EMA "
                                                 f"{gan.train.ema})" if gan.average else "")
              + ".", "", f"Last epoch: {numbers}.", "", *stop_lines(result, run_dir),
-             "| file | what |", "| --- | --- |",
-             "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
-             f"| [model.safetensors](model.safetensors) | the trained {generator} |",
-             f"| [{DISCRIMINATOR_WEIGHTS}]({DISCRIMINATOR_WEIGHTS}) | the trained "
-             f"{discriminator} |",
-             "| [data.json](data.json) | latent distribution and data statistics, for "
-             "sampling |",
-             "| [metrics.csv](metrics.csv), [metrics.json](metrics.json) | per-epoch numbers |",
-             "| [curves.png](curves.png) | losses, metrics and learning rates |",
-             "| samples/ | the generator's samples after each epoch (the same noise) |",
-             *(["| [classifier/](classifier/report.md) | the LeNet that labels generated "
-                "digits (digit_confidence, digit_class_min/max) |"]
-               if (run_dir / "classifier").is_dir() else []),
-             "| checkpoint.* | the latest checkpoint, for `--resume` |"]
-    write_report(run_dir, lines)
+             ]
+    write_run_report(run_dir, lines, [
+        ("[model.safetensors](model.safetensors)", f"the trained {generator}"),
+        (f"[{DISCRIMINATOR_WEIGHTS}]({DISCRIMINATOR_WEIGHTS})", f"the trained {discriminator}"),
+        ("[data.json](data.json)", "latent distribution and data statistics, for sampling"),
+        ("[metrics.csv](metrics.csv), [metrics.json](metrics.json)", "per-epoch numbers"),
+        ("[curves.png](curves.png)", "losses, metrics and learning rates"),
+        ("samples/", "the generator's samples after each epoch (the same noise)"),
+        *([("[classifier/](classifier/report.md)", "the LeNet that labels generated digits "
+            "(digit_confidence, digit_class_min/max)")]
+          if (run_dir / "classifier").is_dir() else [])])

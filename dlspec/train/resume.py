@@ -141,25 +141,6 @@ def finished_note(run_dir: Path, epoch: int, reason: str, outputs_written: bool)
             "written: writing them now")
 
 
-def resume_last(run_dir: Path, module: Any, settings: dict[str, str], epochs: int,
-                restore: Callable[[dict[str, Any]], int]) -> tuple[int, list[str], bool]:
-    """Resume a run that keeps its last weights (GAN, CycleGAN): the epoch to start at, the
-    notes to show, and whether the run had finished with all its outputs written."""
-    from dlspec.train.checkpoint import load_checkpoint
-
-    notes: list[str] = []
-    checkpoint = load_checkpoint(run_dir, module, check_state=lambda state: notes.extend(
-        changed_notes(check_same_training(state.get("trained_with"), settings, run_dir))))
-    if checkpoint is None:
-        return 1, [no_checkpoint_note(run_dir)], False
-    epoch = restore_or_refuse(restore, checkpoint.state, run_dir)
-    check_within(epoch, epochs, run_dir)
-    if epoch == epochs:
-        notes.append(finished_note(run_dir, epoch, "completed", checkpoint.outputs_written))
-        return epoch + 1, notes, checkpoint.outputs_written
-    return epoch + 1, notes, False
-
-
 def changed_notes(changes: list[str]) -> list[str]:
     """The lines that say what a resume changed."""
     return [f"resumed with {change}" for change in changes]

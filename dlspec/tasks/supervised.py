@@ -1,0 +1,63 @@
+"""What every supervised task shares: one network, trained on (inputs, targets) batches.
+
+A supervised task file subclasses `SupervisedTask` and says only what differs: how targets
+meet the network's outputs (`align_target`), how augmentation moves them (`augment`), its
+default metrics and which metrics suit it. The session (batches, steps, evaluation, the run
+folder) is dlspec.train.supervised's; the engine runs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dlspec.errors import Problem, SpecError
+from dlspec.tasks.base import Task
+
+if TYPE_CHECKING:
+    import torch
+
+    from dlspec.spec.model import Spec
+    from dlspec.spec.sections import AugmentConfig
+    from dlspec.train.engine import Run, Session
+
+# metrics of class maps; any other metric is one of whole samples
+POSITION_METRICS = ("pixel_accuracy", "iou", "dice")
+
+
+class SupervisedTask(Task):
+    """A task with one network trained on labelled samples."""
+
+    data_parallel = True
+
+    def start(self, run: Run) -> Session:
+        """The supervised session: data loaded and checked, the network built."""
+        from dlspec.train.supervised import start_supervised
+
+        return start_supervised(self, run)
+
+    def align_target(self, outputs: torch.Tensor, target: torch.Tensor,
+                     binary: bool) -> torch.Tensor:
+        """Targets shaped as the loss expects: class indices for a classifier (unless the
+        loss is binary cross-entropy), else values shaped like the outputs."""
+        if self.classifies and not binary:
+            return target.reshape(-1).long()
+        return target.reshape(outputs.shape).to(outputs.dtype)
+
+    def augment(self, inputs: list[torch.Tensor], target: torch.Tensor,
+                augment: AugmentConfig, order: torch.Generator,
+                stats: list[Any]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """A training batch randomly changed as `augment:` says (targets stay)."""
+        from dlspec.data.augment import augment_batch
+
+        return augment_batch(inputs, augment, order, stats), target
+
+    def check_metrics(self, spec: Spec) -> None:
+        """Class-map metrics for tasks that classify positions, and only for them: a
+        per-sample metric of masks (or a per-pixel one of classes) would mean nothing."""
+        positions = self.classifies_positions
+        wrong = [(i, name) for i, name in enumerate(spec.train.metrics or [])
+                 if (name in POSITION_METRICS) != positions]
+        if wrong:
+            hint = "use " + (", ".join(POSITION_METRICS) if positions else "accuracy, f1, mae, ...")
+            raise SpecError([Problem(("train", "metrics", i), f"{name} is not a metric of task "
+                                     f"{self.name}", hint) for i, name in wrong])
