@@ -1,7 +1,7 @@
 """Compilation cost against network depth: it must grow linearly.
 
 Generates specs of N = 125, 250, 500, 1000 layers (alternating `linear: 64` and `relu`
-on a 64-feature input) and times, in this process, `dlspec.build(dlspec.loads(text))`:
+on a 64-feature input) and times, in this process, `dlspec.compile_spec(dlspec.loads(text))`:
 YAML loading + validation, expansion, shape inference on the meta device and compilation
 to a torch.fx.GraphModule. Each size is timed --repeats times (median), after one warm-up
 build so torch's one-time start-up costs are not charged to the first size. The same is
@@ -66,10 +66,10 @@ def time_phases(text: str) -> dict[str, float]:
 
 
 def time_build(text: str) -> float:
-    """Seconds for the public one-call path, dlspec.build(dlspec.loads(text))."""
+    """Seconds for the public one-call path, dlspec.compile_spec(dlspec.loads(text))."""
     gc.collect()
     start = time.perf_counter()
-    dlspec.build(dlspec.loads(text))
+    dlspec.compile_spec(dlspec.loads(text))
     return time.perf_counter() - start
 
 
@@ -112,8 +112,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed builds per size (median)")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          "build = dlspec.build(dlspec.loads(text)), in process")
-    dlspec.build(dlspec.loads(flat_spec(4)))  # warm-up: torch's lazy imports, meta kernels
+          "compile = dlspec.compile_spec(dlspec.loads(text)), in process")
+    dlspec.compile_spec(dlspec.loads(flat_spec(4)))  # warm-up: torch's lazy imports, meta kernels
     report("alternating linear 64 / relu, one entry per layer", flat_spec, args.sizes,
            args.repeats)
     report("the same as `{unit: {}, repeat: N/2}` of a [linear 64, relu] block", repeat_spec,

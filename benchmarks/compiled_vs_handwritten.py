@@ -1,7 +1,7 @@
 """Forward+backward time of compiled specs against the same networks written by hand.
 
-The compiled models are `dlspec.build("specs/resnet18.yaml")` and
-`dlspec.build("specs/lenet5.yaml")`; the hand-written ones are below, in plain PyTorch:
+The compiled models are `dlspec.compile_spec("specs/resnet18.yaml")` and
+`dlspec.compile_spec("specs/lenet5.yaml")`; the hand-written ones are below, in plain PyTorch:
 a torchvision-style ResNet-18 (BasicBlock with a conv1x1 + batch-norm `downsample`,
 in-place ReLU, `out += identity`) and LeNet-5.
 
@@ -330,7 +330,7 @@ def main() -> int:
 
 
 def lenet5(args: argparse.Namespace) -> None:
-    lenet = dlspec.build(ROOT / "specs/lenet5.yaml")
+    lenet = dlspec.compile_spec(ROOT / "specs/lenet5.yaml")
     x = torch.randn(args.lenet_batch, 1, 32, 32)
     y = torch.randint(0, 10, (args.lenet_batch,))
     compare(f"LeNet-5, batch {args.lenet_batch} × 1×32×32", lenet, LeNet5(), x, y,
@@ -338,7 +338,7 @@ def lenet5(args: argparse.Namespace) -> None:
 
 
 def resnet18(args: argparse.Namespace) -> None:
-    resnet = dlspec.build(ROOT / "specs/resnet18.yaml")
+    resnet = dlspec.compile_spec(ROOT / "specs/resnet18.yaml")
     size = args.image_size
     x = torch.randn(args.batch, 3, size, size)
     y = torch.randint(0, 1000, (args.batch,))

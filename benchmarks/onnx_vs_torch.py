@@ -1,7 +1,7 @@
 """Batch-1 CPU latency of exported ONNX models in ONNX Runtime against PyTorch eager.
 
 For specs/lenet5.yaml (1×1×32×32) and specs/resnet18.yaml (1×3×224×224): the network is
-compiled once with `dlspec.build` (after `torch.manual_seed(0)`), and that same module is
+compiled once with `dlspec.compile_spec` (after `torch.manual_seed(0)`), and that same module is
 exported with `dlspec.export_spec(spec, path, module=model)` (which verifies the file in ONNX
 Runtime at batch 1, 2, 7), so both sides hold the same weights. Before timing, every ONNX
 Runtime session below is run once on the timing input and its output compared with the
@@ -189,7 +189,7 @@ def measure(name: str, args: argparse.Namespace, folder: Path) -> Result:
     print(f"\n{title}, batch 1 × {'×'.join(map(str, shape[1:]))}")
     spec = dlspec.load(ROOT / "specs" / f"{name}.yaml")
     torch.manual_seed(0)
-    model = dlspec.build(spec).eval()
+    model = dlspec.compile_spec(spec).eval()
     (exported,) = dlspec.export_spec(spec, folder / f"{name}.onnx", module=model)
     print("  exported " + "\n  ".join(exported.lines()))
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))

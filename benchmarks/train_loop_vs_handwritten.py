@@ -270,7 +270,7 @@ def main() -> int:
               f"each contender, the first {args.warmup} of each run not kept")
         for run in range(1, args.runs + 1):
             torch.manual_seed(spec.train.seed)  # as train_network does: its initial weights
-            compiled = dlspec.build(spec)
+            compiled = dlspec.compile_spec(spec)
             sequential = lenet5_sequential()
             copy_in_order(compiled, sequential)
             bench.new_run({HAND: HandLoop(compiled, data, spec.train.batch_size),

@@ -3,7 +3,8 @@
 Example:
     >>> import dlspec
     >>> spec = dlspec.load("specs/lenet5.yaml")
-    >>> model = dlspec.build(spec)      # a torch.fx.GraphModule named like the spec's layers
+    >>> model = dlspec.compile_spec(spec)   # a torch.fx.GraphModule named like the spec's layers
+    >>> result = dlspec.build_run(spec)     # check → train → evaluate → export → diagram
 
 The functions below load on first use, so that `dlspec predict` (dlspec.runtime) starts
 without the spec compiler and `import dlspec` stays cheap.
@@ -16,17 +17,33 @@ from typing import TYPE_CHECKING, Any
 from dlspec.errors import DlspecError, ShapeError, SpecError, WorkError
 
 if TYPE_CHECKING:
-    from dlspec.api import build, export_spec, graphs, load, loads, shapes, train_spec, validate
+    from dlspec.api import (
+        build,
+        compile_spec,
+        export_spec,
+        graphs,
+        load,
+        loads,
+        shapes,
+        train_spec,
+        validate,
+    )
+    from dlspec.pipeline import BuildResult, build_run
 
 __version__ = "0.1.0"
-__all__ = ["build", "export_spec", "graphs", "load", "loads", "shapes", "train_spec", "validate",
-           "DlspecError", "ShapeError", "SpecError", "WorkError", "__version__"]
-_API = frozenset(__all__[:8])
+__all__ = ["build_run", "BuildResult", "compile_spec", "export_spec", "graphs", "load", "loads",
+           "shapes", "train_spec", "validate", "build", "DlspecError", "ShapeError",
+           "SpecError", "WorkError", "__version__"]
+# each name is loaded on first use from the module that defines it (`build`: deprecated)
+_HOMES = {"build_run": "dlspec.pipeline", "BuildResult": "dlspec.pipeline"} | {
+    name: "dlspec.api" for name in ("compile_spec", "export_spec", "graphs", "load", "loads",
+                                    "shapes", "train_spec", "validate", "build")}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _API:
-        from dlspec import api
+    home = _HOMES.get(name)
+    if home is not None:
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(home), name)
     raise AttributeError(f"module 'dlspec' has no attribute {name!r}")

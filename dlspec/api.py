@@ -1,4 +1,7 @@
-"""The library's entry points: load → expand → infer shapes → compile.
+"""The library's entry points: load → expand → infer shapes → compile; train; export.
+
+The whole build (check → train → evaluate → export → diagram → report) is
+`dlspec.pipeline.build_run`.
 
 Every function raises a DlspecError whose problems carry file locations.
 Nothing here imports torch until shapes or modules are asked for.
@@ -6,6 +9,7 @@ Nothing here imports torch until shapes or modules are asked for.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +26,14 @@ from dlspec.spec.validation import problems_from_validation
 from dlspec.spec.variants import resolve
 
 if TYPE_CHECKING:
+    import torch
     from torch import fx
+
+    from dlspec.export.exporter import ExportResult
+    from dlspec.export.metadata import DeploymentInfo
+    from dlspec.spec.sections import OnnxExport
+    from dlspec.tasks import Task
+    from dlspec.train.engine import Callbacks, TrainResult
 
 
 def load(path: str | Path, variant: str | None = None) -> Spec:
@@ -83,22 +94,19 @@ def shapes(spec: Spec, count_macs: bool = False) -> dict[str, ShapedGraph]:
     """Graphs with every tensor's shape inferred (imports torch); MACs on request."""
     with located(spec.document):
         shaped = {name: infer_shapes(graph, count_macs) for name, graph in expand(spec).items()}
-        if spec.task is not None and spec.task.type == "gan":
-            from dlspec.train.gan_checks import check_gan
+        if spec.task is not None:  # the networks against each other, as the task says
+            from dlspec.tasks import get_task
 
-            check_gan(spec, shaped)  # the networks against each other
-        elif spec.task is not None and spec.task.type == "cyclegan":
-            from dlspec.train.gan_checks import check_cyclegan
-
-            check_cyclegan(spec, shaped)
+            get_task(spec.task.type).check(spec, shaped)
         return shaped
 
 
-def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:
-    """Compile a spec (or spec file) into a torch.fx.GraphModule.
+def compile_spec(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:
+    """Compile a spec (or spec file) into a torch.fx.GraphModule; `network` chooses one
+    network of a spec that has several.
 
     Example:
-        >>> model = dlspec.build("specs/lenet5.yaml")
+        >>> model = dlspec.compile_spec("specs/lenet5.yaml")
         >>> model(torch.randn(1, 1, 32, 32)).shape
         torch.Size([1, 10])
     """
@@ -119,10 +127,22 @@ def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule
         return compile_graph(infer_shapes(networks[network]))
 
 
+def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule:
+    """Deprecated: the old name of `compile_spec` (a build is now `dlspec.build_run`)."""
+    warnings.warn("dlspec.build is deprecated and will be removed in the next release; use "
+                  "dlspec.compile_spec to compile a spec (dlspec.build_run runs a whole build)",
+                  DeprecationWarning, stacklevel=2)
+    return compile_spec(spec, network)
+
+
 def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
-          epochs: int | None = None, device: str | None = None, resume: bool = False,
-          callbacks: Any = None) -> Any:
+               epochs: int | None = None, device: str | None = None, resume: bool = False,
+               callbacks: Callbacks | None = None) -> TrainResult:
     """Train a spec's network on its data; write the run folder (default runs/<name>).
+
+    `callbacks` hears training as it goes: an object with `on_epoch_start(epoch, epochs,
+    batches)`, `on_batch(batch, loss, samples)` and `on_epoch_end(record)` (the epoch's
+    numbers as metrics.csv holds them: `epoch`, `loss`, `val_loss`, ..., `seconds`).
 
     A `task: gan` spec trains its generator against its discriminator (dlspec.train.gan).
 
@@ -138,36 +158,25 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
     if not isinstance(spec, Spec):
         spec = load(spec)
     run_dir = Path(out) if out is not None else Path("runs") / spec.name
-    trainer, shaped = _trainer(spec)  # every spec check before the run folder is touched
+    task, shaped = _trainer(spec)  # every spec check before the run folder is touched
+    from dlspec.train.engine import train
+
     with locked(run_dir) as note, located(spec.document):
-        result = trainer(spec, shaped, run_dir, epochs=epochs, device=device, resume=resume,
-                         callbacks=callbacks)
+        result = train(task, spec, shaped, run_dir, epochs=epochs, device=device,
+                       resume=resume, callbacks=callbacks)
     if note is not None:
         result.fit.notes.insert(0, note)
     return result
 
 
-def _trainer(spec: Spec) -> tuple[Any, Any]:
-    """The training function the spec's task needs, and the shaped graph(s) it takes."""
-    task = spec.task.type if spec.task is not None else None
-    if task == "gan":
-        from dlspec.train.gan import train_gan
+def _trainer(spec: Spec) -> tuple[Task, dict[str, ShapedGraph]]:
+    """The spec's task and its shaped networks (the task's checks run)."""
+    from dlspec.tasks import get_task
 
-        return train_gan, shapes(spec)
-    if task == "cyclegan":
-        from dlspec.train.cyclegan import train_cyclegan
-
-        return train_cyclegan, shapes(spec)
-    from dlspec.train.run import train_network
-
-    networks = graphs(spec)
-    if len(networks) > 1:
-        raise SpecError(Problem(("networks",), "several networks train together only as a "
-                                "GAN or a CycleGAN", "task: gan trains a generator against a "
-                                "discriminator; task: cyclegan two of each"))
-    (graph,) = networks.values()
-    with located(spec.document):
-        return train_network, infer_shapes(graph)
+    if spec.task is None:
+        with located(spec.document):
+            raise SpecError(Problem((), "training needs a `task:` (e.g. task: classification)"))
+    return get_task(spec.task.type), shapes(spec)
 
 
 def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
@@ -175,7 +184,8 @@ def export_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
                 opset: int | None = None, dynamic: list[str] | None = None,
                 atol: float | None = None, rtol: float | None = None,
                 optimize: bool | None = None, verbose: bool = False,
-                info: Any = None, module: Any = None) -> list[Any]:
+                info: DeploymentInfo | None = None,
+                module: torch.nn.Module | None = None) -> list[ExportResult]:
     """Export a spec's network(s) to verified ONNX files; one `ExportResult` per file.
 
     `checkpoint` is a model.safetensors or a run folder (its data.json adds labels and
@@ -240,13 +250,14 @@ def _networks_to_export(spec: Spec, network: str | None) -> dict[str, Graph]:
             raise SpecError(Problem((), f"spec {spec.name} has no network {network!r}; it has "
                                     f"{', '.join(networks)}"))
         return {network: networks[network]}
-    if spec.task is not None and spec.task.type in ("gan", "cyclegan"):
-        generators = {k: v for k, v in networks.items() if "generator" in k}
-        return generators or networks
+    if spec.task is not None:
+        from dlspec.tasks import get_task
+
+        return get_task(spec.task.type).exported(networks)
     return networks
 
 
-def _onnx_section(spec: Spec) -> Any:
+def _onnx_section(spec: Spec) -> OnnxExport:
     from dlspec.spec.sections import OnnxExport
 
     if spec.export is None or spec.export.onnx is None:

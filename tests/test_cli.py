@@ -143,3 +143,47 @@ def test_thousands_of_problems_print_the_first_50(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:  # the library keeps every one
         dlspec_api.load(spec)
     assert len(caught.value.problems) == 2000
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The modules a file imports (`import a.b`, `from a.b import c`, `from a import b`)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_module_of_the_package_imports_the_cli() -> None:
+    # cli.py is the top: only the entry points (pyproject's console script, __main__) use it
+    package = ROOT / "dlspec"
+    entry_points = {package / "cli.py", package / "__main__.py"}
+    importers = [str(path.relative_to(ROOT)) for path in sorted(package.rglob("*.py"))
+                 if path not in entry_points and "dlspec.cli" in _imported_modules(path)]
+    assert importers == []
+
+
+def test_every_command_is_registered_one_way() -> None:
+    import argparse
+    import importlib
+
+    from dlspec.cli import _parser
+    from dlspec.commands import COMMANDS
+
+    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    runs = {name: sub.get_default("run") for name, sub in commands.choices.items()}
+    modules = [importlib.import_module(name) for name in COMMANDS]
+    # one module a command: it registers the command (add_parser) and runs it (run)
+    assert len(runs) == len(modules)
+    assert {module.run for module in modules} == set(runs.values())
+
+
+def test_predict_registers_and_helps_without_torch() -> None:
+    result = dlspec("predict", "--help", importtime=True)
+    assert result.returncode == 0 and "--sample" in result.stdout
+    assert not _imports_torch(result)

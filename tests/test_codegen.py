@@ -20,7 +20,7 @@ def _generated_module(spec: dlspec.spec.model.Spec, network: str) -> torch.nn.Mo
     source = generate_code(dlspec.shapes(spec)[network])
     namespace: dict[str, object] = {"__name__": "generated"}
     exec(compile(source, "generated.py", "exec"), namespace)  # tests may exec; dlspec never does
-    class_name = type(dlspec.build(spec, network)).__name__
+    class_name = type(dlspec.compile_spec(spec, network)).__name__
     return namespace[class_name]()  # type: ignore[operator]
 
 
@@ -30,7 +30,7 @@ def _generated_module(spec: dlspec.spec.model.Spec, network: str) -> torch.nn.Mo
 def test_generated_code_matches_the_compiled_module(name: str) -> None:
     spec = dlspec.load(SPECS / f"{name}.yaml")
     network = next(iter(dlspec.graphs(spec)))
-    compiled = dlspec.build(spec, network).eval()
+    compiled = dlspec.compile_spec(spec, network).eval()
     generated = _generated_module(spec, network).eval()
     reference = compiled.state_dict()
     assert list(generated.state_dict()) == list(reference)

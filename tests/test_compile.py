@@ -26,7 +26,7 @@ network:
 
 
 def test_compiled_module_is_a_graph_module_with_spec_names() -> None:
-    model = dlspec.build(dlspec.loads(RESIDUAL))
+    model = dlspec.compile_spec(dlspec.loads(RESIDUAL))
     assert isinstance(model, fx.GraphModule)
     keys = list(model.state_dict())
     assert keys[:2] == ["stem.weight", "stem.bias"]
@@ -39,7 +39,7 @@ def test_compiled_module_is_a_graph_module_with_spec_names() -> None:
 def test_shape_prop_agrees_with_static_inference() -> None:
     spec = dlspec.loads(RESIDUAL)
     shaped = dlspec.shapes(spec)["tiny"]
-    model = dlspec.build(spec)
+    model = dlspec.compile_spec(spec)
     ShapeProp(model).propagate(torch.randn(2, 4))
     for node in model.graph.nodes:
         if node.op == "call_module":
@@ -48,7 +48,7 @@ def test_shape_prop_agrees_with_static_inference() -> None:
 
 
 def test_frozen_layers_do_not_require_grad_and_init_is_applied() -> None:
-    model = dlspec.build(dlspec.loads(spec_text("""
+    model = dlspec.compile_spec(dlspec.loads(spec_text("""
         network:
           - {linear: 8, trainable: false, name: frozen}
           - {linear: 2, init: {weight: zeros, bias: ones}, name: head}
@@ -62,7 +62,7 @@ def test_frozen_layers_do_not_require_grad_and_init_is_applied() -> None:
 
 
 def test_multiple_outputs_are_returned_in_order() -> None:
-    model = dlspec.build(dlspec.loads(spec_text("""
+    model = dlspec.compile_spec(dlspec.loads(spec_text("""
         network:
           - {linear: 8, name: trunk}
           - {linear: 3, name: cls}
@@ -77,7 +77,7 @@ def test_multiple_outputs_are_returned_in_order() -> None:
 @pytest.mark.parametrize("name", ["lenet5", "mlp"])
 def test_compiled_forward_and_backward(name: str) -> None:
     spec = dlspec.load(SPECS / f"{name}.yaml")
-    model = dlspec.build(spec)
+    model = dlspec.compile_spec(spec)
     (decl,) = dlspec.graphs(spec)[spec.name].inputs.values()
     out = model(torch.randn(3, *decl.shape))
     out.sum().backward()
@@ -90,7 +90,7 @@ def test_inferred_shapes_match_a_real_forward_pass(name: str) -> None:
     """Shapes declared by kinds (no meta run) agree with what PyTorch computes."""
     spec = dlspec.load(SPECS / f"{name}.yaml")
     shaped = dlspec.shapes(spec)[spec.name]
-    model = dlspec.build(spec).eval()
+    model = dlspec.compile_spec(spec).eval()
     example = [torch.randint(0, 2, (1, *d.shape)) if d.dtype.startswith("int")
                else torch.randn(1, *d.shape) for d in shaped.graph.inputs.values()]
     ShapeProp(model).propagate(*example)
@@ -107,7 +107,7 @@ def test_reserved_names_cover_every_attribute_of_the_compiled_module() -> None:
 
     from dlspec.spec.model import RESERVED_NAMES
 
-    model = dlspec.build(dlspec.loads(RESIDUAL))
+    model = dlspec.compile_spec(dlspec.loads(RESIDUAL))
     own = {name for name, _ in model.named_children()}
     attributes = {n for n in {*dir(model), *vars(model), *dir(torch.nn.Module())}
                   if not n.startswith("_")} - own
@@ -134,7 +134,7 @@ def test_reserved_names_are_refused_for_layers_inputs_and_blocks(name: str) -> N
 ])
 def test_class_names_are_identifiers_that_shadow_nothing(spec_name: str, class_name: str) -> None:
     text = spec_text("network:\n  - linear: 2\n").replace("name: ", f"name: '{spec_name}'  #", 1)
-    assert type(dlspec.build(dlspec.loads(text))).__name__ == class_name
+    assert type(dlspec.compile_spec(dlspec.loads(text))).__name__ == class_name
 
 
 def test_a_network_larger_than_memory_is_refused_with_the_numbers() -> None:

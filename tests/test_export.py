@@ -187,7 +187,7 @@ def test_a_failed_verification_keeps_the_file_aside_and_exits_1(tmp_path: Path) 
 
 
 def test_a_checkpoint_that_does_not_fit_names_the_first_tensor(tmp_path: Path) -> None:
-    model = dlspec.build(SPECS / "mlp.yaml")
+    model = dlspec.compile_spec(SPECS / "mlp.yaml")
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["hidden2.weight"] = torch.zeros(8, 16)
     save_file(state, str(tmp_path / "model.safetensors"))

@@ -359,7 +359,7 @@ def test_build_exports_the_generator_and_predict_samples_points_without_torch(
 
     points = np.loadtxt(out, delimiter=",", skiprows=1)
     z = np.random.default_rng(0).uniform(-1.0, 1.0, (5, 2)).astype(np.float32)
-    model = dlspec.build(dlspec.load(spec), "generator")
+    model = dlspec.compile_spec(dlspec.load(spec), "generator")
     from safetensors.torch import load_model
 
     load_model(model, str(run / "model.safetensors"))
@@ -421,7 +421,7 @@ def test_wgan_gp_learns_the_eight_gaussians(tmp_path: Path) -> None:
         assert full in text
         text = text.replace(full, short)
     spec = dlspec.loads(text, str(tmp_path / "wgan_gp.yaml"))
-    untrained = dlspec.build(spec, "generator").eval()
+    untrained = dlspec.compile_spec(spec, "generator").eval()
     result = dlspec.train_spec(spec, tmp_path / "run")
     last = result.fit.history[-1]  # type: ignore[attr-defined]
     data = result.data  # type: ignore[attr-defined]

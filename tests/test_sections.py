@@ -104,6 +104,8 @@ TASKS: dict[str, dict[str, Any]] = {
     "segmentation": {"num_classes": 2, "labels": ["background", "shape"]},
     "gan": {},
     "cyclegan": {},
+    "token_classification": {"num_classes": 6, "labels": ["a", "b", "c", "d", "e", "f"]},
+    "reconstruction": {},
 }
 
 

@@ -117,7 +117,7 @@ def test_compiled_module_runs_with_the_inferred_shapes(path: Path) -> None:
     torch.manual_seed(0)
     for network, shaped in _shapes(path).items():
         with torch.device("meta" if big else "cpu"):
-            model = dlspec.build(spec, network)
+            model = dlspec.compile_spec(spec, network)
             inputs = _random_inputs(shaped)
         assert isinstance(model, torch.fx.GraphModule)
         assert sum(p.numel() for p in model.parameters()) == shaped.total_params
@@ -143,7 +143,7 @@ def test_big_model_runs_on_cpu(path: Path) -> None:
     assert _is_big(path)
     torch.manual_seed(0)
     for network, shaped in _shapes(path).items():
-        model = dlspec.build(_load(path), network).eval()
+        model = dlspec.compile_spec(_load(path), network).eval()
         with torch.inference_mode():
             outputs = _as_tuple(model(*_random_inputs(shaped)))
         _assert_outputs_match(outputs, shaped, batch=2)
@@ -225,7 +225,7 @@ def _to_torchvision_key(key: str) -> str:
 
 
 def test_resnet18_state_dict_has_torchvisions_structure() -> None:
-    model = dlspec.build(_load(SPECS / "resnet18.yaml"))
+    model = dlspec.compile_spec(_load(SPECS / "resnet18.yaml"))
     state = model.state_dict()
     reference = _torchvision_resnet18_state_dict()
     assert len(reference) == 122
@@ -309,7 +309,7 @@ def test_cyclegan_generator_computes_what_the_reference_does() -> None:
     # ReflectionPad2d + unpadded convolution: same weights in the same order, same outputs
     spec = _load(SPECS / "cyclegan.yaml")
     torch.manual_seed(0)
-    ours = dlspec.build(spec, "generator_ab").eval()
+    ours = dlspec.compile_spec(spec, "generator_ab").eval()
     reference = _reference_cyclegan_generator().eval()
     ours_weights, reference_weights = list(ours.parameters()), list(reference.parameters())
     assert [p.shape for p in ours_weights] == [p.shape for p in reference_weights]

@@ -108,7 +108,7 @@ def test_every_zoo_variant_compiles_runs_and_keeps_the_published_network(
     ours, theirs = dlspec.graphs(spec), dlspec.graphs(base)
     assert len(ours) == len(theirs)  # the same networks (a single one is named after the spec)
     for (network, shaped), base_name in zip(dlspec.shapes(spec).items(), theirs, strict=True):
-        model = dlspec.build(spec, network)
+        model = dlspec.compile_spec(spec, network)
         inputs = [torch.randint(0, 2, (2, *decl.shape)) if decl.dtype == "int64"
                   else torch.randn(2, *decl.shape) for decl in shaped.graph.inputs.values()]
         with torch.inference_mode():

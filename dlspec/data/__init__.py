@@ -1,14 +1,18 @@
 """The data a spec trains on, as whole in-memory tensors split into train/val/test.
 
-    DataConfig ─read─▶ RawData (numpy: builtin.py, files.py)
-               ─fit─▶ tensors shaped for the network's input and the task (fit.py)
+    DataConfig ─read─▶ Mapped: numpy samples per input, targets per output (sources.py:
+               │        builtin.py, files.py, tables.py, pairs.py)
+               ─fit─▶ tensors shaped for the network's inputs and outputs and the task (fit.py)
                ─split, normalise─▶ DataSplits
 
 Training indexes batches straight out of the tensors with a permutation, so no sample passes
-through Python on its own. Mismatches between the data and the network (sample shape,
-number of classes, output size) are SpecErrors raised before training starts.
+through Python on its own. Mismatches between the data and the network (names, sample
+shapes and dtypes, number of classes, output sizes) are SpecErrors raised before training
+starts, located at the data key that caused them.
 
-Only one network input is supported for now: data for several inputs is a SpecError.
+Targets are keyed by the network's output names (`outputs`); a caller that does not give
+them gets the one target keyed "target" (`TARGET`). `TensorSet.target` is the sole target,
+for code that trains one output.
 """
 
 from __future__ import annotations
@@ -16,41 +20,66 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from dlspec.data.builtin import DATASETS, Options, generate
-from dlspec.data.files import read_csv, read_image_folder, read_npz
+from dlspec.data.builtin import DATASETS
 from dlspec.data.fit import (
-    RawData,
+    IGNORE_INDEX,
+    Mapped,
     check_classes,
     check_outputs,
     fit_inputs,
+    fit_output_target,
     fit_target,
     resize_images,
 )
+from dlspec.data.sources import read_mapped
+from dlspec.data.splits import split_indices
+from dlspec.data.tables import TARGET
 from dlspec.errors import Problem, SpecError
 from dlspec.graph import InputDecl
-from dlspec.spec.sections import DataConfig, NormalizeStats, Split, TaskConfig
+from dlspec.layers.registry import Shape
+from dlspec.spec.sections import DataConfig, NormalizeStats, TaskConfig
+from dlspec.spec.sections.data import mapping_problems
 
-DEFAULT_NUM_SAMPLES = 1000
-DEFAULT_SEQ_LEN = 20
 _FLAT_STD = 1e-8  # a feature this flat is left unscaled rather than divided by ~0
 
 
 @dataclass
 class TensorSet:
-    """Samples as whole tensors: inputs by input name, and their targets, along axis 0."""
+    """Samples as whole tensors along axis 0: inputs by input name, targets by output name.
+
+    A network with one output has one target; `target` returns it.
+    """
 
     inputs: dict[str, torch.Tensor]  # name → (N, *input shape)
-    target: torch.Tensor  # (N,) class indices, (N, k) values, or (N, 0) when there are none
+    # output name → (N,) class indices, (N, k) values, (N, T) / (N, H, W) classes per
+    # position, or (N, 0) when there are none
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        counts = {len(t) for t in (*self.inputs.values(), *self.targets.values())}
+        if len(counts) > 1:
+            raise ValueError(f"a TensorSet's tensors differ in length: {sorted(counts)}")
+
+    @property
+    def target(self) -> torch.Tensor:
+        """The targets of the one output; ValueError when there are several (or none)."""
+        if len(self.targets) != 1:
+            names = ", ".join(self.targets) or "none"
+            raise ValueError(f"this data has targets for {len(self.targets)} outputs "
+                             f"({names}), not one: read data.targets[name]")
+        return next(iter(self.targets.values()))
 
     def __len__(self) -> int:
-        return len(self.target)
+        for tensor in (*self.inputs.values(), *self.targets.values()):
+            return len(tensor)
+        return 0
 
     def subset(self, index: torch.Tensor) -> TensorSet:
         """The samples at `index` (a 1-D tensor of positions or a boolean mask)."""
-        return TensorSet({k: v[index] for k, v in self.inputs.items()}, self.target[index])
+        return TensorSet({k: v[index] for k, v in self.inputs.items()},
+                         {k: v[index] for k, v in self.targets.items()})
 
 
 @dataclass
@@ -60,6 +89,7 @@ class DataSplits:
     train: TensorSet
     val: TensorSet | None
     test: TensorSet | None
+    # the classes of the one target (or of the one target of classes, among several)
     num_classes: int | None
     labels: list[str] | None
     # input name → {"mean": [...], "std": [...]}, computed on the training split and already
@@ -69,14 +99,20 @@ class DataSplits:
     # image targets (digits_pair's second domain) are normalised like images too
     target_normalization: dict[str, list[float]] | None = None
     image_inputs: list[str] = field(default_factory=list)  # inputs read from images
+    # per target (output name): its number of classes (None: values) and class names
+    target_classes: dict[str, int | None] = field(default_factory=dict)
+    target_labels: dict[str, list[str] | None] = field(default_factory=dict)
 
 
 def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, InputDecl], *,
-              seed: int, base_dir: Path) -> DataSplits:
+              seed: int, base_dir: Path, outputs: dict[str, Shape] | None = None) -> DataSplits:
     """Read, fit, split and normalise the data of a spec for a network with `inputs`.
 
-    `seed` (train.seed) is used unless the data section has its own; `base_dir` is the spec
-    file's folder, against which file paths are resolved.
+    `outputs` (output name → per-sample shape) keys the targets by output name and, with
+    several outputs, shapes each target for its output (class indices for logits, values
+    otherwise); without it the one target is keyed "target" and shaped for the task. `seed`
+    (train.seed) is used unless the data section has its own; `base_dir` is the spec file's
+    folder, against which file paths are resolved.
 
     Example:
         >>> config = DataConfig(dataset="digits", resize=[32, 32], normalize="auto")
@@ -84,114 +120,142 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
         ...                    {"image": InputDecl((1, 32, 32))}, seed=0, base_dir=Path("."))
         >>> splits.train.inputs["image"].shape, splits.num_classes
         (torch.Size([1437, 1, 32, 32]), 10)
+        >>> multi = load_data(DataConfig(dataset="listings"), None,
+        ...                   {"image": InputDecl((3, 64, 64)), "features": InputDecl((12,))},
+        ...                   seed=0, base_dir=Path("."),
+        ...                   outputs={"category": (5,), "price": (1,)})
+        >>> multi.train.targets["category"].shape, multi.train.targets["price"].shape
+        (torch.Size([800]), torch.Size([800, 1]))
     """
-    if len(inputs) != 1:
-        raise SpecError(Problem(("data",), "data for several inputs is not supported yet",
-                                f"the network reads {', '.join(inputs) or 'no inputs'}"))
-    ((name, decl),) = inputs.items()
+    outputs = dict(outputs) if outputs else None
+    problems = mapping_problems(data, inputs, outputs)
+    if problems:
+        raise SpecError(problems)
     seed = data.seed if data.seed is not None else seed
-    raw = _read(data, task, decl, seed, base_dir)
-    if len(raw.x) == 0:
-        raise SpecError(Problem(("data",), f"{raw.source} holds no samples"))
-    if raw.images and data.resize is not None:
-        raw.x = resize_images(torch.from_numpy(raw.x), data.resize).numpy()
-        if raw.target_images and raw.y is not None:
-            raw.y = resize_images(torch.from_numpy(raw.y), data.resize).numpy()
-    x = fit_inputs(raw.x, name, decl, raw.images)
-    target, num_classes = fit_target(raw, task)
-    check_classes(num_classes, task, raw.source)
-    train, val, test = split_indices(len(x), data.split, seed)
-    normalization = {}
-    if data.normalize is not None:
-        if not x.is_floating_point():
-            raise SpecError(Problem(("data", "normalize"), f"input {name} is {decl.dtype}; "
-                                    "normalisation applies to float inputs"))
-        x, normalization[name] = normalize(x, train, data.normalize, name)
+    mapped = read_mapped(data, task, inputs, outputs, seed, base_dir)
+    count = _count(mapped)
+    if count == 0:
+        raise SpecError(Problem(("data",), f"{mapped.source} holds no samples"))
+    if data.resize is not None:
+        _resize(mapped, data.resize)
+    x = {name: fit_inputs(feed.x, name, inputs[name], feed.images, feed.where)
+         for name, feed in mapped.feeds.items()}
+    targets, classes = _fit_targets(mapped, task, outputs)
+    labels = _target_labels(mapped, task, classes)
+    num_classes, class_labels = _the_classes(classes, labels, task, mapped.source)
+    train, val, test = mapped.splits or split_indices(count, data.split, seed)
+    normalization = _normalize_inputs(x, train, data.normalize, inputs)
     target_normalization = None
-    if data.normalize is not None and raw.target_images:
-        target, target_normalization = normalize(target, train, data.normalize, "target")
-    whole = TensorSet({name: x}, target)
+    imaged = [k for k, raw in mapped.targets.items() if raw.target_images]
+    if data.normalize is not None and imaged:
+        (key,) = imaged
+        targets[key], target_normalization = normalize(targets[key], train, data.normalize,
+                                                       "target")
+    whole = TensorSet(x, targets)
     return DataSplits(
         train=whole.subset(train),
         val=whole.subset(val) if val is not None else None,
         test=whole.subset(test) if test is not None else None,
         num_classes=num_classes,
-        labels=_labels(task, raw, num_classes),
+        labels=class_labels,
         normalization=normalization,
-        source=f"{raw.source}, {len(x)} samples",
+        source=f"{mapped.source}, {count} {mapped.unit}",
         target_normalization=target_normalization,
-        image_inputs=[name] if raw.images else [],
+        image_inputs=[name for name, feed in mapped.feeds.items() if feed.images],
+        target_classes=classes,
+        target_labels=labels,
     )
 
 
-def two_domains(raw: RawData, seed: int, folder: str) -> RawData:
-    """An image folder read as CycleGAN's two domains: its first sub-folder (in sorted order,
-    e.g. trainA) the inputs, its second (trainB) the image targets. Each domain is shuffled
-    with the seed and cut to the smaller one's count, so no image is seen twice."""
-    if raw.num_classes != 2 or raw.labels is None or raw.y is None:
-        raise SpecError(Problem(("data", "image_folder"), "task cyclegan reads two domains: "
-                                "an image folder with two sub-folders, but "
-                                f"{raw.source} has {raw.num_classes}",
-                                "put domain A's images in one sub-folder and domain B's in "
-                                "another, e.g. trainA/ and trainB/"))
-    rng = np.random.default_rng(seed)
-    domains = [rng.permutation(np.flatnonzero(raw.y == k)) for k in (0, 1)]
-    count = min(len(d) for d in domains)
-    a, b = raw.labels
-    left = max(len(d) for d in domains) - count
-    said = (f"; {left} images of the larger domain left out to pair the counts" if left
-            else "")
-    return RawData(raw.x[domains[0][:count]], raw.x[domains[1][:count]],
-                   f"image folder {folder} (domain A: {a}, domain B: {b}, {count} images "
-                   f"each{said})", images=True, target_images=True)
+def _count(mapped: Mapped) -> int:
+    """The number of samples, the same in every array; SpecError where one differs."""
+    arrays = [(name, feed.x, feed.where) for name, feed in mapped.feeds.items()]
+    arrays += [(name, raw.y, mapped.target_where[name]) for name, raw in mapped.targets.items()
+               if raw.y is not None]
+    first, values, _ = arrays[0]
+    for name, array, where in arrays:
+        if array.ndim == 0 or len(array) != len(values):
+            raise SpecError(Problem(where, f"the data of {name} has "
+                                    f"{len(array) if array.ndim else 'no'} samples but that "
+                                    f"of {first} has {len(values)}", "every array needs one "
+                                    "entry per sample along its first axis"))
+    return len(values)
 
 
-def _labels(task: TaskConfig | None, raw: RawData, num_classes: int | None) -> list[str] | None:
-    if num_classes is None:
-        return None
-    return task.labels if task is not None and task.labels else raw.labels
+def _resize(mapped: Mapped, size: list[int]) -> None:
+    """Images (and image targets) resized to `size` = [height, width], in place."""
+    for feed in mapped.feeds.values():
+        if feed.images:
+            feed.x = resize_images(torch.from_numpy(feed.x), size).numpy()
+    for raw in mapped.targets.values():
+        if raw.target_images and raw.y is not None:
+            raw.y = resize_images(torch.from_numpy(raw.y), size).numpy()
 
 
-def _read(data: DataConfig, task: TaskConfig | None, decl: InputDecl, seed: int,
-          base_dir: Path) -> RawData:
-    class_order = task.labels if task is not None else None
-    if data.csv is not None:
-        return read_csv(data.csv, data, base_dir, class_order)
-    if data.npz is not None:
-        return read_npz(data.npz, data, base_dir)
-    if data.image_folder is not None:
-        raw = read_image_folder(data.image_folder, data, base_dir, class_order)
-        if task is not None and task.type == "cyclegan":
-            return two_domains(raw, seed, data.image_folder)
-        return raw
-    if data.dataset is None:
-        raise SpecError(Problem(("data",), "no data source",
-                                "give one of dataset, csv, npz or image_folder"))
-    shape = tuple(decl.shape)
-    # a sequence input (seq_len, features) says how long generated sequences should be
-    seq_len = data.seq_len or (shape[0] if 1 <= len(shape) <= 2 else DEFAULT_SEQ_LEN)
-    options = Options(num_samples=data.num_samples or DEFAULT_NUM_SAMPLES, noise=data.noise,
-                      seq_len=seq_len, seed=seed, input_shape=shape)
-    return generate(data.dataset, options)
+def _fit_targets(mapped: Mapped, task: TaskConfig | None, outputs: dict[str, Shape] | None
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, int | None]]:
+    """Targets per output, and their classes: one target as the task wants it; several, each
+    as its output wants it."""
+    targets, classes = {}, {}
+    if len(mapped.targets) == 1:
+        ((name, raw),) = mapped.targets.items()
+        targets[name], classes[name] = fit_target(raw, task, mapped.target_where[name])
+        return targets, classes
+    for name, raw in mapped.targets.items():
+        shape = outputs.get(name) if outputs is not None else None
+        targets[name], classes[name] = fit_output_target(raw, name, shape,
+                                                         mapped.target_where[name])
+    return targets, classes
 
 
-def split_indices(count: int, split: Split, seed: int
-                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Shuffled positions of the train, val and test samples (None for a 0 fraction)."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
-    sizes = [_share(split.val, count), _share(split.test, count)]
-    train_size = count - sum(sizes)
-    if train_size < 1:
-        raise SpecError(Problem(("data", "split"), f"{count} samples leave none for training "
-                                f"after {sizes[0]} for validation and {sizes[1]} for test",
-                                "use more samples or smaller val/test fractions"))
-    train, val, test = torch.split(order, [train_size, *sizes])
-    return train, (val if sizes[0] else None), (test if sizes[1] else None)
+def _target_labels(mapped: Mapped, task: TaskConfig | None,
+                   classes: dict[str, int | None]) -> dict[str, list[str] | None]:
+    """The class names of each target of classes: task.labels for the one such target,
+    else the data's own (when they name every class)."""
+    with_classes = [name for name, count in classes.items() if count is not None]
+    labels: dict[str, list[str] | None] = {}
+    for name, count in classes.items():
+        own = mapped.targets[name].labels
+        if count is None:
+            labels[name] = None
+        elif task is not None and task.labels and with_classes == [name]:
+            labels[name] = list(task.labels)
+        else:
+            labels[name] = list(own) if own is not None and len(own) == count else None
+    return labels
 
 
-def _share(fraction: float, count: int) -> int:
-    # a split that is asked for gets at least one sample
-    return 0 if fraction == 0 else max(1, round(fraction * count))
+def _the_classes(classes: dict[str, int | None], labels: dict[str, list[str] | None],
+                 task: TaskConfig | None, source: str) -> tuple[int | None, list[str] | None]:
+    """The number of classes and labels of the data: those of its one target of classes,
+    checked against the task's num_classes and labels."""
+    with_classes = [name for name, count in classes.items() if count is not None]
+    if len(with_classes) != 1:
+        return None, None
+    (name,) = with_classes
+    check_classes(classes[name], task, source)
+    return classes[name], labels[name]
+
+
+def _normalize_inputs(x: dict[str, torch.Tensor], train: torch.Tensor,
+                      how: str | NormalizeStats | None, inputs: dict[str, InputDecl]
+                      ) -> dict[str, dict[str, list[float]]]:
+    """Every float input standardised in place with its own statistics (see `normalize`).
+
+    One input must be float to be normalised; of several, token ids are left as they are."""
+    if how is None:
+        return {}
+    floats = [name for name, tensor in x.items() if tensor.is_floating_point()]
+    if not floats:
+        name = next(iter(x))
+        said = (f"input {name} is {inputs[name].dtype}" if len(x) == 1
+                else f"the inputs {', '.join(x)} are not float")
+        raise SpecError(Problem(("data", "normalize"), f"{said}; normalisation applies to "
+                                "float inputs"))
+    normalization = {}
+    for name in floats:
+        x[name], normalization[name] = normalize(x[name], train, how, name)
+    return normalization
 
 
 def normalize(x: torch.Tensor, train: torch.Tensor, how: str | NormalizeStats,
@@ -232,10 +296,13 @@ def _channel_axis(x: torch.Tensor) -> int | None:
 
 __all__ = [
     "DATASETS",
+    "IGNORE_INDEX",
+    "TARGET",
     "DataSplits",
     "TensorSet",
     "check_outputs",
     "load_data",
+    "mapping_problems",
     "normalize",
     "split_indices",
 ]

@@ -2,8 +2,11 @@
 downloaded.
 
 A dataset is a function `Options -> RawData` registered under its spec name with
-`@dataset(NAME)`; `generate` looks the name up in `DATASETS`. Generated data depends only on
-the options (seed included), so the same spec always yields the same samples.
+`@dataset(NAME)`; `generate` looks the name up in `DATASETS`. A set of several named arrays
+(inputs and targets, for networks with several of each) returns a `Mapped` keyed by its own
+array names instead, which `data.inputs`/`data.targets` map to the network's names. Generated
+data depends only on the options (seed included), so the same spec always yields the same
+samples.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlspec.data.fit import RawData
+from dlspec.data.fit import IGNORE_INDEX, Feed, Mapped, RawData
 from dlspec.errors import Problem, SpecError
 from dlspec.layers.registry import Shape
+from dlspec.memory import format_bytes
+from dlspec.runtime.untrusted import MAX_ARRAY_BYTES
 
 
 @dataclass(frozen=True)
@@ -29,9 +34,11 @@ class Options:
     seq_len: int = 20
     seed: int = 0
     input_shape: Shape | None = None  # the network input's per-sample shape, when known
+    # per-sample shapes the network wants of a set of several arrays, by array name
+    array_shapes: dict[str, Shape] | None = None
 
 
-DatasetFunction = Callable[[Options], RawData]
+DatasetFunction = Callable[[Options], RawData | Mapped]
 DATASETS: dict[str, DatasetFunction] = {}
 
 
@@ -47,7 +54,7 @@ def dataset(name: str) -> Callable[[DatasetFunction], DatasetFunction]:
     return register
 
 
-def generate(name: str, options: Options) -> RawData:
+def generate(name: str, options: Options) -> RawData | Mapped:
     """The samples of built-in dataset `name`."""
     function = DATASETS.get(name)
     if function is None:
@@ -368,3 +375,146 @@ def parity(options: Options) -> RawData:
     x = bits[:, :, None] + noise * rng.standard_normal((*bits.shape, 1))  # (N, seq_len, 1)
     return RawData(x.astype(np.float32), (bits.sum(axis=1) % 2).astype(np.int64),
                    _generated("parity", options, noise), num_classes=2, labels=["even", "odd"])
+
+
+
+# --------------------------------------------------------------------------- tagging
+
+TAGS = ["DET", "ADJ", "NOUN", "VERB", "ADV", "PREP"]
+# words by tag; light, fast, run, watch, play and fly have two tags: only context tells
+_TAGGED_WORDS = {
+    "DET": ["the", "a", "every", "some", "this", "that"],
+    "ADJ": ["big", "small", "red", "old", "happy", "quiet", "green", "light", "fast"],
+    "NOUN": ["dog", "cat", "bird", "house", "park", "river", "man", "woman", "child", "ball",
+             "garden", "light", "run", "watch", "play", "fly"],
+    "VERB": ["sees", "likes", "chases", "finds", "visits", "run", "watch", "play", "fly"],
+    "ADV": ["quickly", "slowly", "often", "today", "well", "fast"],
+    "PREP": ["in", "near", "under", "with", "by", "behind"],
+}
+TAGGING_WORDS = sorted({word for words in _TAGGED_WORDS.values() for word in words})
+TAGGING_VOCABULARY = len(TAGGING_WORDS) + 1  # ids 1.. are the words; 0 is padding
+_WORD_IDS = {word: i + 1 for i, word in enumerate(TAGGING_WORDS)}
+_SHORTEST_SENTENCE = 3  # DET NOUN VERB
+
+
+def _noun_phrase(rng: np.random.Generator, nested: bool) -> list[str]:
+    """DET ADJ* NOUN, sometimes followed by PREP and another noun phrase."""
+    tags = ["DET", *["ADJ"] * int(rng.choice([0, 0, 0, 1, 1, 2])), "NOUN"]
+    if not nested and rng.random() < 0.25:
+        tags += ["PREP", *_noun_phrase(rng, True)]
+    return tags
+
+
+def _sentence_tags(rng: np.random.Generator) -> list[str]:
+    """NP VERB [NP] [ADV]: a sentence of the grammar, as its tags."""
+    tags = [*_noun_phrase(rng, False), "VERB"]
+    if rng.random() < 0.6:
+        tags += _noun_phrase(rng, False)
+    if rng.random() < 0.35:
+        tags.append("ADV")
+    return tags
+
+
+@dataset("tagging")
+def tagging(options: Options) -> RawData:
+    """Token classification: sentences of a tiny grammar as word ids (seq_len,) int64 → the
+    part of speech of each word, (seq_len,) int64 (DET, ADJ, NOUN, VERB, ADV, PREP).
+
+    A sentence is NP VERB [NP] [ADV], a noun phrase DET ADJ* NOUN [PREP NP]. Of the 46 words
+    (ids 1–46; TAGGING_WORDS in id order) six have two parts of speech — light, fast, run,
+    watch, play, fly — so a word alone tags about 93% of words right and context the rest.
+    Sentences are 3 to seq_len words, padded at the end with id 0, whose tag is -100
+    (IGNORE_INDEX: no class; cross-entropy skips it). noise (default 0) is the share of words
+    replaced by a random word, their tags kept.
+    """
+    length = options.seq_len
+    if length < _SHORTEST_SENTENCE:
+        raise SpecError(Problem(("data", "seq_len"), f"tagging needs seq_len of at least "
+                                f"{_SHORTEST_SENTENCE} (DET NOUN VERB); found {length}"))
+    rng = np.random.default_rng(options.seed)
+    count = options.num_samples
+    tokens = np.zeros((count, length), dtype=np.int64)
+    tags = np.full((count, length), IGNORE_INDEX, dtype=np.int64)
+    for i in range(count):
+        sentence = next((t for t in (_sentence_tags(rng) for _ in range(50))
+                         if len(t) <= length), ["DET", "NOUN", "VERB"])
+        words = [_TAGGED_WORDS[t][rng.integers(len(_TAGGED_WORDS[t]))] for t in sentence]
+        tokens[i, :len(words)] = [_WORD_IDS[w] for w in words]
+        tags[i, :len(words)] = [TAGS.index(t) for t in sentence]
+    noise = _noise(options, 0.0)
+    replaced = (rng.random(tokens.shape) < noise) & (tokens > 0)
+    tokens[replaced] = rng.integers(1, TAGGING_VOCABULARY, int(replaced.sum()))
+    return RawData(tokens, tags, _generated("tagging", options, noise), num_classes=len(TAGS),
+                   labels=list(TAGS))
+
+
+# --------------------------------------------------------------------------- several inputs
+
+LISTING_COLOURS = {"red": (0.9, 0.15, 0.15), "green": (0.15, 0.8, 0.2),
+                   "blue": (0.2, 0.3, 0.95), "yellow": (0.95, 0.9, 0.15),
+                   "magenta": (0.85, 0.2, 0.9)}
+LISTING_FEATURES = 12
+_COLOUR_WEIGHT = 2.5  # how far a colour leads the tabular features in choosing the category
+
+
+@dataset("listings")
+def listings(options: Options) -> Mapped:
+    """Several inputs and outputs: a listing's photo (`image`, 3×H×W in [0, 1]; the network's
+    size, default 3×64×64) and 12 tabular `features` → its `category` (5 classes) and `price`.
+
+    Each photo shows one disc or square in one of 5 colours on a dark, noisy background. The
+    category is the colour's unless a feature outbids it — argmax(2.5 · onehot(colour) +
+    features[0:5]) — which happens for about one listing in seven, so both inputs count. The
+    price is 2 + 0.6·f5 − 0.4·f6 + 0.3·f7 + 0.5·category, plus noise; features 8–11 are
+    distractors. noise (default 0.05) is the std of the pixel noise and of the price's noise.
+    """
+    shape = (options.array_shapes or {}).get("image")
+    height, width = shape[1:] if shape is not None and len(shape) == 3 else (64, 64)
+    count = options.num_samples
+    needed = count * 3 * height * width * 4  # the float32 photos
+    if needed > MAX_ARRAY_BYTES:
+        raise SpecError(Problem(("data", "num_samples"), f"{count:,} listings of "
+                                f"3×{height}×{width} photos need {format_bytes(needed)} of "
+                                f"memory, more than the {format_bytes(MAX_ARRAY_BYTES)} dlspec "
+                                "allows itself", "generate fewer samples"))
+    rng = np.random.default_rng(options.seed)
+    noise = _noise(options, 0.05)
+    colour = rng.integers(0, len(LISTING_COLOURS), count)
+    features = rng.standard_normal((count, LISTING_FEATURES)).astype(np.float32)  # (N, 12)
+    scores = _COLOUR_WEIGHT * np.eye(len(LISTING_COLOURS))[colour] + features[:, :5]
+    category = np.argmax(scores, axis=1)
+    price = (2.0 + 0.6 * features[:, 5] - 0.4 * features[:, 6] + 0.3 * features[:, 7]
+             + 0.5 * category + noise * rng.standard_normal(count))
+    images = _photos(rng, colour, height, width, noise)
+    source = _generated("listings", options, noise)
+    here = ("data", "dataset")
+    none = np.empty((count, 0), dtype=np.float32)
+    return Mapped(
+        feeds={"image": Feed(images, here, images=True), "features": Feed(features, here)},
+        targets={"category": RawData(none, category.astype(np.int64), source,
+                                     num_classes=len(LISTING_COLOURS),
+                                     labels=list(LISTING_COLOURS)),
+                 "price": RawData(none, price.astype(np.float32), source, measured=True)},
+        target_where={"category": here, "price": here}, source=source)
+
+
+def _photos(rng: np.random.Generator, colour: np.ndarray, height: int, width: int,
+            noise: float) -> np.ndarray:
+    """One disc or square a photo, of the colour given, (N, 3, H, W) in [0, 1]."""
+    count = len(colour)
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
+    rows, columns = rows / height, columns / width  # (H, W) in [0, 1)
+    palette = np.array(list(LISTING_COLOURS.values()), dtype=np.float32)  # (5, 3)
+    tint = np.clip(palette[colour] + rng.uniform(-0.08, 0.08, (count, 3)), 0, 1)
+    background = rng.uniform(0.0, 0.35, (count, 3)).astype(np.float32)
+    centre, radius = rng.uniform(0.3, 0.7, (count, 2)), rng.uniform(0.15, 0.28, count)
+    square = rng.random(count) < 0.5
+    images = np.empty((count, 3, height, width), dtype=np.float32)
+    for i in range(count):
+        dy, dx = np.abs(rows - centre[i, 0]), np.abs(columns - centre[i, 1])
+        inside = (np.maximum(dy, dx) <= 0.85 * radius[i] if square[i]
+                  else dy ** 2 + dx ** 2 <= radius[i] ** 2)
+        images[i] = background[i][:, None, None]
+        images[i][:, inside] = tint[i][:, None]
+    images += noise * rng.standard_normal(images.shape, dtype=np.float32)
+    return np.clip(images, 0.0, 1.0, out=images)

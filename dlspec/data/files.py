@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.data.fit import RawData
+from dlspec.errors import Path as SpecPath
 from dlspec.errors import Problem, SpecError
 from dlspec.memory import format_bytes
 from dlspec.runtime.untrusted import (
@@ -36,23 +37,27 @@ from dlspec.spec.paths import resolve_inside
 from dlspec.spec.sections import DataConfig
 
 
-def resolve(base_dir: Path, written: str, key: str, *, folder: bool = False) -> Path:
-    """The path `written` in the spec, relative to `base_dir`; SpecError when it is missing."""
-    path = resolve_inside(base_dir, written, ("data", key))  # not through a link elsewhere
+def resolve(base_dir: Path, written: str, key: str | SpecPath, *, folder: bool = False) -> Path:
+    """The path `written` in the spec, relative to `base_dir`; SpecError when it is missing.
+
+    `key` is the data option that names it (`csv`), or the whole path to it in the spec."""
+    where = ("data", key) if isinstance(key, str) else key
+    path = resolve_inside(base_dir, written, where)  # not through a link elsewhere
     what = "folder" if folder else "file"
     if not path.exists():
-        raise SpecError(Problem(("data", key), f"{what} not found: {written}",
+        raise SpecError(Problem(where, f"{what} not found: {written}",
                                 f"paths are relative to the spec's folder, here {base_dir}"))
     if folder != path.is_dir() or (not folder and not path.is_file()):
         # a FIFO or a device is not a file: reading one could block forever or never end
-        raise SpecError(Problem(("data", key), f"{written} is not a "
+        raise SpecError(Problem(where, f"{written} is not a "
                                 f"{what if folder or path.is_dir() else 'regular file'}"))
     return path
 
 
-def _did_you_mean(name: str, names: list[str]) -> str:
+def did_you_mean(name: str, names: list[str], what: str = "columns") -> str:
+    """A hint for a name another file lacks: the closest of `names`, and `names` (escaped)."""
     close = difflib.get_close_matches(name, names, n=1)
-    listed = f"the columns are {excerpts(names)}"  # from another file: short and escaped
+    listed = f"the {what} are {excerpts(names)}"  # from another file: short and escaped
     return f"did you mean {excerpt(close[0])}? {listed}" if close else listed
 
 
@@ -67,16 +72,16 @@ def read_csv(written: str, data: DataConfig, base_dir: Path,
     names (`cat`, `dog`) becomes class indices: in `class_order` (task.labels) when given,
     else sorted.
     """
-    header, rows = _csv_rows(resolve(base_dir, written, "csv"), written, data.delimiter)
+    header, rows = csv_rows(resolve(base_dir, written, "csv"), written, data.delimiter)
     target = data.target or header[-1]
     if target not in header:
         raise SpecError(Problem(("data", "target"), f"{written} has no column "
-                                f"{excerpt(target)}", _did_you_mean(target, header)))
+                                f"{excerpt(target)}", did_you_mean(target, header)))
     features = data.features or [c for c in header if c != target]
     for name in features:
         if name not in header:
             raise SpecError(Problem(("data", "features"), f"{written} has no column "
-                                    f"{excerpt(name)}", _did_you_mean(name, header)))
+                                    f"{excerpt(name)}", did_you_mean(name, header)))
     if target in features:
         raise SpecError(Problem(("data", "features"), f"the target column {excerpt(target)} is "
                                 "also listed as a feature"))
@@ -84,16 +89,16 @@ def read_csv(written: str, data: DataConfig, base_dir: Path,
         raise SpecError(Problem(("data", "csv"), f"{written} has no feature columns"))
     where = ("data", "features") if data.features else ("data", "csv")
     columns = {name: [row[i] for row in rows] for i, name in enumerate(header)}
-    x = np.stack([_numeric(columns[n], n, written, where) for n in features], axis=1)
+    x = np.stack([numeric(columns[n], n, written, where) for n in features], axis=1)
     source = f"{written} (CSV, {len(features)} features, target {excerpt(target)})"
     labels = columns[target]
-    if not all(_is_number(v) for v in labels):
-        return _named_classes(x, labels, target, source, class_order)
-    y = _numeric(labels, target, written, ("data", "target"))
+    if not all(is_number(v) for v in labels):
+        return named_classes(x, labels, target, source, class_order)
+    y = numeric(labels, target, written, ("data", "target"))
     return RawData(x, y, source)
 
 
-def _csv_rows(path: Path, shown: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
+def csv_rows(path: Path, shown: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
     try:
         text = read_csv_text(path)
         lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -127,13 +132,14 @@ def _csv_rows(path: Path, shown: str, delimiter: str) -> tuple[list[str], list[l
     return header, [[cell.strip() for cell in row] for row in rows]
 
 
-def _numeric(values: list[str], column: str, shown: str,
-             where: tuple[str, ...]) -> np.ndarray:
+def numeric(values: list[str], column: str, shown: str, where: SpecPath) -> np.ndarray:
+    """A CSV column as float32; SpecError at `where` naming the first cell that is not a
+    finite number (escaped)."""
     try:
         with np.errstate(over="ignore"):  # beyond float32's range: refused just below
             numbers = np.array([float(v) for v in values], dtype=np.float32)
     except ValueError:
-        row, bad = next((i, v) for i, v in enumerate(values, start=2) if not _is_number(v))
+        row, bad = next((i, v) for i, v in enumerate(values, start=2) if not is_number(v))
         said = "is empty" if not bad else f"is {excerpt(bad)}"
         raise SpecError(Problem(where, f"column {excerpt(column)} of {shown} is not numeric: "
                                 f"row {row} {said}", "encode it as numbers, or leave it out "
@@ -148,7 +154,8 @@ def _numeric(values: list[str], column: str, shown: str,
     return numbers
 
 
-def _is_number(value: str) -> bool:
+def is_number(value: str) -> bool:
+    """Whether a CSV cell reads as a number."""
     try:
         float(value)
     except ValueError:
@@ -156,15 +163,17 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def _named_classes(x: np.ndarray, labels: list[str], target: str, source: str,
-                   class_order: list[str] | None) -> RawData:
+def named_classes(x: np.ndarray, labels: list[str], target: str, source: str,
+                  class_order: list[str] | None,
+                  where: SpecPath = ("data", "target")) -> RawData:
+    """A column of class names as class indices: in `class_order` when given, else sorted."""
     if "" in labels:
         row = labels.index("") + 2
-        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} is empty in "
+        raise SpecError(Problem(where, f"column {excerpt(target)} is empty in "
                                 f"row {row}"))
     hidden = next((i for i, v in enumerate(labels) if has_hidden(v)), None)
     if hidden is not None:
-        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} holds "
+        raise SpecError(Problem(where, f"column {excerpt(target)} holds "
                                 f"{excerpt(labels[hidden])} in row {hidden + 2}: a class name "
                                 "with control or invisible characters",
                                 "class names end up in reports and predictions; rename it"))
@@ -172,7 +181,7 @@ def _named_classes(x: np.ndarray, labels: list[str], target: str, source: str,
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(labels) - index.keys())
     if unknown:
-        raise SpecError(Problem(("data", "target"), f"column {excerpt(target)} holds "
+        raise SpecError(Problem(where, f"column {excerpt(target)} holds "
                                 f"{excerpts(unknown)}, not in task.labels "
                                 f"{excerpts(names)}", "list every class in task.labels"))
     y = np.array([index[v] for v in labels], dtype=np.int64)
@@ -189,6 +198,22 @@ def read_npz(written: str, data: DataConfig, base_dir: Path) -> RawData:
     larger than its file or half the memory, no Python objects, only numbers.
     """
     path = resolve(base_dir, written, "npz")
+    keys = npz_keys(path, written)
+    x = npz_array(path, data.x_key, ("data", "x_key"), written, keys)
+    y = npz_array(path, data.y_key, ("data", "y_key"), written, keys) if data.y_key else None
+    if x.ndim == 0 or (y is not None and (y.ndim == 0 or len(y) != len(x))):
+        raise SpecError(Problem(("data", "npz"), f"{written}: {data.x_key} has shape "
+                                f"{x.shape} but {data.y_key} has shape "
+                                f"{None if y is None else y.shape}",
+                                "both need one entry per sample along the first axis"))
+    for array, key, option in ((x, data.x_key, "x_key"), (y, data.y_key, "y_key")):
+        if array is not None and array.dtype.kind == "f":
+            check_finite_array(array, f"{written}: array {excerpt(str(key))}", ("data", option))
+    return RawData(x, y, f"{written} (NPZ)")
+
+
+def npz_keys(path: Path, written: str) -> list[str]:
+    """The arrays of the .npz archive at `path`; SpecError when it is not one."""
     try:
         keys = array_names(path)
     except Unreadable as error:
@@ -197,30 +222,24 @@ def read_npz(written: str, data: DataConfig, base_dir: Path) -> RawData:
         raise SpecError(Problem(("data", "npz"), f"{written} holds a single array",
                                 "save inputs and targets together: "
                                 "numpy.savez(path, x=inputs, y=targets)"))
-    x = _array(path, data.x_key, "x_key", written, keys)
-    y = _array(path, data.y_key, "y_key", written, keys) if data.y_key else None
-    if x.ndim == 0 or (y is not None and (y.ndim == 0 or len(y) != len(x))):
-        raise SpecError(Problem(("data", "npz"), f"{written}: {data.x_key} has shape "
-                                f"{x.shape} but {data.y_key} has shape "
-                                f"{None if y is None else y.shape}",
-                                "both need one entry per sample along the first axis"))
-    for array, key, option in ((x, data.x_key, "x_key"), (y, data.y_key, "y_key")):
-        if array is not None and array.dtype.kind == "f":
-            _check_finite(array, f"{written}: array {excerpt(str(key))}", ("data", option))
-    return RawData(x, y, f"{written} (NPZ)")
+    return keys
 
 
-def _array(path: Path, key: str, option: str, shown: str, keys: list[str]) -> np.ndarray:
+def npz_array(path: Path, key: str, where: SpecPath, shown: str, keys: list[str]) -> np.ndarray:
+    """The array `key` of an .npz archive, checked before it is read; SpecError at `where`."""
     if key not in keys:
-        raise SpecError(Problem(("data", option), f"{shown} has no array {excerpt(key)}",
-                                f"it holds {excerpts(keys) or 'no arrays'}"))
+        close = difflib.get_close_matches(key, keys, n=1)
+        held = f"it holds {excerpts(keys) or 'no arrays'}"
+        raise SpecError(Problem(where, f"{shown} has no array {excerpt(key)}",
+                                f"did you mean {excerpt(close[0])}? {held}" if close else held))
     try:
         return load_array(path, key)
     except Unreadable as error:
-        raise SpecError(Problem(("data", option), f"{shown} {error}")) from None
+        raise SpecError(Problem(where, f"{shown} {error}")) from None
 
 
-def _check_finite(array: np.ndarray, shown: str, where: tuple[str, ...]) -> None:
+def check_finite_array(array: np.ndarray, shown: str, where: SpecPath) -> None:
+    """SpecError at `where` when `array` holds NaN or infinity, naming the first sample."""
     sample = first_nonfinite(array)
     if sample is not None:
         raise SpecError(Problem(where, f"{shown} holds NaN or infinite values, first in "
@@ -251,7 +270,7 @@ def read_image_folder(written: str, data: DataConfig, base_dir: Path,
                                     f"{printable(path.relative_to(root).as_posix())} leads "
                                     f"outside the spec's folder {inside} (through a symbolic "
                                     "link)", "copy the image into the folder"))
-    pixels = _read_images([path for _, path in files], root, shown, data)
+    pixels = read_images([path for _, path in files], root, shown, data)
     odd = next((i for i, p in enumerate(pixels) if p.shape[:2] != pixels[0].shape[:2]), None)
     if odd is not None:
         first, other = (printable(str(files[i][1].relative_to(root))) for i in (0, odd))
@@ -297,8 +316,8 @@ def _images_of(folder: Path, shown: str) -> list[Path]:
     return images
 
 
-def _read_images(paths: list[Path], root: Path, shown: str,
-                 data: DataConfig) -> list[np.ndarray]:
+def read_images(paths: list[Path], root: Path, shown: str, data: DataConfig,
+                where: SpecPath = ("data", "image_folder")) -> list[np.ndarray]:
     """Every image as (H, W) or (H, W, 3) uint8; SpecError naming the first unreadable one,
     or when together they would take more memory than dlspec allows itself."""
     size = None if data.resize is None else (data.resize[0], data.resize[1])
@@ -308,11 +327,11 @@ def _read_images(paths: list[Path], root: Path, shown: str,
         try:
             pixels.append(read_image(path, 1 if data.grayscale else 3, size))
         except Unreadable as error:
-            raise SpecError(Problem(("data", "image_folder"), f"{name} {error}")) from None
+            raise SpecError(Problem(where, f"{name} {error}")) from None
         total += pixels[-1].nbytes
         # the images are stacked and turned into float32: about 5 bytes for each one read
         if total * 5 > MAX_ARRAY_BYTES:
-            raise SpecError(Problem(("data", "image_folder"), f"the images of {shown} need "
+            raise SpecError(Problem(where, f"the images of {shown} need "
                                     f"more than {format_bytes(MAX_ARRAY_BYTES)} of memory "
                                     f"(reading stopped at {name})", "add `resize: [height, "
                                     "width]` or use fewer images"))

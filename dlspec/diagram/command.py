@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlspec.cli import positive_int
+from dlspec.commands.args import positive_int
 from dlspec.errors import Problem, WorkError
 
 DESCRIPTION = (

@@ -2,6 +2,7 @@
 
 Layout: `exporter` (the network → a checked, verified .onnx file; checkpoints), `verify`
 (onnx.checker, shape inference, ONNX Runtime against PyTorch), `metadata` (what the file
-carries for deployment; also what a run folder keeps for it in data.json). Importing this
+carries for deployment, written through `dlspec.contract`, which defines every key; also what a
+run folder keeps for it in data.json). Importing this
 package imports neither torch nor onnx; `metadata` imports neither.
 """

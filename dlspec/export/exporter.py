@@ -6,7 +6,8 @@
 
 Input and output names are the spec's; the batch axis is dynamic, and so is the sequence
 axis of sequence inputs where the network allows it. The file's `metadata_props` carry what
-deployment needs (see `metadata.py`); `dlspec.runtime` reads them without torch.
+deployment needs: keys and values as `dlspec.contract` defines them, filled by `metadata.py`;
+`dlspec.runtime` reads them through the same contract, without torch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class ExportOptions:
     """How to export: the spec's `export.onnx` section with command-line overrides applied."""
 
     opset: int = 18
-    dynamic: list[str] | None = None  # None: batch, and seq where the network allows it
+    dynamic: Sequence[str] | None = None  # None: batch, and seq where the network allows it
     atol: float = 1e-4
     rtol: float = 1e-3
     optimize: bool = False
@@ -211,7 +212,7 @@ def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
     module.load_state_dict(weights)
 
 
-def _sequence_inputs(inputs: dict[str, InputDecl], dynamic: list[str] | None,
+def _sequence_inputs(inputs: dict[str, InputDecl], dynamic: Sequence[str] | None,
                      notes: list[str]) -> list[str]:
     """The inputs whose axis 1 is a sequence to export as dynamic."""
     if dynamic is not None and "seq" not in dynamic:

@@ -1,19 +1,9 @@
-"""What an exported model carries for deployment, as ONNX `metadata_props` (JSON strings).
+"""What an exported model carries for deployment, and what a run folder keeps for it.
 
-| key | value |
-| --- | --- |
-| dlspec_version, dlspec_spec, dlspec_network | dlspec's version, the spec's and network's names |
-| dlspec_spec_sha256 | hash of the spec's content (comments and layout excluded) |
-| dlspec_inputs, dlspec_outputs | [{"name", "shape" (null: dynamic axis), "dtype"}] |
-| dlspec_task | {"type", "labels", "binary"}: classifiers output logits; binary: one logit |
-| dlspec_normalization | {input: {"mean", "std"}} from training, per channel or feature |
-| dlspec_images | {input: {"channels", "size": [h, w]}} for inputs trained on images |
-| dlspec_generator | GAN generators: {"latent": {input: "normal"/"uniform"}, |
-| | "output_normalization": {"mean", "std"} or null, "images": bool} |
-| dlspec_translation | CycleGAN generators: {"output_normalization": {"mean", "std"} or |
-| | null}: the target domain's statistics, undone on the translated images |
-
-`dlspec.runtime` reads these with onnxruntime alone; plain `onnx` shows them too.
+The `dlspec_*` metadata keys and the shape of their values are defined once, in
+`dlspec.contract` (torch-free, read by `dlspec.runtime`); `metadata_props` fills a
+`contract.Metadata` from the spec, the exported network and what training learnt about the
+data (`DeploymentInfo`, kept in a run folder's data.json) and writes it through the contract.
 """
 
 from __future__ import annotations
@@ -24,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlspec import contract
 from dlspec.graph import ShapedGraph
 from dlspec.spec.model import Spec
+from dlspec.tasks import classifying_tasks
 
 DATA_FILE = "data.json"  # in a run folder: what training learnt about the data
 
@@ -151,46 +143,65 @@ def metadata_props(spec: Spec, shaped: ShapedGraph,
                    interface: tuple[list[TensorSpec], list[TensorSpec]],
                    info: DeploymentInfo | None) -> dict[str, str]:
     """The metadata entries of an exported network."""
+    return deployment_metadata(spec, shaped, interface, info).to_props()
+
+
+def deployment_metadata(spec: Spec, shaped: ShapedGraph,
+                        interface: tuple[list[TensorSpec], list[TensorSpec]],
+                        info: DeploymentInfo | None) -> contract.Metadata:
+    """The metadata of an exported network, typed as the contract defines it.
+
+    What training left in `info` goes through the runtime's own checks, so a file is never
+    written with metadata that `dlspec predict` would refuse.
+    """
     from dlspec import __version__
 
     inputs, outputs = interface
-    props: dict[str, Any] = {
-        "dlspec_version": __version__, "dlspec_spec": spec.name,
-        "dlspec_spec_sha256": spec_hash(spec), "dlspec_network": shaped.graph.name,
-        "dlspec_inputs": [asdict(t) for t in inputs],
-        "dlspec_outputs": [asdict(t) for t in outputs],
-    }
-    if spec.task is not None:
-        labels = (info.labels if info is not None and info.labels else None) or spec.task.labels
-        shapes = [tuple(info_.shape) for info_ in shaped.outputs().values()]
-        binary = (spec.task.type in ("classification", "sequence_classification")
-                  and len(shapes) == 1 and shapes[0] in ((1,), ()))
-        props["dlspec_task"] = {"type": spec.task.type, "labels": labels, "binary": binary,
-                                "output": _classified_output(spec, shaped),
-                                "threshold": spec.task.threshold or 0.5}
-    translation = (info.translations or {}).get(shaped.graph.name) if info is not None else None
+    meta = contract.Metadata(
+        version=__version__, spec=spec.name, spec_sha256=spec_hash(spec),
+        network=shaped.graph.name,
+        inputs=[contract.TensorInfo(t.name, tuple(t.shape), t.dtype) for t in inputs],
+        outputs=[contract.TensorInfo(t.name, tuple(t.shape), t.dtype) for t in outputs],
+        task=_task(spec, shaped, info))
+    if info is None:
+        return meta
+    decode = contract.Decoder(f"the run's {DATA_FILE}", _DATA_FILE_HINT)
+    translation = (info.translations or {}).get(shaped.graph.name)
     if translation is not None:  # a CycleGAN generator reads its own domain's statistics
         (source,) = shaped.graph.inputs
         if translation["input"] is not None:
-            props["dlspec_normalization"] = {source: translation["input"]}
-        props["dlspec_translation"] = {"output_normalization": translation["output"]}
-    elif info is not None and info.normalization:
-        props["dlspec_normalization"] = info.normalization
-    if info is not None and info.image_inputs:
-        props["dlspec_images"] = {
-            name: {"channels": shaped.graph.inputs[name].shape[0],
-                   "size": list(shaped.graph.inputs[name].shape[1:])}
-            for name in info.image_inputs if name in shaped.graph.inputs}
-    if info is not None and info.generator is not None:
-        props["dlspec_generator"] = info.generator
-    return {key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in props.items()}
+            meta.normalization = decode.normalization({source: translation["input"]})
+        meta.translation = decode.translation({"output_normalization": translation["output"]})
+    elif info.normalization:
+        meta.normalization = decode.normalization(info.normalization)
+    meta.images = {name: _image(shaped.graph.inputs[name].shape)
+                   for name in info.image_inputs if name in shaped.graph.inputs}
+    meta.generator = decode.generator(info.generator)
+    return meta
+
+
+def _image(shape: tuple[int, ...]) -> contract.ImageSpec:
+    """How an input of one (C, H, W) image was loaded in training."""
+    channels, height, width = shape
+    return contract.ImageSpec(channels, (height, width))
+
+
+def _task(spec: Spec, shaped: ShapedGraph, info: DeploymentInfo | None) -> contract.Task | None:
+    """What the network was trained to do: the labels training found, or the spec's."""
+    if spec.task is None:
+        return None
+    labels = (info.labels if info is not None and info.labels else None) or spec.task.labels
+    shapes = [tuple(info_.shape) for info_ in shaped.outputs().values()]
+    binary = (spec.task.type in classifying_tasks()
+              and len(shapes) == 1 and shapes[0] in ((1,), ()))
+    return contract.Task(spec.task.type, [str(label) for label in labels] if labels else None,
+                         binary, _classified_output(spec, shaped), spec.task.threshold or 0.5)
 
 
 def _classified_output(spec: Spec, shaped: ShapedGraph) -> str | None:
     """The output holding class logits: the only one, or the first shaped like the classes."""
     outputs = shaped.outputs()
-    if spec.task is None or spec.task.type not in ("classification", "sequence_classification"):
+    if spec.task is None or spec.task.type not in classifying_tasks():
         return None
     if len(outputs) == 1:
         return next(iter(outputs))

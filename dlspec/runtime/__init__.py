@@ -14,17 +14,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dlspec.runtime.metadata import ImageSpec, Metadata, Normalization, Task, TensorInfo
+    from dlspec.contract import ImageSpec, Metadata, Normalization, Task, TensorInfo
     from dlspec.runtime.predictor import Classification, Predictor, resolve_providers
     from dlspec.runtime.readers import Samples, read_inputs
     from dlspec.runtime.writers import Table, prediction_table, write_table
 
-_HOMES = {
-    "ImageSpec": "metadata", "Metadata": "metadata", "Normalization": "metadata",
-    "Task": "metadata", "TensorInfo": "metadata",
-    "Classification": "predictor", "Predictor": "predictor", "resolve_providers": "predictor",
-    "Samples": "readers", "read_inputs": "readers",
-    "Table": "writers", "prediction_table": "writers", "write_table": "writers",
+_CONTRACT, _PREDICTOR = "dlspec.contract", "dlspec.runtime.predictor"
+_READERS, _WRITERS = "dlspec.runtime.readers", "dlspec.runtime.writers"
+_HOMES = {  # name → the module that defines it (the metadata types: the ONNX contract)
+    "ImageSpec": _CONTRACT, "Metadata": _CONTRACT, "Normalization": _CONTRACT,
+    "Task": _CONTRACT, "TensorInfo": _CONTRACT,
+    "Classification": _PREDICTOR, "Predictor": _PREDICTOR, "resolve_providers": _PREDICTOR,
+    "Samples": _READERS, "read_inputs": _READERS,
+    "Table": _WRITERS, "prediction_table": _WRITERS, "write_table": _WRITERS,
 }
 
 __all__ = [
@@ -37,4 +39,4 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'dlspec.runtime' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"dlspec.runtime.{home}"), name)
+    return getattr(importlib.import_module(home), name)

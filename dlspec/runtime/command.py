@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dlspec.cli import positive_int
+from dlspec.commands.args import positive_int
 
 DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "

@@ -16,9 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from dlspec.contract import (
+    NORMALIZATION,
+    Normalization,
+    TensorInfo,
+    format_shape,
+    metadata_error,
+)
 from dlspec.errors import Problem, SpecError
 from dlspec.memory import format_bytes
-from dlspec.runtime.metadata import Normalization, TensorInfo, format_shape, metadata_error
 from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, first_nonfinite, printable
 
 # onnxruntime's tensor types → the numpy dtypes predict handles
@@ -68,7 +74,7 @@ def check_statistics(path: Path, name: str, array: np.ndarray,
     axis = _statistics_axis(array.ndim, stats)
     size = 1 if axis is None else array.shape[axis]
     if len(stats.mean) not in (1, size) or (axis is not None and axis >= array.ndim):
-        raise metadata_error(path, "dlspec_normalization", f"gives {name} "
+        raise metadata_error(path, NORMALIZATION, f"gives {name} "
                              f"{len(stats.mean)} means, but its axis {axis} has "
                              f"{size} entries")
 
@@ -87,7 +93,7 @@ def normalized(path: Path, name: str, array: np.ndarray,
         std = np.asarray(stats.std, dtype=array.dtype).reshape(view)
         values = (array - mean) / std
     if not np.isfinite(values).all():
-        raise metadata_error(path, "dlspec_normalization", f"turns finite values of "
+        raise metadata_error(path, NORMALIZATION, f"turns finite values of "
                              f"{name} into NaN or infinity (mean {stats.mean[:4]}, std "
                              f"{stats.std[:4]})")
     return values

@@ -16,6 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from dlspec.contract import (
+    IMAGES,
+    INPUTS,
+    NORMALIZATION,
+    OUTPUTS,
+    TASK,
+    Metadata,
+    Task,
+    TensorInfo,
+    format_shape,
+    metadata_error,
+    read_metadata,
+)
 from dlspec.errors import Problem, SpecError, WorkError
 from dlspec.runtime.inputs import (
     ORT_TYPES,
@@ -25,14 +38,6 @@ from dlspec.runtime.inputs import (
     checked_inputs,
     normalized,
     padded,
-)
-from dlspec.runtime.metadata import (
-    Metadata,
-    Task,
-    TensorInfo,
-    format_shape,
-    metadata_error,
-    read_metadata,
 )
 from dlspec.runtime.untrusted import excerpt, has_hidden, printable
 
@@ -171,7 +176,7 @@ class Predictor:
         probabilities = _softmax(logits)
         labels = self.labels or [str(i) for i in range(logits.shape[-1])]
         if len(labels) != logits.shape[-1]:
-            raise self._metadata_error("dlspec_task", f"has {len(labels)} labels but output "
+            raise self._metadata_error(TASK, f"has {len(labels)} labels but output "
                                        f"{name} gives {logits.shape[-1]} logits per sample")
         return Classification(name, labels, probabilities.argmax(axis=-1), probabilities)
 
@@ -211,20 +216,20 @@ class Predictor:
         name = task.output or self.outputs[0].name
         per_sample = self._output(name).per_sample
         if task.binary and per_sample not in ((), (1,), (None,)):
-            raise self._metadata_error("dlspec_task", f"is binary, but output {name} gives "
+            raise self._metadata_error(TASK, f"is binary, but output {name} gives "
                                        f"{format_shape(per_sample)} values per sample, not one")
         if not task.binary and len(per_sample) != 1:
             return None
         count = per_sample[-1] if per_sample else None
         if task.labels and count is not None and not task.binary and len(task.labels) != count:
-            raise self._metadata_error("dlspec_task", f"has {len(task.labels)} labels but "
+            raise self._metadata_error(TASK, f"has {len(task.labels)} labels but "
                                        f"output {name} gives {count} logits per sample")
         return name
 
     def _check_metadata(self) -> None:
         names = {info.name for info in self.inputs}
-        for key, entries in (("dlspec_normalization", self.metadata.normalization),
-                             ("dlspec_images", self.metadata.images)):
+        for key, entries in ((NORMALIZATION, self.metadata.normalization),
+                             (IMAGES, self.metadata.images)):
             for name in entries:
                 if name not in names:
                     raise self._metadata_error(key, f"names input {excerpt(name, 40)}, which "
@@ -232,7 +237,7 @@ class Predictor:
                                                f"({', '.join(sorted(names))})")
         output = self.task.output if self.task else None
         if output is not None and output not in {info.name for info in self.outputs}:
-            raise self._metadata_error("dlspec_task", f"names output {excerpt(output, 40)}, "
+            raise self._metadata_error(TASK, f"names output {excerpt(output, 40)}, "
                                        "which the model does not have")
 
     def _output(self, name: str) -> TensorInfo:
@@ -325,6 +330,9 @@ def _open_session(ort: Any, path: Path, options: Any, providers: list[str]) -> A
                                 f"{text}")) from None
 
 
+_KEYS = {"input": INPUTS, "output": OUTPUTS}
+
+
 def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
            what: str) -> list[TensorInfo]:
     """The session's inputs or outputs, with shapes refined by the metadata's."""
@@ -332,7 +340,7 @@ def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
     names = [node.name for node in nodes]
     extra = sorted(set(by_name) - set(names))
     if extra:
-        raise metadata_error(path, f"dlspec_{what}s", f"names {what} "
+        raise metadata_error(path, _KEYS[what], f"names {what} "
                              f"{excerpt(extra[0], 40)}, which the model does not have "
                              f"({', '.join(names)})")
     merged = []
@@ -342,7 +350,7 @@ def _merge(nodes: Sequence[Any], declared: list[TensorInfo] | None, path: Path,
         if meta is not None and len(meta.shape) == len(dims):
             if any(d is not None and m is not None and d != m
                    for d, m in zip(dims[1:], meta.shape[1:], strict=True)):
-                raise metadata_error(path, f"dlspec_{what}s", f"gives {what} {node.name} the "
+                raise metadata_error(path, _KEYS[what], f"gives {what} {node.name} the "
                                      f"shape {format_shape(meta.shape[1:])} per sample, but "
                                      f"the model's is {format_shape(dims[1:])}")
             dims = tuple(d if d is not None else m for d, m in zip(dims, meta.shape, strict=True))

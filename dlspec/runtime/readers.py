@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlspec.contract import ImageSpec, TensorInfo
 from dlspec.errors import Problem, SpecError
 from dlspec.memory import format_bytes
-from dlspec.runtime.metadata import ImageSpec, TensorInfo
 from dlspec.runtime.untrusted import (
     IMAGE_SUFFIXES,
     MAX_ARRAY_BYTES,

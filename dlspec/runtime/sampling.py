@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlspec.contract import Generator, Normalization
 from dlspec.errors import Problem, SpecError
 from dlspec.memory import format_bytes
-from dlspec.runtime.metadata import Generator, Normalization
 from dlspec.runtime.predictor import Predictor
 from dlspec.runtime.untrusted import MAX_ARRAY_BYTES, excerpt, excerpts, printable
 from dlspec.runtime.writers import check_output, image_paths, output_error

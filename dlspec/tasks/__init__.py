@@ -8,9 +8,11 @@ from dlspec.tasks import (  # noqa: F401  (each import registers its task)
     cyclegan,
     forecasting,
     gan,
+    reconstruction,
     regression,
     segmentation,
     sequence_classification,
+    token_classification,
 )
 from dlspec.tasks.base import Task
 from dlspec.tasks.registry import (

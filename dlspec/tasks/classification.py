@@ -11,6 +11,7 @@ class Classification(SupervisedTask):
     """One class a sample, from logits (cross-entropy)."""
 
     name = "classification"
+    example = "specs/lenet5.yaml"
     summary = "one class a sample, from logits (cross-entropy)"
     classifies = True
     default_metrics = ('accuracy',)

@@ -19,6 +19,7 @@ class CycleGan(Task):
     """Two generators and two discriminators over unpaired domains (Zhu et al., 2017)."""
 
     name = "cyclegan"
+    example = "specs/cyclegan.yaml"
     summary = "two generators translating between two image domains"
     several_networks = True
 

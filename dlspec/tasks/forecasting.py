@@ -11,5 +11,6 @@ class Forecasting(SupervisedTask):
     """The next values of a sequence."""
 
     name = "forecasting"
+    example = "specs/gru.yaml"
     summary = "the next values of a sequence"
     default_metrics = ('mae',)

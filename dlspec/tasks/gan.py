@@ -18,6 +18,7 @@ class Gan(Task):
     """A generator trained against a discriminator; the generator is what is exported."""
 
     name = "gan"
+    example = "specs/wgan_gp.yaml"
     summary = "a generator trained against a discriminator"
     several_networks = True
 

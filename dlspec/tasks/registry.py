@@ -17,6 +17,9 @@ class TaskTraits:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line for the reference and `dlspec check`
+    example: ClassVar[str] = ""  # a spec under specs/ that trains with this task
+    example_variant: ClassVar[str | None] = None  # the example's variant that trains on
+                                                   # built-in data, when the spec's own doesn't
     # targets are one class index a sample: labels, threshold and accuracy apply
     classifies: ClassVar[bool] = False
     # targets are a class per position (a pixel, a time step): num_classes and labels apply

@@ -11,5 +11,6 @@ class Regression(SupervisedTask):
     """Values a sample (mean squared error)."""
 
     name = "regression"
+    example = "specs/rnn.yaml"
     summary = "values a sample (mean squared error)"
     default_metrics = ('mae',)

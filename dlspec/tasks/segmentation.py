@@ -18,16 +18,18 @@ class Segmentation(SupervisedTask):
     """A class a pixel: (C, H, W) logits against an (H, W) map of class indices."""
 
     name = "segmentation"
+    example = "specs/unet_small.yaml"
+    example_variant = "shapes"
     summary = "a class a pixel (masks)"
     classifies_positions = True
     default_metrics = ("pixel_accuracy", "iou")
 
-    def align_target(self, outputs: torch.Tensor, target: torch.Tensor,
-                     binary: bool) -> torch.Tensor:
+    def align(self, outputs: torch.Tensor, target: torch.Tensor,
+              binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, H, W) class maps against (B, C, H, W) logits; a binary mask like the logits."""
         if not binary:
-            return target.long()
-        return target.reshape(outputs.shape).to(outputs.dtype)
+            return outputs, target.long()
+        return outputs, target.reshape(outputs.shape).to(outputs.dtype)
 
     def augment(self, inputs: list[torch.Tensor], target: torch.Tensor,
                 augment: AugmentConfig, order: torch.Generator,

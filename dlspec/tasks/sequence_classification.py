@@ -11,6 +11,7 @@ class SequenceClassification(SupervisedTask):
     """One class a sequence, from logits."""
 
     name = "sequence_classification"
+    example = "specs/bilstm.yaml"
     summary = "one class a sequence, from logits"
     classifies = True
     default_metrics = ('accuracy',)

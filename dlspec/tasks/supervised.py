@@ -16,6 +16,7 @@ from dlspec.tasks.base import Task
 if TYPE_CHECKING:
     import torch
 
+    from dlspec.data import DataSplits
     from dlspec.spec.model import Spec
     from dlspec.spec.sections import AugmentConfig
     from dlspec.train.engine import Run, Session
@@ -35,13 +36,27 @@ class SupervisedTask(Task):
 
         return start_supervised(self, run)
 
-    def align_target(self, outputs: torch.Tensor, target: torch.Tensor,
-                     binary: bool) -> torch.Tensor:
-        """Targets shaped as the loss expects: class indices for a classifier (unless the
-        loss is binary cross-entropy), else values shaped like the outputs."""
+    def align(self, outputs: torch.Tensor, target: torch.Tensor,
+              binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs and targets as the loss takes them: class indices for a classifier
+        (unless the loss is binary cross-entropy), else values shaped like the outputs."""
         if self.classifies and not binary:
-            return target.reshape(-1).long()
-        return target.reshape(outputs.shape).to(outputs.dtype)
+            return outputs, target.reshape(-1).long()
+        return outputs, target.reshape(outputs.shape).to(outputs.dtype)
+
+    def scored(self, outputs: torch.Tensor,
+               target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A whole split's outputs and targets as the metrics take them."""
+        return outputs, target
+
+    def prepare_data(self, data: DataSplits) -> DataSplits:
+        """The data as this task trains on it (reconstruction: the inputs as targets)."""
+        return data
+
+    def suits(self, metric: str) -> bool:
+        """Whether `metric` means something for this task: class-map metrics for tasks that
+        classify pixels, and only for them."""
+        return (metric in POSITION_METRICS) == self.classifies_positions
 
     def augment(self, inputs: list[torch.Tensor], target: torch.Tensor,
                 augment: AugmentConfig, order: torch.Generator,
@@ -54,10 +69,11 @@ class SupervisedTask(Task):
     def check_metrics(self, spec: Spec) -> None:
         """Class-map metrics for tasks that classify positions, and only for them: a
         per-sample metric of masks (or a per-pixel one of classes) would mean nothing."""
-        positions = self.classifies_positions
         wrong = [(i, name) for i, name in enumerate(spec.train.metrics or [])
-                 if (name in POSITION_METRICS) != positions]
+                 if not self.suits(name)]
         if wrong:
-            hint = "use " + (", ".join(POSITION_METRICS) if positions else "accuracy, f1, mae, ...")
+            from dlspec.train.metrics import METRICS
+
+            hint = "use " + ", ".join(name for name in METRICS if self.suits(name))
             raise SpecError([Problem(("train", "metrics", i), f"{name} is not a metric of task "
                                      f"{self.name}", hint) for i, name in wrong])

@@ -33,10 +33,11 @@ from dlspec.spec.sections import (
     Regularization,
     TaskConfig,
 )
+from dlspec.tasks import find_task, tasks_with_classes
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-_CLASSIFYING = ("classification", "sequence_classification", "segmentation")
+_CLASSIFYING = tasks_with_classes()  # targets are class indices (a sample's, or a position's)
 _CLASS_INDEX_LOSSES = ("cross_entropy", "nll")
 _VALUE_LOSSES = ("mse", "l1", "smooth_l1", "huber")
 GAN_LOSSES = frozenset({
@@ -72,7 +73,8 @@ def default_loss(task: TaskConfig | None) -> Loss:
     if task is None:
         raise SpecError(Problem(("loss",), "no loss given and no task to choose one from",
                                 "add `task: classification` (or regression), or a `loss:`"))
-    if task.type in ("gan", "cyclegan"):
+    known = find_task(task.type)
+    if known is not None and known.several_networks:
         raise _no_gan(("task",), task.type)
     return CrossEntropyLoss() if task.type in _CLASSIFYING else MseLoss()
 

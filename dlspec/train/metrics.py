@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import torch
 
-CLASSIFICATION_TASKS = ("classification", "sequence_classification")
-
 
 def predicted_classes(outputs: torch.Tensor) -> torch.Tensor:
     """Class indices from logits: argmax, or `logit > 0` for a single output unit."""
@@ -110,16 +108,6 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
     "pixel_accuracy": _pixel_accuracy, "iou": _iou, "dice": _dice,
 }
-SEGMENTATION_METRICS = ("pixel_accuracy", "iou", "dice")
-
-
-def default_metrics(task_type: str) -> list[str]:
-    """What to report when the spec names no metrics."""
-    if task_type == "segmentation":
-        return ["pixel_accuracy", "iou"]
-    return ["accuracy"] if task_type in CLASSIFICATION_TASKS else ["mae"]
-
-
 def compute_metrics(names: list[str], outputs: torch.Tensor,
                     target: torch.Tensor) -> dict[str, float]:
     """Each named metric over a whole split."""

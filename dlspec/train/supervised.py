@@ -83,8 +83,8 @@ def prepare(task: SupervisedTask, spec: Spec, shaped: ShapedGraph,
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section",
                                 "e.g. data: {dataset: digits}"))
-    data = load_data(spec.data, spec.task, dict(shaped.graph.inputs), seed=spec.train.seed,
-                     base_dir=base)
+    data = task.prepare_data(load_data(spec.data, spec.task, dict(shaped.graph.inputs),
+                                       seed=spec.train.seed, base_dir=base))
     check_outputs(data, output.shape, spec.task)
     if spec.augment is not None:
         check_augment(spec.augment, {k: v.shape for k, v in shaped.graph.inputs.items()})
@@ -201,7 +201,7 @@ class SupervisedSession(Session):
         """The batch's loss (with the regularisation penalty) as this process contributes it."""
         with _autocast(self.train, self.device):
             outputs = self.runner(*inputs)
-            loss = self.loss(outputs, self.task.align_target(outputs, target, self.binary))
+            loss = self.loss(*self.task.align(outputs, target, self.binary))
             if self.processes is not None:
                 # DDP averages gradients over processes; weighting each part by its share of
                 # the batch makes that average the gradient of the whole batch's loss
@@ -242,12 +242,13 @@ class SupervisedSession(Session):
         with torch.inference_mode():
             for inputs, target in batches(data, self.train.batch_size, None):
                 out = model(*(x.to(self.device) for x in inputs))
-                aligned = self.task.align_target(out, target.to(self.device), self.binary)
-                total += self.loss(out, aligned).item() * len(target)
+                total += self.loss(*self.task.align(out, target.to(self.device),
+                                                    self.binary)).item() * len(target)
                 count += len(target)
                 outputs.append(out.cpu())
         result = {"loss": total / max(count, 1)}
-        result.update(compute_metrics(self.metrics, torch.cat(outputs), data.target))
+        result.update(compute_metrics(self.metrics, *self.task.scored(torch.cat(outputs),
+                                                                      data.target)))
         return result
 
     def test(self) -> dict[str, float] | None:

@@ -28,7 +28,7 @@ transfer, export) and `TrainingSections` are here, and every public name is re-e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -130,7 +130,10 @@ from dlspec.tasks import classifying_tasks, task_names, tasks_with_classes
 # --------------------------------------------------------------------------- task
 
 # the task names are the task registry's (dlspec.tasks): a new task file adds its name here
-TaskType = Literal[tuple(task_names())]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    TaskType = str
+else:
+    TaskType = Literal[tuple(task_names())]
 _CLASSIFYING = classifying_tasks()
 _WITH_CLASSES = tasks_with_classes()  # a class per sample, or per position
 
