@@ -33,11 +33,11 @@ def launches_workers(args: argparse.Namespace) -> bool:
 
 
 def refuse_workers_for_gans(spec: Spec, args: argparse.Namespace) -> None:
-    """SpecError (exit 2) for --nproc with a task that trains several networks."""
-    from dlspec.tasks import find_task
+    """SpecError (exit 2) for --nproc with a task that trains in one process (the task's
+    `data_parallel`, which the engine also enforces; here it is said before launching)."""
+    from dlspec.tasks import get_task
 
-    task = find_task(spec.task.type) if spec.task is not None else None
-    if spec.task is not None and task is not None and task.several_networks:
+    if spec.task is not None and not get_task(spec.task.type).data_parallel:
         raise usage(f"{args.spec}: task {spec.task.type} trains in one process; --nproc is "
                     "for supervised training")
 
