@@ -22,6 +22,7 @@ from dlspec.graph import Graph, ShapedGraph, infer_shapes
 from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
 from dlspec.spec.model import NetworkPart, Spec
+from dlspec.spec.naming import naming_problems
 from dlspec.spec.validation import problems_from_validation
 from dlspec.spec.variants import resolve
 
@@ -85,15 +86,24 @@ def _wiring_problems(data: dict[str, Any]) -> list[Problem]:
 
 
 def graphs(spec: Spec) -> dict[str, Graph]:
-    """Expand blocks, repeats and wiring: one Graph per network."""
+    """Expand blocks, repeats and wiring: one Graph per network; the names the data, losses
+    and metrics give inputs and outputs are checked against it."""
     with located(spec.document):
-        return expand(spec)
+        return _named(spec, expand(spec))
+
+
+def _named(spec: Spec, expanded: dict[str, Graph]) -> dict[str, Graph]:
+    problems = naming_problems(spec, expanded)
+    if problems:
+        raise SpecError(problems)
+    return expanded
 
 
 def shapes(spec: Spec, count_macs: bool = False) -> dict[str, ShapedGraph]:
     """Graphs with every tensor's shape inferred (imports torch); MACs on request."""
     with located(spec.document):
-        shaped = {name: infer_shapes(graph, count_macs) for name, graph in expand(spec).items()}
+        shaped = {name: infer_shapes(graph, count_macs)
+                  for name, graph in _named(spec, expand(spec)).items()}
         if spec.task is not None:  # the networks against each other, as the task says
             from dlspec.tasks import get_task
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from dlspec.errors import Problem, SpecError
 from dlspec.tasks.registry import register_task
-from dlspec.tasks.supervised import SupervisedTask
+from dlspec.tasks.supervised import SupervisedTask, with_targets
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dlspec.data import DataSplits
+    from dlspec.graph import ShapedGraph
+    from dlspec.spec.model import Spec
 
 
 @register_task
@@ -21,23 +26,32 @@ class Reconstruction(SupervisedTask):
     summary = "outputs that reproduce the inputs (autoencoders; labels set aside)"
     default_metrics = ("mse",)
 
-    def prepare_data(self, data: DataSplits) -> DataSplits:
-        """Every split with its input as its target."""
-        from dataclasses import replace
+    def load(self, spec: Spec, shaped: ShapedGraph, base: Path) -> DataSplits:
+        """Every split with its one input as the target of the output shaped like it (the
+        data's own labels set aside); other outputs, e.g. a bottleneck's `features`, have no
+        target."""
+        from dlspec.data import load_data
+        from dlspec.graph import format_shape
 
-        from dlspec.data import TensorSet
-
-        if len(data.train.inputs) != 1:
+        assert spec.data is not None
+        inputs = dict(shaped.graph.inputs)
+        if len(inputs) != 1:
             raise SpecError(Problem(("inputs",), "task reconstruction rebuilds one input, but "
-                                    f"the network reads {len(data.train.inputs)}"))
-
-        def rebuilt(split: TensorSet | None) -> TensorSet | None:
-            if split is None:
-                return None
-            ((name, x),) = split.inputs.items()
-            return TensorSet({name: x}, {name: x})
-
-        train = rebuilt(data.train)
-        assert train is not None
-        return replace(data, train=train, val=rebuilt(data.val), test=rebuilt(data.test),
-                       num_classes=None, labels=None, target_normalization=None)
+                                    f"the network reads {len(inputs)}"))
+        ((source, declared),) = inputs.items()
+        outputs = shaped.outputs()
+        alike = [name for name, info in outputs.items()
+                 if tuple(info.shape) == tuple(declared.shape)]
+        if len(alike) != 1:
+            said = ", ".join(f"{name} {format_shape(tuple(info.shape))}"
+                             for name, info in outputs.items())
+            raise SpecError(Problem(("outputs",), f"task reconstruction trains the output "
+                                    f"shaped like input {source} "
+                                    f"{format_shape(tuple(declared.shape))}; "
+                                    + ("none is" if not alike else "several are")
+                                    + f" ({said})", "reshape the last layer to the input's "
+                                    "shape" if not alike else None))
+        data = load_data(spec.data, spec.task, inputs, seed=spec.train.seed, base_dir=base)
+        rebuilt = with_targets(data, lambda split: {alike[0]: split.inputs[source]})
+        return replace(rebuilt, num_classes=None, labels=None, target_normalization=None,
+                       target_classes={alike[0]: None}, target_labels={alike[0]: None})

@@ -14,9 +14,13 @@ from dlspec.errors import Problem, SpecError
 from dlspec.tasks.base import Task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     import torch
 
-    from dlspec.data import DataSplits
+    from dlspec.data import DataSplits, TensorSet
+    from dlspec.graph import ShapedGraph
     from dlspec.spec.model import Spec
     from dlspec.spec.sections import AugmentConfig
     from dlspec.train.engine import Run, Session
@@ -49,9 +53,23 @@ class SupervisedTask(Task):
         """A whole split's outputs and targets as the metrics take them."""
         return outputs, target
 
-    def prepare_data(self, data: DataSplits) -> DataSplits:
-        """The data as this task trains on it (reconstruction: the inputs as targets)."""
-        return data
+    def load(self, spec: Spec, shaped: ShapedGraph, base: Path) -> DataSplits:
+        """The data as this task trains on it: targets keyed by output name. One output's
+        target is shaped for the task and checked against it; several outputs each get
+        theirs as the output calls for (class indices for logits, values otherwise)."""
+        from dlspec.data import check_outputs, load_data
+
+        assert spec.data is not None
+        outputs = {name: tuple(info.shape) for name, info in shaped.outputs().items()}
+        several = len(outputs) > 1
+        data = load_data(spec.data, spec.task, dict(shaped.graph.inputs),
+                         seed=spec.train.seed, base_dir=base,
+                         outputs=outputs if several else None)
+        if several:
+            return data
+        ((name, shape),) = outputs.items()
+        check_outputs(data, shape, spec.task)
+        return with_targets(data, lambda split: {name: split.target} if split.targets else {})
 
     def suits(self, metric: str) -> bool:
         """Whether `metric` means something for this task: class-map metrics for tasks that
@@ -69,11 +87,26 @@ class SupervisedTask(Task):
     def check_metrics(self, spec: Spec) -> None:
         """Class-map metrics for tasks that classify positions, and only for them: a
         per-sample metric of masks (or a per-pixel one of classes) would mean nothing."""
-        wrong = [(i, name) for i, name in enumerate(spec.train.metrics or [])
-                 if not self.suits(name)]
+        listed = spec.train.metrics if isinstance(spec.train.metrics, list) else []
+        wrong = [(i, name) for i, name in enumerate(listed) if not self.suits(name)]
         if wrong:
             from dlspec.train.metrics import METRICS
 
             hint = "use " + ", ".join(name for name in METRICS if self.suits(name))
             raise SpecError([Problem(("train", "metrics", i), f"{name} is not a metric of task "
                                      f"{self.name}", hint) for i, name in wrong])
+
+
+def with_targets(data: DataSplits,
+                 targets: Callable[[TensorSet], dict[str, torch.Tensor]]) -> DataSplits:
+    """`data` with each split's targets replaced by `targets(split)`."""
+    from dataclasses import replace
+
+    from dlspec.data import TensorSet
+
+    def changed(split: TensorSet | None) -> TensorSet | None:
+        return None if split is None else TensorSet(split.inputs, targets(split))
+
+    train = changed(data.train)
+    assert train is not None
+    return replace(data, train=train, val=changed(data.val), test=changed(data.test))

@@ -251,9 +251,9 @@ def _setup(spec: Spec, shaped: dict[str, ShapedGraph], names: tuple[str, str], e
            num_classes: int) -> _Gan:
     train = spec.train
     loss = spec.loss if spec.loss is not None else NonSaturatingLoss()
-    if loss.type not in GAN_OBJECTIVES:
-        raise SpecError(Problem(("loss",), f"task gan trains with a GAN objective, not "
-                                f"{loss.type}", f"use one of {', '.join(GAN_OBJECTIVES)}"))
+    if isinstance(loss, dict) or loss.type not in GAN_OBJECTIVES:  # check_gan says why
+        raise SpecError(Problem(("loss",), "task gan trains with a GAN objective",
+                                f"use one of {', '.join(GAN_OBJECTIVES)}"))
     seed_weights(train)
     generator = compile_graph(shaped[names[0]]).to(device)
     discriminator = compile_graph(shaped[names[1]]).to(device)
@@ -306,12 +306,12 @@ def _epoch(gan: _Gan, data: DataSplits, epoch: int, epochs: int,
     gan.generator.train()
     gan.discriminator.train()
     sums: dict[str, list[float]] = {}
-    for batch, (inputs, target) in enumerate(batches(data.train, train.batch_size, gan.order),
-                                             1):
+    for batch, (inputs, targets) in enumerate(batches(data.train, train.batch_size, gan.order),
+                                              1):
         if len(inputs[0]) < train.batch_size <= count:
             break  # a last, smaller batch: batch norm statistics of a few samples are noise
         real = inputs[0].to(gan.device)
-        labels = target.to(gan.device) if gan.conditional else None
+        labels = next(iter(targets.values())).to(gan.device) if gan.conditional else None
         values = _discriminator_step(gan, real, labels, epoch, batch)
         gan.critic_steps += 1
         if gan.critic_steps % train.n_critic == 0:

@@ -27,6 +27,7 @@ from dlspec.errors import Path, Problem, SpecError
 from dlspec.graph import Graph, ShapedGraph
 from dlspec.layers.registry import format_shape
 from dlspec.spec.model import Spec
+from dlspec.spec.sections import Loss
 
 _SQUASHING = ("sigmoid", "softmax", "log_softmax", "log_sigmoid", "tanh")
 _RANGES = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
@@ -57,19 +58,30 @@ def gan_roles(spec: Spec, names: list[str]) -> tuple[str, str]:
 
 def check_gan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
     """Every problem of a `task: gan` spec's networks, raised together as one SpecError."""
+    objective = _one_objective(spec, "gan")
     generator_name, discriminator_name = gan_roles(spec, list(shaped))
     generator, discriminator = shaped[generator_name], shaped[discriminator_name]
     problems = _latent_problems(spec, generator_name, discriminator_name)
-    if spec.loss is not None and spec.loss.type not in GAN_OBJECTIVES:
+    if objective is not None and objective.type not in GAN_OBJECTIVES:
         problems.append(Problem(("loss",), f"task gan trains with a GAN objective, not "
-                                f"{spec.loss.type}", f"use one of {', '.join(GAN_OBJECTIVES)}"))
+                                f"{objective.type}", f"use one of {', '.join(GAN_OBJECTIVES)}"))
     problems += _pair_problems(spec, generator, discriminator)
     last = last_node_kind(discriminator.graph)
     if last is not None and last[0] in _SQUASHING:
-        loss = spec.loss.type if spec.loss is not None else "non_saturating"
+        loss = objective.type if objective is not None else "non_saturating"
         problems.append(_squashed_scores(loss, discriminator_name, *last))
     if problems:
         raise SpecError(problems)
+
+
+def _one_objective(spec: Spec, task: str) -> Loss | None:
+    """The spec's one loss: a loss per output is for a network with several outputs, not for
+    adversarial tasks."""
+    if isinstance(spec.loss, dict):
+        raise SpecError(Problem(("loss",), f"task {task} trains with one objective, not a loss "
+                                "per output", "e.g. loss: hinge" if task == "gan" else
+                                "e.g. loss: {type: cyclegan, cycle_weight: 10.0}"))
+    return spec.loss
 
 
 def last_node_kind(graph: Graph) -> tuple[str, str, Path] | None:
@@ -285,10 +297,11 @@ def check_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
                                 + "; ".join(f"{name} (it {_ROLE_WORDS[name]})"
                                             for name in missing),
                                 f"rename {', '.join(others)}" if others else None))
+    objective = _one_objective(spec, "cyclegan")
     problems = []
-    if spec.loss is not None and spec.loss.type != "cyclegan":
+    if objective is not None and objective.type != "cyclegan":
         problems.append(Problem(("loss",), f"task cyclegan trains with the cyclegan loss, not "
-                                f"{spec.loss.type}", "e.g. loss: {type: cyclegan, "
+                                f"{objective.type}", "e.g. loss: {type: cyclegan, "
                                 "adversarial: least_squares, cycle_weight: 10.0}"))
     for network, net in spec.networks.items():
         if len(net.inputs) != 1 and network in CYCLEGAN_ROLES:
@@ -304,17 +317,17 @@ def check_cyclegan(spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
     problems += _domain_problems(shaped, "generator_ab", "discriminator_b", "B")
     problems += _domain_problems(shaped, "generator_ba", "discriminator_a", "A")
     problems += _cycle_problems(shaped)
-    identity = (spec.loss.identity_weight if spec.loss is not None
-                and spec.loss.type == "cyclegan" else 0.5)
+    identity = (objective.identity_weight if objective is not None
+                and objective.type == "cyclegan" else 0.5)
     domain_a, domain_b = cyclegan_domains(shaped)
     if identity > 0 and domain_a != domain_b and not problems:
-        problems.append(Problem(("loss", "identity_weight") if spec.loss is not None
+        problems.append(Problem(("loss", "identity_weight") if objective is not None
                                 else ("task",), f"the identity loss feeds domain-B images "
                                 f"({format_shape(domain_b)}) to generator_ab, which reads "
                                 f"domain A ({format_shape(domain_a)})",
                                 "set identity_weight: 0 when the domains differ in shape"))
-    adversarial = (spec.loss.adversarial.type if spec.loss is not None
-                   and spec.loss.type == "cyclegan" else "least_squares")
+    adversarial = (objective.adversarial.type if objective is not None
+                   and objective.type == "cyclegan" else "least_squares")
     for name in ("discriminator_a", "discriminator_b"):
         last = last_node_kind(shaped[name].graph)
         if last is not None and last[0] in _SQUASHING:

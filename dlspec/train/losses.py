@@ -32,6 +32,7 @@ from dlspec.spec.sections import (
     MseLoss,
     Regularization,
     TaskConfig,
+    class_weights,
 )
 from dlspec.tasks import find_task, tasks_with_classes
 
@@ -53,7 +54,7 @@ def _weights(values: list[float] | None) -> Tensor | None:
 # One builder per supervised loss; the section's field names are PyTorch's.
 _LOSSES: dict[str, Callable[[Any], nn.Module]] = {
     "cross_entropy": lambda s: nn.CrossEntropyLoss(
-        weight=_weights(s.weight), ignore_index=s.ignore_index, reduction=s.reduction,
+        weight=_weights(class_weights(s)), ignore_index=s.ignore_index, reduction=s.reduction,
         label_smoothing=s.label_smoothing),
     "binary_cross_entropy": lambda s: nn.BCEWithLogitsLoss(
         reduction=s.reduction, pos_weight=_weights(s.pos_weight)),
@@ -62,7 +63,8 @@ _LOSSES: dict[str, Callable[[Any], nn.Module]] = {
     "smooth_l1": lambda s: nn.SmoothL1Loss(reduction=s.reduction, beta=s.beta),
     "huber": lambda s: nn.HuberLoss(reduction=s.reduction, delta=s.delta),
     "nll": lambda s: nn.NLLLoss(
-        weight=_weights(s.weight), ignore_index=s.ignore_index, reduction=s.reduction),
+        weight=_weights(class_weights(s)), ignore_index=s.ignore_index,
+        reduction=s.reduction),
     "kl_div": lambda s: nn.KLDivLoss(reduction=s.reduction, log_target=s.log_target),
 }
 SUPERVISED_LOSSES = tuple(_LOSSES)
@@ -105,42 +107,53 @@ def check_loss_against_output(loss: Loss | None, task: TaskConfig | None,
     and a loss from the wrong family for the task (class indices vs values).
     """
     section = loss if loss is not None else default_loss(task)
-    if section.type in GAN_LOSSES:
-        raise _no_gan(("loss",), section.type)
-    problems = _shape_problems(section, tuple(output_shape), given=loss is not None)
-    if task is not None:
-        problems += _family_problems(section.type, task)
+    problems = loss_problems(section, tuple(output_shape), given=loss is not None,
+                             task=task.type if task is not None else None,
+                             classifying=task is not None and task.type in _CLASSIFYING)
     if problems:
         raise SpecError(problems)
 
 
-def _shape_problems(section: Any, shape: tuple[int, ...], given: bool) -> list[Problem]:
+def loss_problems(section: Loss, shape: tuple[int, ...], *, given: bool, task: str | None,
+                  classifying: bool, where: Path = ("loss",)) -> list[Problem]:
+    """What is wrong with `section` on an output of per-sample `shape` whose targets are
+    class indices (`classifying`) or values, as `task` trains it; located at `where`."""
+    if section.type in GAN_LOSSES:
+        raise _no_gan(where, section.type)
+    problems = _shape_problems(section, shape, given, where)
+    if task is not None:
+        problems += _family_problems(section.type, task, classifying, where)
+    return problems
+
+
+def _shape_problems(section: Any, shape: tuple[int, ...], given: bool,
+                    where: Path) -> list[Problem]:
     units = shape[0] if shape else 1  # the class axis follows the batch axis
     name = section.type if given else f"{section.type} (the default for this task)"
     if section.type in _CLASS_INDEX_LOSSES:
+        weights = class_weights(section)
         if units == 1:
-            return [Problem(("loss",), f"{name} over a single output unit cannot learn: "
+            return [Problem(where, f"{name} over a single output unit cannot learn: "
                             "softmax over one class is always 1",
                             "use `loss: binary_cross_entropy` for a binary classifier with "
                             "one output, or end the network with 2 units")]
-        if section.weight is not None and len(section.weight) != units:
-            return [Problem(("loss", "weight"), f"{len(section.weight)} class weights for "
+        if weights is not None and len(weights) != units:
+            return [Problem((*where, "weight"), f"{len(weights)} class weights for "
                             f"{units} output classes", f"give {units} weights")]
     if section.type == "binary_cross_entropy" and section.pos_weight is not None:
         last = shape[-1] if shape else 1
         if len(section.pos_weight) not in (1, last):
-            return [Problem(("loss", "pos_weight"), f"{len(section.pos_weight)} positive "
+            return [Problem((*where, "pos_weight"), f"{len(section.pos_weight)} positive "
                             f"weights for {last} output units", f"give 1 or {last}")]
     return []
 
 
-def _family_problems(kind: str, task: TaskConfig) -> list[Problem]:
-    classifying = task.type in _CLASSIFYING
+def _family_problems(kind: str, task: str, classifying: bool, where: Path) -> list[Problem]:
     if not classifying and kind in (*_CLASS_INDEX_LOSSES, "binary_cross_entropy"):
-        return [Problem(("loss",), f"{kind} is a classification loss, but the task is "
-                        f"{task.type}", "use mse, l1, smooth_l1 or huber")]
+        return [Problem(where, f"{kind} is a classification loss, but the task is "
+                        f"{task}", "use mse, l1, smooth_l1 or huber")]
     if classifying and kind in _VALUE_LOSSES:
-        return [Problem(("loss",), f"{kind} compares values, but the task is {task.type} "
+        return [Problem(where, f"{kind} compares values, but the task is {task} "
                         "(targets are class indices)",
                         "use cross_entropy (or binary_cross_entropy with one output unit)")]
     return []

@@ -108,6 +108,10 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
     "pixel_accuracy": _pixel_accuracy, "iou": _iou, "dice": _dice,
 }
+CLASS_METRICS = ("accuracy", "top5_accuracy", "precision", "recall", "f1")
+VALUE_METRICS = ("mae", "mse", "rmse", "r2")
+
+
 def compute_metrics(names: list[str], outputs: torch.Tensor,
                     target: torch.Tensor) -> dict[str, float]:
     """Each named metric over a whole split."""

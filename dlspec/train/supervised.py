@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dlspec.compile import compile_graph
-from dlspec.data import DataSplits, TensorSet, check_outputs, load_data
+from dlspec.data import DataSplits, TensorSet
 from dlspec.data.augment import check_augment
 from dlspec.errors import Problem, SpecError
 from dlspec.export.metadata import DeploymentInfo
@@ -39,8 +39,8 @@ from dlspec.train.engine import (
     write_run_report,
 )
 from dlspec.train.gradnorms import GradientNorms
-from dlspec.train.losses import check_loss_against_output, make_loss, regularization_penalty
-from dlspec.train.metrics import compute_metrics
+from dlspec.train.heads import Head, make_heads, regularizations
+from dlspec.train.losses import regularization_penalty
 from dlspec.train.optim import make_optimizer
 from dlspec.train.outputs import write_curves
 from dlspec.train.schedules import make_schedule
@@ -50,14 +50,18 @@ if TYPE_CHECKING:
     from dlspec.tasks.supervised import SupervisedTask
 
 
+Targets = dict[str, torch.Tensor]  # output name → a batch's targets
+
+
 def batches(data: TensorSet, batch_size: int,
-            order: torch.Generator | None) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
+            order: torch.Generator | None) -> Iterator[tuple[list[torch.Tensor], Targets]]:
     """Mini-batches indexed straight out of the tensors: no per-sample Python work."""
     count = len(data)
     index = torch.randperm(count, generator=order) if order is not None else torch.arange(count)
     for start in range(0, count, batch_size):
         chosen = index[start:start + batch_size]
-        yield [tensor[chosen] for tensor in data.inputs.values()], data.target[chosen]
+        yield ([tensor[chosen] for tensor in data.inputs.values()],
+               {name: tensor[chosen] for name, tensor in data.targets.items()})
 
 
 def start_supervised(task: SupervisedTask, run: Run) -> SupervisedSession:
@@ -68,43 +72,50 @@ def start_supervised(task: SupervisedTask, run: Run) -> SupervisedSession:
                                 "GAN or a CycleGAN", "task: gan trains a generator against a "
                                 "discriminator; task: cyclegan two of each"))
     (shaped,) = run.shaped.values()
-    data, binary = prepare(task, spec, shaped, run.base_dir)
-    return SupervisedSession(task, run, shaped, data, binary)
+    data, heads = prepare(task, spec, shaped, run.base_dir)
+    return SupervisedSession(task, run, shaped, data, heads)
 
 
 def prepare(task: SupervisedTask, spec: Spec, shaped: ShapedGraph,
-            base: Path) -> tuple[DataSplits, bool]:
-    """Every check that can fail before training starts; the data, and whether the loss is
-    binary cross-entropy."""
-    if len(shaped.graph.outputs) != 1:
-        raise SpecError(Problem(("outputs",), "training a network with several outputs is "
-                                "not supported yet", "train a network with one output"))
-    (output,) = shaped.outputs().values()
+            base: Path) -> tuple[DataSplits, list[Head]]:
+    """Every check that can fail before training starts; the data and the trained heads."""
     if spec.data is None:
         raise SpecError(Problem((), "training needs a `data:` section",
                                 "e.g. data: {dataset: digits}"))
-    data = task.prepare_data(load_data(spec.data, spec.task, dict(shaped.graph.inputs),
-                                       seed=spec.train.seed, base_dir=base))
-    check_outputs(data, output.shape, spec.task)
+    data = task.load(spec, shaped, base)
+    heads = make_heads(task, spec, shaped, data)
+    if not heads:
+        raise SpecError(Problem(("data",), "the data gives no targets for any output of the "
+                                "network", "map them in data.targets: {output: array}"))
     if spec.augment is not None:
         check_augment(spec.augment, {k: v.shape for k, v in shaped.graph.inputs.items()})
-    check_loss_against_output(spec.loss, spec.task, output.shape)
-    _check_no_sigmoid_before_logit_loss(spec, shaped)
-    task.check_metrics(spec)
-    binary = spec.loss is not None and spec.loss.type == "binary_cross_entropy"
-    return data, binary
+        _check_augment_moves_targets(spec, heads)
+    _check_no_sigmoid_before_logit_loss(shaped, heads)
+    if len(heads) == 1:
+        task.check_metrics(spec)
+    return data, heads
 
 
-def _check_no_sigmoid_before_logit_loss(spec: Spec, shaped: ShapedGraph) -> None:
+def _check_augment_moves_targets(spec: Spec, heads: list[Head]) -> None:
+    """Only a network's one output has its masks moved with the images."""
+    if len(heads) > 1 and any(head.task.classifies_positions and
+                              head.task.name == "segmentation" for head in heads):
+        raise SpecError(Problem(("augment",), "augmenting a network with several outputs "
+                                "moves no targets, but a mask output would have to follow "
+                                "flips and crops", "remove augment:, or train the masks alone"))
+
+
+def _check_no_sigmoid_before_logit_loss(shaped: ShapedGraph, heads: list[Head]) -> None:
     """binary_cross_entropy is BCE-with-logits: a final sigmoid would apply it twice."""
-    if spec.loss is None or spec.loss.type != "binary_cross_entropy":
-        return
-    (last,) = shaped.graph.outputs.values()
-    node = next((n for n in shaped.graph.nodes if n.name == last), None)
-    if node is not None and node.kind == "sigmoid":
-        raise SpecError(Problem(node.path, f"{node.name}: the network ends in a sigmoid, but "
-                                "binary_cross_entropy applies the sigmoid itself "
-                                "(it is BCE-with-logits)", "remove the final sigmoid"))
+    for head in heads:
+        if not head.binary:
+            continue
+        last = shaped.graph.outputs[head.output]
+        node = next((n for n in shaped.graph.nodes if n.name == last), None)
+        if node is not None and node.kind == "sigmoid":
+            raise SpecError(Problem(node.path, f"{node.name}: the network ends in a sigmoid, "
+                                    "but binary_cross_entropy applies the sigmoid itself "
+                                    "(it is BCE-with-logits)", "remove the final sigmoid"))
 
 
 class SupervisedSession(Session):
@@ -113,10 +124,12 @@ class SupervisedSession(Session):
     keeps_best = True
 
     def __init__(self, task: SupervisedTask, run: Run, shaped: ShapedGraph, data: DataSplits,
-                 binary: bool):
+                 heads: list[Head]):
         spec, train = run.spec, run.train
         self.task, self.spec, self.train, self.device = task, spec, train, run.device
-        self.shaped, self.dataset, self.binary = shaped, data, binary
+        self.shaped, self.dataset = shaped, data
+        self.heads = heads
+        self.output_names = list(shaped.graph.outputs)
         self.processes = run.processes
         self.writes = run.processes is None or run.processes.main
         self.has_val = data.val is not None
@@ -133,12 +146,12 @@ class SupervisedSession(Session):
         self.optimizers = {"model": optimizer}
         self.schedules = {"model": make_schedule(spec.schedule, optimizer, epochs=run.epochs,
                                                  steps_per_epoch=steps)}
-        self.loss = make_loss(spec.loss, spec.task).to(run.device)
-        self.metrics = list(train.metrics or task.default_metrics)
+        for head in heads:
+            head.loss.to(run.device)
+        self.regularizations = regularizations(spec)
         # DDP all-reduces gradients in backward: the forward pass runs through its wrapper
         self.runner = (distributed.wrap(self.model, run.device) if run.processes is not None
                        else self.model)
-        self.sum_reduced = getattr(self.loss, "reduction", "mean") == "sum"
 
     def _model(self, run: Run) -> tuple[nn.Module, TransferReport | None]:
         """The initialised network (transferred weights, frozen layers), on the device."""
@@ -160,13 +173,11 @@ class SupervisedSession(Session):
         hold_frozen_statistics(model)
         total, count = 0.0, 0
         norms = GradientNorms(model) if train.log_grad_norms else None
-        for batch, (inputs, target) in enumerate(batches(data, train.batch_size, order), 1):
+        for batch, (inputs, targets) in enumerate(batches(data, train.batch_size, order), 1):
             if self.spec.augment is not None:  # drawn from the batch order: resumable
-                stats = [self.dataset.normalization.get(name) for name in data.inputs]
-                inputs, target = self.task.augment(inputs, target, self.spec.augment, order,
-                                                   stats)
-            size = len(target)
-            part = self._part(inputs, target)
+                inputs, targets = self._augment(inputs, targets, order)
+            size = len(inputs[0])
+            part = self._part(inputs, targets)
             if part is None:
                 continue
             loss = self._loss(*part, batch_size=size)
@@ -186,35 +197,59 @@ class SupervisedSession(Session):
         return {"epoch": float(epoch), "train_loss": total / max(count, 1),
                 "lr": learning_rate(optimizer), **(norms.means() if norms is not None else {})}
 
-    def _part(self, inputs: list[torch.Tensor], target: torch.Tensor,
-              ) -> tuple[list[torch.Tensor], torch.Tensor] | None:
+    def _augment(self, inputs: list[torch.Tensor], targets: Targets,
+                 order: torch.Generator) -> tuple[list[torch.Tensor], Targets]:
+        """A training batch randomly changed: a one-output task moves its targets as it must
+        (masks follow flips); with several outputs only the inputs change."""
+        assert self.spec.augment is not None
+        stats = [self.dataset.normalization.get(name) for name in self.dataset.train.inputs]
+        if len(targets) != 1:
+            from dlspec.data.augment import augment_batch
+
+            return augment_batch(inputs, self.spec.augment, order, stats), targets
+        ((name, target),) = targets.items()
+        inputs, target = self.task.augment(inputs, target, self.spec.augment, order, stats)
+        return inputs, {name: target}
+
+    def _part(self, inputs: list[torch.Tensor], targets: Targets,
+              ) -> tuple[list[torch.Tensor], Targets] | None:
         """This process's part of a batch, on its device; None when it gets no sample."""
         if self.processes is not None:
-            if len(target) < self.processes.world:  # a last batch too small to share: skipped
+            if len(inputs[0]) < self.processes.world:  # a last batch too small to share
                 return None
             inputs = [self.processes.shard(x) for x in inputs]
-            target = self.processes.shard(target)
-        return [x.to(self.device) for x in inputs], target.to(self.device)
+            targets = {k: self.processes.shard(t) for k, t in targets.items()}
+        return ([x.to(self.device) for x in inputs],
+                {k: t.to(self.device) for k, t in targets.items()})
 
-    def _loss(self, inputs: list[torch.Tensor], target: torch.Tensor,
+    def _by_output(self, outputs: torch.Tensor | tuple[torch.Tensor, ...],
+                   ) -> dict[str, torch.Tensor]:
+        """The network's outputs by name (a network with several returns a tuple)."""
+        if isinstance(outputs, torch.Tensor):
+            return {self.output_names[0]: outputs}
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def _loss(self, inputs: list[torch.Tensor], targets: Targets,
               batch_size: int) -> torch.Tensor:
-        """The batch's loss (with the regularisation penalty) as this process contributes it."""
+        """The batch's loss (with the regularisation penalty) as this process contributes it:
+        the weighted sum of the heads' losses."""
         with _autocast(self.train, self.device):
-            outputs = self.runner(*inputs)
-            loss = self.loss(*self.task.align(outputs, target, self.binary))
-            if self.processes is not None:
-                # DDP averages gradients over processes; weighting each part by its share of
-                # the batch makes that average the gradient of the whole batch's loss
-                world = self.processes.world
-                loss = loss * (world if self.sum_reduced else world * len(target) / batch_size)
-            penalty = self._penalty()
-            if penalty is not None:
-                loss = loss + penalty
+            outputs = self._by_output(self.runner(*inputs))
+            size = len(inputs[0])
+            loss = torch.zeros((), device=self.device)
+            for head in self.heads:
+                part = head(outputs[head.output], targets[head.output]) * head.weight
+                if self.processes is not None:
+                    # DDP averages gradients over processes; weighting each part by its share
+                    # of the batch makes that average the gradient of the whole batch's loss
+                    world = self.processes.world
+                    part = part * (world if head.sum_reduced else world * size / batch_size)
+                loss = loss + part
+            for reg in self.regularizations:
+                penalty = regularization_penalty(self.model, reg)
+                if penalty is not None:
+                    loss = loss + penalty
         return loss
-
-    def _penalty(self) -> torch.Tensor | None:
-        reg = getattr(self.spec.loss, "regularization", None) if self.spec.loss else None
-        return regularization_penalty(self.model, reg) if reg is not None else None
 
     def _batch_loss(self, loss: torch.Tensor) -> float:
         """The whole batch's loss, the same in every process."""
@@ -236,19 +271,28 @@ class SupervisedSession(Session):
                 if not (prefix == "train" and k == "loss")}
 
     def evaluate(self, model: nn.Module, data: TensorSet) -> dict[str, float]:
-        """Loss and metrics over a whole split, under inference mode."""
+        """Loss and metrics over a whole split, under inference mode: the weighted total
+        `loss`, and with several heads each one's `<output>_loss` and metrics."""
         model.eval()
-        outputs, total, count = [], 0.0, 0
+        kept: dict[str, list[torch.Tensor]] = {head.output: [] for head in self.heads}
+        totals, count = dict.fromkeys(kept, 0.0), 0
         with torch.inference_mode():
-            for inputs, target in batches(data, self.train.batch_size, None):
-                out = model(*(x.to(self.device) for x in inputs))
-                total += self.loss(*self.task.align(out, target.to(self.device),
-                                                    self.binary)).item() * len(target)
-                count += len(target)
-                outputs.append(out.cpu())
-        result = {"loss": total / max(count, 1)}
-        result.update(compute_metrics(self.metrics, *self.task.scored(torch.cat(outputs),
-                                                                      data.target)))
+            for inputs, targets in batches(data, self.train.batch_size, None):
+                outputs = self._by_output(model(*(x.to(self.device) for x in inputs)))
+                size = len(inputs[0])
+                for head in self.heads:
+                    out = outputs[head.output]
+                    value = head(out, targets[head.output].to(self.device)).item()
+                    totals[head.output] += value * size
+                    kept[head.output].append(out.cpu())
+                count += size
+        losses = {name: total / max(count, 1) for name, total in totals.items()}
+        result = {"loss": sum(head.weight * losses[head.output] for head in self.heads)}
+        for head in self.heads:
+            if head.prefix:
+                result[f"{head.prefix}loss"] = losses[head.output]
+        for head in self.heads:
+            result.update(head.scores(torch.cat(kept[head.output]), data.targets[head.output]))
         return result
 
     def test(self) -> dict[str, float] | None:

@@ -42,6 +42,7 @@ from pydantic import (
 
 from dlspec.spec.paths import ReadPath, WritePath
 from dlspec.spec.sections.base import (
+    ByName,
     Fraction,
     Patterns,
     PerNetwork,
@@ -81,14 +82,17 @@ from dlspec.spec.sections.losses import (
     LeastSquaresLoss,
     Loss,
     LossBase,
+    LossSection,
     MinimaxLoss,
     MseLoss,
     NllLoss,
     NonSaturatingLoss,
     Regularization,
     SmoothL1Loss,
+    SupervisedLossBase,
     WassersteinGpLoss,
     WassersteinLoss,
+    class_weights,
 )
 from dlspec.spec.sections.optimizers import (
     AdadeltaOptimizer,
@@ -218,8 +222,9 @@ class TrainConfig(Section):
     early_stopping: EarlyStopping | None = Field(None, description="stop when a metric stalls")
     grad_clip: GradClip | None = Field(None, description="gradient clipping")
     checkpoint_every: PositiveInt = Field(1, description="epochs between checkpoints")
-    metrics: list[Metric] | None = Field(
-        None, description="metrics computed each epoch (default: the task's)")
+    metrics: Annotated[list[Metric] | dict[str, list[Metric]], ByName()] | None = Field(
+        None, description="metrics computed each epoch (default: the task's); with several "
+        "outputs, each metric on every output it suits, or a list per output")
     log_grad_norms: bool = Field(False, description="log gradient norms per layer group")
     num_workers: NonNegativeInt = Field(
         0, description="data-loading worker processes: only 0 for now (data loads in the "
@@ -236,8 +241,12 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if self.metrics and len(set(self.metrics)) != len(self.metrics):
-            fail("metrics are listed twice", "metrics", value=self.metrics)
+        lists = (self.metrics.items() if isinstance(self.metrics, dict)
+                 else [(None, self.metrics or [])])
+        for output, names in lists:
+            if len(set(names)) != len(names):
+                fail("metrics are listed twice", "metrics", *([output] if output else []),
+                     value=names)
         if self.num_workers != 0:  # refused rather than silently ignored
             fail(f"num_workers {self.num_workers} is not supported yet", "num_workers",
                  value=self.num_workers, kind="unsupported_key",
@@ -301,7 +310,9 @@ class TrainingSections(Section):
     """The spec's top-level training sections; the full Spec model inherits these fields."""
 
     task: Task | None = Field(None, description="what the network is trained to do")
-    loss: Loss | None = Field(None, description="the objective minimised")
+    loss: LossSection | None = Field(
+        None, description="the objective minimised, or one loss per output (with weights) "
+        "for a network with several")
     optimizer: OptimizerSection | None = Field(
         None, description="the optimizer, or one per network (GANs)")
     schedule: ScheduleSection | None = Field(
@@ -350,6 +361,7 @@ __all__ = [
     "LeastSquaresLoss",
     "Loss",
     "LossBase",
+    "LossSection",
     "Metric",
     "MinimaxLoss",
     "MseLoss",
@@ -384,6 +396,7 @@ __all__ = [
     "Shorthand",
     "Size2d",
     "SmoothL1Loss",
+    "SupervisedLossBase",
     "Split",
     "StepSchedule",
     "SYNTHETIC_DATASETS",
@@ -397,4 +410,5 @@ __all__ = [
     "Warmup",
     "WassersteinGpLoss",
     "WassersteinLoss",
+    "class_weights",
 ]

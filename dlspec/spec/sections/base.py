@@ -94,13 +94,15 @@ class Variants:
 
 @dataclass(frozen=True)
 class PerNetwork:
-    """One variant, or a mapping network name -> variant (multi-network tasks, e.g. GANs).
+    """One variant, or a mapping name -> variant: per network (multi-network tasks, e.g. GANs)
+    or, with `by="output"`, per output of a network with several.
 
-    A mapping without `type` whose values are all names or mappings is read per network;
+    A mapping without `type` whose values are all names or mappings is read per name;
     anything else as one variant, so `{lr: 0.1}` reports the missing `type`.
     """
 
     what: str
+    by: str = "network"
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         single_type, mapping_type = get_args(source)
@@ -113,10 +115,25 @@ class PerNetwork:
                 and all(isinstance(v, str | dict | BaseModel) for v in value.values())
             )
             if per_network and not value:
-                fail(f"expected one {self.what} or a mapping network name -> {self.what}, "
+                fail(f"expected one {self.what} or a mapping {self.by} name -> {self.what}, "
                      "got an empty mapping", value=value)
             adapter = mapping if per_network else single
             return adapter.validate_python(value, context=info.context)
+
+        return core_schema.with_info_wrap_validator_function(validate, handler(source))
+
+
+@dataclass(frozen=True)
+class ByName:
+    """A list, or a mapping name -> list (e.g. metrics per output), told apart by being a
+    mapping, so an error is the one form's alone."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        listed, mapping = (TypeAdapter(t) for t in get_args(source))
+
+        def validate(value: Any, _handler: Any, info: Any) -> Any:
+            adapter = mapping if isinstance(value, dict) else listed
+            return adapter.validate_python(value, context=info.context, strict=True)
 
         return core_schema.with_info_wrap_validator_function(validate, handler(source))
 

@@ -296,7 +296,7 @@ def _quoted(text: str, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[:limit - 4] + "...'"
 
 
-def _unknown_name(path: tuple[str | int, ...], name: str, what: str,
+def unknown_name(path: tuple[str | int, ...], name: str, what: str,
                   names: list[str]) -> Problem:
     close = difflib.get_close_matches(name, names, n=1)
     listed = f"its {what}s are {', '.join(names)}" if names else f"it has no {what}s"
@@ -319,14 +319,14 @@ def mapping_problems(data: DataConfig, inputs: Iterable[str],
         ["the network has no input 'imag'"]
     """
     inputs, outputs = list(inputs), None if outputs is None else list(outputs)
-    problems = [_unknown_name(("data", "inputs", name), name, "input", inputs)
+    problems = [unknown_name(("data", "inputs", name), name, "input", inputs)
                 for name in data.inputs or {} if name not in inputs]
     if outputs is not None:
-        problems += [_unknown_name(("data", "targets", name), name, "output", outputs)
+        problems += [unknown_name(("data", "targets", name), name, "output", outputs)
                      for name in data.targets or {} if name not in outputs]
     if data.images is not None and data.images.input is not None \
             and data.images.input not in inputs:
-        problems.append(_unknown_name(("data", "images", "input"), data.images.input, "input",
+        problems.append(unknown_name(("data", "images", "input"), data.images.input, "input",
                                       inputs))
     if data.pairs is not None:
         problems += _pair_problems(data.pairs, inputs)
@@ -340,7 +340,7 @@ def _pair_problems(pairs: Pairs, inputs: list[str]) -> list[Problem]:
                             f"{len(inputs)} ({', '.join(inputs)})", "say which two: "
                             "pairs: {inputs: [left, right]}")]
         return []
-    problems = [_unknown_name(("data", "pairs", "inputs", i), name, "input", inputs)
+    problems = [unknown_name(("data", "pairs", "inputs", i), name, "input", inputs)
                 for i, name in enumerate(pairs.inputs) if name not in inputs]
     left = [name for name in inputs if name not in pairs.inputs]
     if not problems and left:

@@ -6,7 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, model_validator
 
-from dlspec.spec.sections.base import Fraction, Section, Shorthand, Variants, fail
+from dlspec.spec.sections.base import (
+    Fraction,
+    PerNetwork,
+    Section,
+    Shorthand,
+    Variants,
+    fail,
+)
 
 
 def _scalar_list(value: Any) -> Any:
@@ -28,17 +35,38 @@ class LossBase(Section):
         None, description="L1/L2 penalties added to this loss")
 
 
-class _Reduced(LossBase):
+OUTPUT_SHARE = "this output's share of the total loss, in a network with several outputs"
+
+
+class SupervisedLossBase(LossBase):
+    weight: PositiveFloat | None = Field(None, description=f"{OUTPUT_SHARE} (default 1)")
+
+    @property
+    def share(self) -> float:
+        """The weight of this loss in the sum over a network's outputs."""
+        return self.weight if isinstance(self.weight, float | int) else 1.0
+
+
+class _Reduced(SupervisedLossBase):
     reduction: Literal["mean", "sum"] = Field("mean", description="how per-sample losses combine")
 
 
 ClassWeights = Annotated[list[NonNegativeFloat], Field(min_length=1)]
+# cross_entropy's and nll's `weight` is PyTorch's (one per class) when it is a list
+ClassWeightsOrShare = ClassWeights | PositiveFloat
+_CLASS_WEIGHT = f"a list: a weight per class; a number: {OUTPUT_SHARE}"
+
+
+def class_weights(section: LossBase) -> list[float] | None:
+    """The per-class weights of a loss, when its `weight` is a list."""
+    weight = getattr(section, "weight", None)
+    return weight if isinstance(weight, list) else None
 
 
 class CrossEntropyLoss(_Reduced):
     type: Literal["cross_entropy"] = "cross_entropy"
     label_smoothing: Fraction = Field(0.0, description="label smoothing, 0 (off) to 1")
-    weight: ClassWeights | None = Field(None, description="a weight per class")
+    weight: ClassWeightsOrShare | None = Field(None, description=_CLASS_WEIGHT)  # type: ignore[assignment]
     ignore_index: int = Field(-100, description="target value that contributes no loss")
 
 
@@ -70,11 +98,11 @@ class HuberLoss(_Reduced):
 
 class NllLoss(_Reduced):
     type: Literal["nll"] = "nll"
-    weight: ClassWeights | None = Field(None, description="a weight per class")
+    weight: ClassWeightsOrShare | None = Field(None, description=_CLASS_WEIGHT)  # type: ignore[assignment]
     ignore_index: int = Field(-100, description="target value that contributes no loss")
 
 
-class KlDivLoss(LossBase):
+class KlDivLoss(SupervisedLossBase):
     type: Literal["kl_div"] = "kl_div"
     reduction: Literal["batchmean", "mean", "sum"] = Field(
         "batchmean", description="how per-sample losses combine (batchmean is the true KL)")
@@ -137,3 +165,6 @@ Loss = Annotated[
     | NllLoss | KlDivLoss | _GanLosses | CycleGanLoss,
     Field(discriminator="type"), Variants("loss"),
 ]
+# one loss, or one per output of a network with several: {category: cross_entropy,
+# price: {type: mse, weight: 0.5}}
+LossSection = Annotated[Loss | dict[str, Loss], PerNetwork("loss", by="output")]
