@@ -101,3 +101,18 @@ def test_a_batch_is_shared_out_whole_and_in_order() -> None:
     batch = torch.arange(7)
     parts = [Processes(rank, 3, rank).shard(batch) for rank in range(3)]
     assert [p.tolist() for p in parts] == [[0, 1, 2], [3, 4], [5, 6]]
+
+
+def test_two_heads_in_two_processes_follow_the_one_process_trajectory(tmp_path: Path) -> None:
+    """Each head's loss is weighted by the process's share of the batch before the heads'
+    weighted sum: two processes take the one-process steps."""
+    from test_several_outputs import write_spec
+
+    spec = write_spec(tmp_path, **{"epochs: 12": "epochs: 3"})
+    alone = _train(spec, tmp_path / "one")
+    shared = _train(spec, tmp_path / "two", "--nproc", "2")
+    assert alone.returncode == 0, alone.stderr
+    assert shared.returncode == 0, shared.stderr
+    for one, two in zip(_epochs(tmp_path / "one"), _epochs(tmp_path / "two"), strict=True):
+        for key in ("train_loss", "val_category_loss", "val_price_loss"):
+            assert two[key] == pytest.approx(one[key], rel=1e-4), key

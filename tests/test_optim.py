@@ -25,6 +25,7 @@ from dlspec.spec.sections import (
 )
 from dlspec.train.losses import (
     GAN_LOSSES,
+    METRIC_LOSSES,
     SUPERVISED_LOSSES,
     check_loss_against_output,
     make_loss,
@@ -88,8 +89,9 @@ LOSSES: dict[str, tuple[dict[str, Any], torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def test_every_loss_is_supervised_with_a_case_or_a_gan_objective() -> None:
+    # metric-learning losses are tested in test_metric_learning.py
     assert set(SUPERVISED_LOSSES) == set(LOSSES)
-    assert tags(Loss) == set(LOSSES) | GAN_LOSSES
+    assert tags(Loss) == set(LOSSES) | GAN_LOSSES | METRIC_LOSSES
 
 
 @pytest.mark.parametrize("kind", list(LOSSES))
@@ -103,6 +105,7 @@ def test_loss_forward_matches_torch(kind: str) -> None:
 @pytest.mark.parametrize(("kind", "expected"), [
     ("classification", nn.CrossEntropyLoss), ("sequence_classification", nn.CrossEntropyLoss),
     ("regression", nn.MSELoss), ("forecasting", nn.MSELoss),
+    ("metric_learning", nn.TripletMarginLoss),
 ])
 def test_default_loss_per_task(kind: str, expected: type[nn.Module]) -> None:
     assert type(make_loss(None, task(kind))) is expected

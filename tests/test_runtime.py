@@ -445,7 +445,8 @@ def test_cli_errors_exit_2_with_one_message(tmp_path: Path, model: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "x.npy", images(2))
     assert predict_cli(model, tmp_path / "x.npy", "-o", tmp_path / "p.xlsx") == 2
-    assert "unknown extension .xlsx; name the output file .csv or .json" in capsys.readouterr().err
+    assert ("unknown extension .xlsx; name the output file .csv, .json, .npy or .npz"
+            in capsys.readouterr().err)
     assert predict_cli(tmp_path / "none.onnx", tmp_path / "x.npy") == 2
     np.save(tmp_path / "bad.npy", np.zeros((2, 8, 8), np.float32))
     assert predict_cli(model, tmp_path / "bad.npy") == 2

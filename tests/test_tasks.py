@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import dlspec
+from dlspec.errors import SpecError
 from dlspec.tasks import TASKS, Task, get_task, task_names
 from dlspec.tasks.supervised import SupervisedTask
 
@@ -71,3 +73,37 @@ def test_an_autoencoder_rebuilds_its_inputs_and_sets_labels_aside(tmp_path: Path
     info = json.loads((tmp_path / "run" / "data.json").read_text())
     assert info["labels"] is None  # no classes: the targets are the images
     assert result.test is not None and result.test["mse"] < 0.5
+
+
+def test_an_autoencoders_bottleneck_exports_and_predicts_as_features(tmp_path: Path) -> None:
+    """specs/autoencoder.yaml trains its `reconstruction` output (shaped like the input); its
+    `features` output has no target, and is exported and predicted beside it."""
+    run = tmp_path / "run"
+    dlspec.train_spec(ROOT / "specs" / "autoencoder.yaml", run, epochs=2)
+    (exported,) = dlspec.export_spec(ROOT / "specs" / "autoencoder.yaml", run / "model.onnx",
+                                     checkpoint=run)
+    digits = np.random.default_rng(0).random((6, 1, 8, 8)).astype(np.float32) * 16
+    np.save(tmp_path / "digits.npy", digits)
+    for name in ("p.npz", "p.csv"):
+        result = subprocess.run([sys.executable, "-m", "dlspec", "predict", str(exported.path),
+                                 str(tmp_path / "digits.npy"), "-o", str(tmp_path / name)],
+                                capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
+    arrays = np.load(tmp_path / "p.npz")
+    assert arrays["reconstruction"].shape == (6, 1, 8, 8) and arrays["features"].shape == (6, 8)
+    assert (arrays["features"] >= 0).all()  # after the bottleneck's relu
+    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+    assert header[1] == "reconstruction_0" and header[-8:] == [f"features_{i}" for i in range(8)]
+    one = subprocess.run([sys.executable, "-m", "dlspec", "predict", str(exported.path),
+                          str(tmp_path / "digits.npy"), "-o", str(tmp_path / "p.npy")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert one.returncode == 2 and "name the output file .npz" in one.stderr
+
+
+def test_reconstruction_needs_an_output_shaped_like_its_input(tmp_path: Path) -> None:
+    text = (ROOT / "specs" / "autoencoder.yaml").read_text()
+    spec = dlspec.loads(text.replace("{name: rebuilt, reshape: [1, 8, 8]}",
+                                     "{name: rebuilt, flatten}"), file="ae.yaml")
+    with pytest.raises(SpecError, match=r"output shaped like input image 1×8×8; none is "
+                                        r"\(reconstruction 64, features 8\)"):
+        dlspec.train_spec(spec, tmp_path / "run", epochs=1)

@@ -18,15 +18,13 @@ from dlspec.graph import InputDecl
 from dlspec.layers.registry import Shape, format_shape
 from dlspec.runtime.untrusted import first_nonfinite
 from dlspec.spec.sections import TaskConfig
-from dlspec.tasks import TASKS, classifying_tasks
+from dlspec.tasks import classifying_tasks, task_has
 from dlspec.tasks.token_classification import PADDING
 
 if TYPE_CHECKING:
     from dlspec.data import DataSplits
 
 CLASSIFYING = classifying_tasks()  # the task table says which tasks classify
-PREDICTING_VALUES = ("regression", "forecasting")
-SEGMENTING = "segmentation"  # a class per pixel
 # the class index of a position that has none (past a sentence's end): PyTorch's
 # cross_entropy ignores it by default (ignore_index=-100), as Hugging Face's tokenizers pad
 IGNORE_INDEX = PADDING  # the token_classification task owns it
@@ -73,8 +71,12 @@ class Mapped:
 
 def classifies_positions(kind: str | None) -> bool:
     """Whether task `kind` wants a class per position (a pixel, a time step)."""
-    task = TASKS.get(kind) if kind is not None else None
-    return task is not None and task.classifies_positions
+    return task_has(kind, "classifies_positions")
+
+
+def predicts_values(kind: str | None) -> bool:
+    """Whether task `kind` wants values (regression, forecasting)."""
+    return task_has(kind, "predicts_values")
 
 
 def resize_images(images: torch.Tensor, size: list[int]) -> torch.Tensor:
@@ -144,15 +146,17 @@ def fit_target(raw: RawData, task: TaskConfig | None,
     kind = task.type if task is not None else None
     y = raw.y
     if y is None:
-        if kind in CLASSIFYING or kind in PREDICTING_VALUES or classifies_positions(kind):
+        if kind in CLASSIFYING or predicts_values(kind) or classifies_positions(kind) \
+                or task_has(kind, "embeds"):
             raise SpecError(Problem(where, f"task {kind} needs targets, but "
                                     f"{raw.source} has none", "set `y_key` to the targets"))
         return torch.zeros((len(raw.x), 0)), None
-    if kind in CLASSIFYING:
+    # metric learning's classes say which samples belong together
+    if kind is not None and (kind in CLASSIFYING or task_has(kind, "embeds")):
         return _class_indices(raw, y, kind, where)
     if kind is not None and classifies_positions(kind):
         return _class_maps(raw, y, kind, where)
-    if kind in PREDICTING_VALUES:
+    if predicts_values(kind):
         if raw.num_classes is not None:
             raise SpecError(Problem(where, f"{raw.source} has classes as targets, not "
                                     f"values for task {kind}", "use task: classification"))
@@ -261,7 +265,7 @@ def _class_maps(raw: RawData, y: np.ndarray, kind: str,
     channel axis) or sequences (N, T), where IGNORE_INDEX marks a position without a class."""
     if y.ndim == 4 and y.shape[1] == 1:
         y = y[:, 0]
-    if kind == SEGMENTING and y.ndim != 3:
+    if task_has(kind, "classifies_pixels") and y.ndim != 3:
         raise SpecError(Problem(where, "task segmentation needs a mask per sample (height "
                                 f"× width, a class index per pixel), but {raw.source} has "
                                 f"targets of {format_shape(tuple(y.shape[1:]))} per sample"))
@@ -338,7 +342,7 @@ def check_outputs(splits: DataSplits, output_shape: tuple[int, ...],
     if classifies_positions(kind):
         _check_mask_outputs(splits, output_shape, task)
         return
-    if kind in PREDICTING_VALUES:
+    if predicts_values(kind):
         wanted = tuple(splits.train.target.shape[1:])
         if output_shape == wanted or (wanted == (1,) and output_shape == ()):
             return

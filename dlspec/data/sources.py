@@ -34,6 +34,7 @@ from dlspec.layers.registry import Shape
 from dlspec.runtime.untrusted import excerpt
 from dlspec.spec.sections import DataConfig, TaskConfig
 from dlspec.spec.sections.data import NAMED_DATASETS
+from dlspec.tasks import task_has
 
 DEFAULT_NUM_SAMPLES = 1000
 DEFAULT_SEQ_LEN = 20
@@ -89,7 +90,7 @@ def read_single(data: DataConfig, task: TaskConfig | None, decl: InputDecl, seed
         return read_npz(data.npz, data, base_dir)
     if data.image_folder is not None:
         raw = read_image_folder(data.image_folder, data, base_dir, class_order)
-        if task is not None and task.type == "cyclegan":
+        if task is not None and task_has(task.type, "two_domains"):
             return two_domains(raw, seed, data.image_folder)
         return raw
     if data.dataset is None:

@@ -17,10 +17,12 @@ from dlspec.commands.args import positive_int
 DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not imported) on an "
                ".npy, .npz or .csv file or a folder of images, and write one row per sample: "
                "class, probability and per-class probabilities for classifiers, the raw "
-               "outputs otherwise. Inputs are normalised with the statistics in the model; "
-               "NaN or infinite inputs are refused. A segmentation model writes masks (PNG "
-               "files, or -o masks.npy), a CycleGAN generator the translated images (PNG "
-               "files named after the inputs and keeping their sub-folders, or -o FILE.npy). "
+               "outputs otherwise (-o FILE.npz: each output's raw array, named after it; "
+               "FILE.npy: the one output's). Inputs are normalised with the statistics in "
+               "the model; NaN or infinite inputs are refused. A segmentation model writes "
+               "masks (PNG files, or -o masks.npy), a CycleGAN generator the translated "
+               "images (PNG files named after the inputs and keeping their sub-folders, or -o "
+               "FILE.npy). "
                "With --sample N, a GAN generator draws N new samples instead.")
 
 
@@ -47,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a conditional GAN generator: --sample makes this class (index "
                         "or name); default every class in turn")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write FILE.csv or FILE.json (default: CSV on stdout)")
+                        help="write FILE.csv or FILE.json (a row per sample, columns per "
+                        "output), or FILE.npz / FILE.npy (the raw output arrays); default: "
+                        "CSV on stdout")
     parser.add_argument("--provider", choices=["auto", "cpu", "cuda"], default="auto",
                         help="onnxruntime execution provider (default auto: CUDA if "
                         "available, else CPU)")
@@ -63,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from dlspec.runtime.predictor import Predictor
     from dlspec.runtime.readers import read_inputs
     from dlspec.runtime.writers import (
+        check_arrays_output,
         check_output,
         output_format,
         prediction_table,
+        write_arrays,
         write_table,
     )
+    from dlspec.tasks import task_has
 
     if (args.input is None) == (args.sample is None):
         from dlspec.errors import SpecError
@@ -83,18 +90,23 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     predictor = Predictor(args.model, args.provider, threads=args.threads)
     task = predictor.metadata.task
-    if task is not None and task.type == "segmentation":
+    if task is not None and task_has(task.type, "classifies_pixels"):
         return _segment(args, predictor, start)
     if predictor.metadata.translation is not None:
         return _translate(args, predictor, start)
-    output_format(args.output)
-    if args.output is not None:
+    arrays = args.output is not None and output_format(args.output) in ("npy", "npz")
+    if arrays:
+        check_arrays_output(args.output, [o.name for o in predictor.outputs])
+    elif args.output is not None:
         check_output(args.output, folder=False)
     samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
     model_start = time.perf_counter()
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
     model_seconds = time.perf_counter() - model_start
-    write_table(prediction_table(predictor, outputs, samples.names), args.output)
+    if arrays:
+        write_arrays(outputs, args.output)
+    else:
+        write_table(prediction_table(predictor, outputs, samples.names), args.output)
     wrote = f"; wrote {args.output}" if args.output else ""
     print(f"predicted {len(samples):,} samples with {predictor.path.name} on "
           f"{predictor.provider} in {time.perf_counter() - start:.2f} s "

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from dlspec.runtime.predictor import Classification, Predictor
 
 Value = str | int | float | bool | None
-FORMATS = {".csv": "csv", ".json": "json"}
+FORMATS = {".csv": "csv", ".json": "json", ".npy": "npy", ".npz": "npz"}
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -59,8 +59,8 @@ def output_format(path: Path | None) -> str:
     found = FORMATS.get(path.suffix.lower())
     if found is None:
         raise SpecError(Problem((), f"cannot write predictions to {path}: unknown extension "
-                                f"{path.suffix or '(none)'}", "name the output file .csv or "
-                                ".json, or leave out -o to print CSV"))
+                                f"{path.suffix or '(none)'}", "name the output file .csv, "
+                                ".json, .npy or .npz, or leave out -o to print CSV"))
     return found
 
 
@@ -104,6 +104,30 @@ def _values(column: np.ndarray) -> list[Value]:
     if column.dtype == np.float32 or column.dtype == np.float16:
         return [float(text) for text in column.astype(str)]
     return list(column.tolist())
+
+
+def check_arrays_output(path: Path, outputs: Sequence[str]) -> None:
+    """SpecError, before the model runs, when the outputs cannot be written to `path`."""
+    if output_format(path) == "npy" and len(outputs) != 1:
+        raise SpecError(Problem((), f"cannot write {len(outputs)} outputs "
+                                f"({', '.join(outputs)}) to one .npy file",
+                                "name the output file .npz: one array per output"))
+    check_output(path, folder=False)
+
+
+def write_arrays(outputs: Mapping[str, np.ndarray], path: Path) -> None:
+    """The raw outputs as arrays: FILE.npz holds one array per output, named after it;
+    FILE.npy the one output of a model with one."""
+    check_arrays_output(path, list(outputs))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as file:
+            if path.suffix.lower() == ".npy":
+                np.save(file, next(iter(outputs.values())), allow_pickle=False)
+            else:
+                np.savez(file, **dict(outputs))  # type: ignore[arg-type]
+    except OSError as error:
+        raise output_error(path, error) from None
 
 
 def write_table(table: Table, path: Path | None, stream: TextIO | None = None) -> None:

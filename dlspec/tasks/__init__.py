@@ -8,6 +8,7 @@ from dlspec.tasks import (  # noqa: F401  (each import registers its task)
     cyclegan,
     forecasting,
     gan,
+    metric_learning,
     reconstruction,
     regression,
     segmentation,
@@ -22,6 +23,7 @@ from dlspec.tasks.registry import (
     find_task,
     register_task,
     suggest_task,
+    task_has,
     task_names,
     tasks_with_classes,
 )
@@ -44,5 +46,6 @@ __all__ = [
     "register_task",
     "suggest_task",
     "task_names",
+    "task_has",
     "tasks_with_classes",
 ]

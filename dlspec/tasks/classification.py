@@ -14,4 +14,4 @@ class Classification(SupervisedTask):
     example = "specs/lenet5.yaml"
     summary = "one class a sample, from logits (cross-entropy)"
     classifies = True
-    default_metrics = ('accuracy',)
+    default_metrics = ("accuracy",)

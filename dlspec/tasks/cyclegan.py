@@ -22,6 +22,7 @@ class CycleGan(Task):
     example = "specs/cyclegan.yaml"
     summary = "two generators translating between two image domains"
     several_networks = True
+    two_domains = True
 
     def check(self, spec: Spec, shaped: dict[str, ShapedGraph]) -> None:
         """The four networks are there and their images fit each other."""

@@ -13,4 +13,5 @@ class Forecasting(SupervisedTask):
     name = "forecasting"
     example = "specs/gru.yaml"
     summary = "the next values of a sequence"
-    default_metrics = ('mae',)
+    predicts_values = True
+    default_metrics = ("mae",)

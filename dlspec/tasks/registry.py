@@ -24,6 +24,15 @@ class TaskTraits:
     classifies: ClassVar[bool] = False
     # targets are a class per position (a pixel, a time step): num_classes and labels apply
     classifies_positions: ClassVar[bool] = False
+    # ... per pixel: targets are masks, which move with the images and predict as masks
+    classifies_pixels: ClassVar[bool] = False
+    # targets are values (regression losses and metrics); data with classes is refused
+    predicts_values: ClassVar[bool] = False
+    # the data is two unpaired image domains (an image folder's two sub-folders)
+    two_domains: ClassVar[bool] = False
+    # outputs are embeddings, trained by comparing samples with each other (metric losses);
+    # targets are classes, which say only which samples belong together
+    embeds: ClassVar[bool] = False
     # trains several networks together (`networks:`), not one
     several_networks: ClassVar[bool] = False
     # the metrics a run reports when `train.metrics` is not given
@@ -67,6 +76,12 @@ def suggest_task(name: str) -> str:
 def classifying_tasks() -> tuple[str, ...]:
     """The tasks whose targets are one class index a sample (labels, threshold, accuracy)."""
     return tuple(name for name, task in TASKS.items() if task.classifies)
+
+
+def task_has(name: str | None, trait: str) -> bool:
+    """Whether task `name` is registered and has the boolean `trait` (False for None)."""
+    task = TASKS.get(name) if name is not None else None
+    return bool(getattr(task, trait)) if task is not None else False
 
 
 def tasks_with_classes() -> tuple[str, ...]:

@@ -13,4 +13,5 @@ class Regression(SupervisedTask):
     name = "regression"
     example = "specs/rnn.yaml"
     summary = "values a sample (mean squared error)"
-    default_metrics = ('mae',)
+    predicts_values = True
+    default_metrics = ("mae",)

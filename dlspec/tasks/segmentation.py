@@ -22,6 +22,7 @@ class Segmentation(SupervisedTask):
     example_variant = "shapes"
     summary = "a class a pixel (masks)"
     classifies_positions = True
+    classifies_pixels = True
     default_metrics = ("pixel_accuracy", "iou")
 
     def align(self, outputs: torch.Tensor, target: torch.Tensor,

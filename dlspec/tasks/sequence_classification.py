@@ -14,4 +14,4 @@ class SequenceClassification(SupervisedTask):
     example = "specs/bilstm.yaml"
     summary = "one class a sequence, from logits"
     classifies = True
-    default_metrics = ('accuracy',)
+    default_metrics = ("accuracy",)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 # metrics of class maps; any other metric is one of whole samples
 POSITION_METRICS = ("pixel_accuracy", "iou", "dice")
+# metrics of embeddings (metric learning), and only of them
+EMBEDDING_METRICS = ("knn_accuracy",)
 
 
 class SupervisedTask(Task):
@@ -73,8 +75,11 @@ class SupervisedTask(Task):
 
     def suits(self, metric: str) -> bool:
         """Whether `metric` means something for this task: class-map metrics for tasks that
-        classify pixels, and only for them."""
-        return (metric in POSITION_METRICS) == self.classifies_positions
+        classify pixels, embedding metrics for tasks that learn embeddings, and only for
+        them."""
+        if (metric in EMBEDDING_METRICS) != self.embeds:
+            return False
+        return self.embeds or (metric in POSITION_METRICS) == self.classifies_positions
 
     def augment(self, inputs: list[torch.Tensor], target: torch.Tensor,
                 augment: AugmentConfig, order: torch.Generator,

@@ -63,6 +63,7 @@ from dlspec.train.engine import (
 from dlspec.train.gan import network_schedules
 from dlspec.train.gan_checks import (
     CYCLEGAN_ROLES,
+    UNSUPPORTED_BY_CYCLEGAN,
     check_cyclegan,
     check_range,
     check_settings,
@@ -153,7 +154,7 @@ def start_cyclegan(run: Run) -> CycleGanSession:
     """
     spec, shaped, train = run.spec, run.shaped, run.train
     check_cyclegan(spec, shaped)
-    check_settings(spec)
+    check_settings(spec, UNSUPPORTED_BY_CYCLEGAN)
     data = _data(spec, shaped, run.base_dir)
     (domain_a,) = data.train.inputs.values()
     check_range(spec, shaped["generator_ba"], domain_a, images=True)

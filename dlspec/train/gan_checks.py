@@ -228,19 +228,18 @@ _UNSUPPORTED: dict[tuple[str, ...], str] = {
 
 
 # and what task cyclegan does not honour besides
-_UNSUPPORTED_BY_CYCLEGAN: dict[tuple[str, ...], str] = {
+UNSUPPORTED_BY_CYCLEGAN: dict[tuple[str, ...], str] = {
     ("train", "n_critic"): "CycleGAN steps its generators and discriminators in turn, once "
                            "per batch",
     ("train", "ema"): "averaging generator weights is not available for CycleGAN yet",
 }
 
 
-def check_settings(spec: Spec) -> None:
-    """SpecError naming each training setting that task gan (cyclegan) does not honour."""
+def check_settings(spec: Spec, also: dict[tuple[str, ...], str] | None = None) -> None:
+    """SpecError naming each training setting that task gan does not honour, nor those in
+    `also` (what task cyclegan does not honour besides)."""
     task = spec.task.type if spec.task is not None else "gan"
-    unsupported = dict(_UNSUPPORTED)
-    if task == "cyclegan":
-        unsupported |= _UNSUPPORTED_BY_CYCLEGAN
+    unsupported = dict(_UNSUPPORTED) | (also or {})
     problems = []
     for path, why in unsupported.items():
         owner: Any = spec.train if path[0] == "train" else spec

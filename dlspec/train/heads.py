@@ -97,12 +97,14 @@ def _head(spec: Spec, task: SupervisedTask, output: str, shape: tuple[int, ...],
     problems = loss_problems(section, shape, given=given is not None,
                              task=f"{task.name} (output {output})" if several else task.name,
                              classifying=task.classifies or task.classifies_positions,
-                             where=where)
+                             embedding=task.embeds, where=where)
     share = section.weight if isinstance(section, SupervisedLossBase) else None
     if not several and isinstance(share, float | int):
         problems.append(Problem((*where, "weight"), "a number `weight` shares the loss among "
                                 "several outputs, but this network trains one",
-                                "remove it (a list would weight the classes)"))
+                                "remove it" + (" (a list would weight the classes)"
+                                               if task.classifies or task.classifies_positions
+                                               else "")))
     metrics, wrong = _metrics(spec, task, output, several)
     weight = section.share if isinstance(section, SupervisedLossBase) else 1.0
     loss = make_loss(section, None) if not problems else nn.Identity()

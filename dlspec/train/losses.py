@@ -12,6 +12,11 @@ expects of the model's outputs (per sample; the batch axis comes first):
 * kl_div: log-probabilities, targets probabilities (or log-probabilities with `log_target`).
 * mse, l1, smooth_l1, huber: values, targets shaped like the outputs.
 
+Metric-learning losses (contrastive, cosine_embedding, triplet) compare the embeddings `(D,)` of
+two or three samples, not an output with its target: they train `task: metric_learning`
+(`dlspec.train.metric_learning` draws the partners and calls them), and only it; that task
+refuses the losses above.
+
 GAN objectives (minimax, hinge, wasserstein, ...) are not mapped here: they train `task: gan`
 specs in `dlspec.train.gan` (objectives in `gan_objectives`); asking for one in a supervised
 run is a SpecError.
@@ -32,9 +37,10 @@ from dlspec.spec.sections import (
     MseLoss,
     Regularization,
     TaskConfig,
+    TripletLoss,
     class_weights,
 )
-from dlspec.tasks import find_task, tasks_with_classes
+from dlspec.tasks import find_task, task_has, tasks_with_classes
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -69,15 +75,30 @@ _LOSSES: dict[str, Callable[[Any], nn.Module]] = {
 }
 SUPERVISED_LOSSES = tuple(_LOSSES)
 
+# Losses of embeddings: a pair's (x1, x2, y = 1 same class / -1 not) or a triplet's (anchor,
+# positive, negative); contrastive is PyTorch's hinge embedding loss on the pair's L2 distance.
+_METRIC_LOSSES: dict[str, Callable[[Any], nn.Module]] = {
+    "contrastive": lambda s: nn.HingeEmbeddingLoss(margin=s.margin, reduction=s.reduction),
+    "cosine_embedding": lambda s: nn.CosineEmbeddingLoss(margin=s.margin,
+                                                         reduction=s.reduction),
+    "triplet": lambda s: nn.TripletMarginLoss(margin=s.margin, p=s.p, eps=s.eps, swap=s.swap,
+                                              reduction=s.reduction),
+}
+METRIC_LOSSES = frozenset(_METRIC_LOSSES)
+PAIR_LOSSES = frozenset({"contrastive", "cosine_embedding"})  # the rest take triplets
+
 
 def default_loss(task: TaskConfig | None) -> Loss:
-    """The loss a spec without `loss:` trains with: cross_entropy to classify, mse otherwise."""
+    """The loss a spec without `loss:` trains with: cross_entropy to classify, triplet to
+    learn embeddings, mse otherwise."""
     if task is None:
         raise SpecError(Problem(("loss",), "no loss given and no task to choose one from",
                                 "add `task: classification` (or regression), or a `loss:`"))
     known = find_task(task.type)
     if known is not None and known.several_networks:
         raise _no_gan(("task",), task.type)
+    if known is not None and known.embeds:
+        return TripletLoss()
     return CrossEntropyLoss() if task.type in _CLASSIFYING else MseLoss()
 
 
@@ -95,7 +116,7 @@ def make_loss(loss: Loss | None, task: TaskConfig | None) -> nn.Module:
     section = loss if loss is not None else default_loss(task)
     if section.type in GAN_LOSSES:
         raise _no_gan(("loss",), section.type)
-    return _LOSSES[section.type](section)
+    return (_LOSSES.get(section.type) or _METRIC_LOSSES[section.type])(section)
 
 
 def check_loss_against_output(loss: Loss | None, task: TaskConfig | None,
@@ -107,21 +128,25 @@ def check_loss_against_output(loss: Loss | None, task: TaskConfig | None,
     and a loss from the wrong family for the task (class indices vs values).
     """
     section = loss if loss is not None else default_loss(task)
-    problems = loss_problems(section, tuple(output_shape), given=loss is not None,
-                             task=task.type if task is not None else None,
-                             classifying=task is not None and task.type in _CLASSIFYING)
+    kind = task.type if task is not None else None
+    problems = loss_problems(section, tuple(output_shape), given=loss is not None, task=kind,
+                             classifying=kind in _CLASSIFYING, embedding=task_has(kind, "embeds"))
     if problems:
         raise SpecError(problems)
 
 
 def loss_problems(section: Loss, shape: tuple[int, ...], *, given: bool, task: str | None,
-                  classifying: bool, where: Path = ("loss",)) -> list[Problem]:
+                  classifying: bool, embedding: bool = False,
+                  where: Path = ("loss",)) -> list[Problem]:
     """What is wrong with `section` on an output of per-sample `shape` whose targets are
-    class indices (`classifying`) or values, as `task` trains it; located at `where`."""
+    class indices (`classifying`) or values, or that is an embedding (`embedding`: compared
+    with other samples' by a metric-learning loss), as `task` trains it; located at `where`."""
     if section.type in GAN_LOSSES:
         raise _no_gan(where, section.type)
     problems = _shape_problems(section, shape, given, where)
-    if task is not None:
+    if task is not None and (embedding or section.type in METRIC_LOSSES):
+        problems += _metric_problems(section.type, task, embedding, classifying, where)
+    elif task is not None:
         problems += _family_problems(section.type, task, classifying, where)
     return problems
 
@@ -140,6 +165,10 @@ def _shape_problems(section: Any, shape: tuple[int, ...], given: bool,
         if weights is not None and len(weights) != units:
             return [Problem((*where, "weight"), f"{len(weights)} class weights for "
                             f"{units} output classes", f"give {units} weights")]
+    if section.type == "cosine_embedding" and units == 1:
+        return [Problem(where, f"{name} on an embedding of one unit cannot learn: the cosine "
+                        "of two numbers is always 1 or -1", "give the embedding several "
+                        "units, or use contrastive (a distance)")]
     if section.type == "binary_cross_entropy" and section.pos_weight is not None:
         last = shape[-1] if shape else 1
         if len(section.pos_weight) not in (1, last):
@@ -156,6 +185,23 @@ def _family_problems(kind: str, task: str, classifying: bool, where: Path) -> li
         return [Problem(where, f"{kind} compares values, but the task is {task} "
                         "(targets are class indices)",
                         "use cross_entropy (or binary_cross_entropy with one output unit)")]
+    return []
+
+
+def _metric_problems(kind: str, task: str, embedding: bool, classifying: bool,
+                     where: Path) -> list[Problem]:
+    """A metric-learning loss for a task that is not metric learning, or the reverse."""
+    if embedding and kind not in METRIC_LOSSES:
+        return [Problem(where, f"{kind} compares an output with its target, but task {task} "
+                        "learns embeddings by comparing samples with each other",
+                        "use triplet (the default), contrastive or cosine_embedding")]
+    if not embedding and kind in METRIC_LOSSES:
+        usual = ("cross_entropy (or binary_cross_entropy with one output unit)" if classifying
+                 else "mse, l1, smooth_l1 or huber")
+        return [Problem(where, f"{kind} is a metric-learning loss: it compares the embeddings "
+                        f"of two or three samples, not an output with its target, but the task "
+                        f"is {task}", f"use task: metric_learning to learn embeddings, or "
+                        f"{usual}")]
     return []
 
 

@@ -103,10 +103,52 @@ def _dice(outputs: torch.Tensor, target: torch.Tensor) -> float:
     return (2 * both / (predicted + actual).clamp(min=1)).mean().item()
 
 
+# distances computed at once in knn_accuracy: 2**24 floats (64 MiB) of a split × the reference
+_DISTANCES_AT_ONCE = 2**24
+
+
+def knn_accuracy(embeddings: torch.Tensor, labels: torch.Tensor,
+                 reference: torch.Tensor | None = None,
+                 reference_labels: torch.Tensor | None = None) -> float:
+    """1-nearest-neighbour accuracy of embeddings: each (N, D) embedding gets the label of the
+    nearest (L2) of the (M, D) `reference` embeddings — metric learning's training split —
+    and scores when that is its own. Without a reference, the embeddings are their own,
+    leaving each one out (its nearest other one counts).
+
+    Distances are computed a block of rows at a time (at most 1024 rows, and 2**24
+    distances), so a big split never holds N × M of them.
+
+    Example:
+        >>> knn_accuracy(torch.tensor([[0.0], [5.0]]), torch.tensor([0, 1]),
+        ...              torch.tensor([[1.0], [4.0]]), torch.tensor([0, 0]))
+        0.5
+    """
+    own = reference is None
+    if reference is None or reference_labels is None:
+        reference, reference_labels = embeddings, labels
+    embeddings, reference = embeddings.float().flatten(1), reference.float().flatten(1)
+    labels, reference_labels = labels.reshape(-1), reference_labels.reshape(-1)
+    count = len(embeddings)
+    if count == 0 or len(reference) <= int(own):  # no neighbour to ask
+        return 0.0
+    rows = max(1, min(1024, _DISTANCES_AT_ONCE // len(reference)))
+    right = 0
+    for start in range(0, count, rows):
+        distances = torch.cdist(embeddings[start:start + rows], reference)  # (rows, M)
+        if own:  # a sample is not its own neighbour
+            block = torch.arange(len(distances))
+            distances[block, block + start] = float("inf")
+        nearest = distances.argmin(dim=1)  # (rows,)
+        right += int((reference_labels[nearest] == labels[start:start + rows]).sum())
+    return right / count
+
+
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "accuracy": _accuracy, "top5_accuracy": _top5_accuracy, "precision": _precision,
     "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
     "pixel_accuracy": _pixel_accuracy, "iou": _iou, "dice": _dice,
+    # of embeddings: metric learning's sessions score splits against the training split's
+    "knn_accuracy": knn_accuracy,
 }
 CLASS_METRICS = ("accuracy", "top5_accuracy", "precision", "recall", "f1")
 VALUE_METRICS = ("mae", "mse", "rmse", "r2")

@@ -98,8 +98,7 @@ def prepare(task: SupervisedTask, spec: Spec, shaped: ShapedGraph,
 
 def _check_augment_moves_targets(spec: Spec, heads: list[Head]) -> None:
     """Only a network's one output has its masks moved with the images."""
-    if len(heads) > 1 and any(head.task.classifies_positions and
-                              head.task.name == "segmentation" for head in heads):
+    if len(heads) > 1 and any(head.task.classifies_pixels for head in heads):
         raise SpecError(Problem(("augment",), "augmenting a network with several outputs "
                                 "moves no targets, but a mask output would have to follow "
                                 "flips and crops", "remove augment:, or train the masks alone"))
@@ -173,7 +172,7 @@ class SupervisedSession(Session):
         hold_frozen_statistics(model)
         total, count = 0.0, 0
         norms = GradientNorms(model) if train.log_grad_norms else None
-        for batch, (inputs, targets) in enumerate(batches(data, train.batch_size, order), 1):
+        for batch, (inputs, targets) in enumerate(self._batches(data, order), 1):
             if self.spec.augment is not None:  # drawn from the batch order: resumable
                 inputs, targets = self._augment(inputs, targets, order)
             size = len(inputs[0])
@@ -196,6 +195,12 @@ class SupervisedSession(Session):
             callbacks.on_batch(batch, value, size)
         return {"epoch": float(epoch), "train_loss": total / max(count, 1),
                 "lr": learning_rate(optimizer), **(norms.means() if norms is not None else {})}
+
+    def _batches(self, data: TensorSet, order: torch.Generator,
+                 ) -> Iterator[tuple[list[torch.Tensor], Targets]]:
+        """An epoch's training batches, in the order `order` draws (a task's session may
+        add to each: metric learning draws every sample's partners)."""
+        return batches(data, self.train.batch_size, order)
 
     def _augment(self, inputs: list[torch.Tensor], targets: Targets,
                  order: torch.Generator) -> tuple[list[torch.Tensor], Targets]:
@@ -233,7 +238,7 @@ class SupervisedSession(Session):
               batch_size: int) -> torch.Tensor:
         """The batch's loss (with the regularisation penalty) as this process contributes it:
         the weighted sum of the heads' losses."""
-        with _autocast(self.train, self.device):
+        with autocast(self.train, self.device):
             outputs = self._by_output(self.runner(*inputs))
             size = len(inputs[0])
             loss = torch.zeros((), device=self.device)
@@ -366,7 +371,8 @@ def hold_frozen_statistics(model: nn.Module) -> None:
             module.eval()
 
 
-def _autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
+def autocast(train: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
+    """torch.autocast in the precision `train` asks for, or nothing at full precision."""
     if not train.mixed_precision:
         return nullcontext()
     dtype = torch.float16 if train.precision == "fp16" else torch.bfloat16

@@ -72,6 +72,8 @@ from dlspec.spec.sections.data import (
 from dlspec.spec.sections.losses import (
     BinaryCrossEntropyLoss,
     ClassWeights,
+    ContrastiveLoss,
+    CosineEmbeddingLoss,
     CrossEntropyLoss,
     CycleGanLoss,
     GanLoss,
@@ -90,6 +92,7 @@ from dlspec.spec.sections.losses import (
     Regularization,
     SmoothL1Loss,
     SupervisedLossBase,
+    TripletLoss,
     WassersteinGpLoss,
     WassersteinLoss,
     class_weights,
@@ -185,7 +188,7 @@ Task = Annotated[
 
 Metric = Literal[
     "accuracy", "top5_accuracy", "precision", "recall", "f1", "mae", "mse", "rmse", "r2",
-    "pixel_accuracy", "iou", "dice",
+    "pixel_accuracy", "iou", "dice", "knn_accuracy",
 ]
 
 
@@ -337,6 +340,8 @@ __all__ = [
     "ClassWeights",
     "ColorJitter",
     "ConstantSchedule",
+    "ContrastiveLoss",
+    "CosineEmbeddingLoss",
     "CosineRestartsSchedule",
     "CosineSchedule",
     "CrossEntropyLoss",
@@ -406,6 +411,7 @@ __all__ = [
     "TrainConfig",
     "TrainingSections",
     "TransferConfig",
+    "TripletLoss",
     "Variants",
     "Warmup",
     "WassersteinGpLoss",

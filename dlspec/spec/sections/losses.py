@@ -109,6 +109,44 @@ class KlDivLoss(SupervisedLossBase):
     log_target: bool = Field(False, description="the target is given as log-probabilities")
 
 
+# ----------------------------------------------------------------- metric learning
+# These compare the embeddings of two or three samples (task: metric_learning), not an output
+# with its target: the session draws each sample's partners from the training split.
+
+
+class ContrastiveLoss(_Reduced):
+    """HingeEmbeddingLoss on the L2 distance of a pair: same-class pairs (y = 1) are pulled
+    together, different-class ones (y = -1) pushed beyond `margin`."""
+
+    type: Literal["contrastive"] = "contrastive"
+    margin: PositiveFloat = Field(
+        1.0, description="the distance different-class pairs are pushed beyond")
+
+
+class CosineEmbeddingLoss(_Reduced):
+    """CosineEmbeddingLoss of a pair: 1 - cos for same-class pairs, max(0, cos - margin) for
+    different-class ones."""
+
+    type: Literal["cosine_embedding"] = "cosine_embedding"
+    margin: float = Field(0.0, ge=-1, le=1, description="the cosine similarity different-class "
+                          "pairs are pushed below (-1 to 1; 0 to 0.5 is usual)")
+
+
+class TripletLoss(_Reduced):
+    """TripletMarginLoss of (anchor, positive of its class, negative of another class)."""
+
+    type: Literal["triplet"] = "triplet"
+    margin: PositiveFloat = Field(
+        1.0, description="how much nearer the positive must be than the negative")
+    p: PositiveFloat = Field(2.0, description="the norm degree of the pairwise distance")
+    eps: PositiveFloat = Field(1e-6, description="added to differences, against a zero norm")
+    swap: bool = Field(False, description="use the positive-negative distance when it is "
+                       "smaller (the distance swap of Balntas et al.)")
+
+
+_MetricLosses = ContrastiveLoss | CosineEmbeddingLoss | TripletLoss
+
+
 class MinimaxLoss(LossBase):
     type: Literal["minimax"] = "minimax"
 
@@ -162,7 +200,7 @@ class CycleGanLoss(LossBase):
 
 Loss = Annotated[
     CrossEntropyLoss | BinaryCrossEntropyLoss | MseLoss | L1Loss | SmoothL1Loss | HuberLoss
-    | NllLoss | KlDivLoss | _GanLosses | CycleGanLoss,
+    | NllLoss | KlDivLoss | _MetricLosses | _GanLosses | CycleGanLoss,
     Field(discriminator="type"), Variants("loss"),
 ]
 # one loss, or one per output of a network with several: {category: cross_entropy,
