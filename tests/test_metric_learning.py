@@ -137,9 +137,10 @@ def test_a_loss_of_the_other_family_is_a_located_error(
 @pytest.mark.parametrize(("changes", "words"), [
     ({"seed: 0}": "seed: 0, metrics: [accuracy]}"}, "accuracy is not a metric of task "
      "metric_learning"),
-    ({"dataset: iris,": "npz: values.npz,"}, "needs a class a sample .* not whole numbers"),
-    ({"dataset: iris,": "npz: values.npz, y_key: y2,"}, "needs a class a sample .* 2 "
-     "targets a sample"),
+    ({"dataset: iris,": "npz: values.npz,"},
+     "metric_learning needs class labels.* not whole numbers"),
+    ({"dataset: iris,": "npz: values.npz, y_key: y2,"}, "metric_learning needs one class per "
+     "sample, but the targets are 2 per sample"),
 ])
 def test_metric_learning_refuses_other_metrics_and_data_without_classes(
         changes: dict[str, str], words: str, tmp_path: Path) -> None:

@@ -41,6 +41,9 @@ def tags(union: Any) -> set[str]:
 # ------------------------------------------------------------------ one full example per variant
 
 LOSSES: dict[str, dict[str, Any]] = {
+    "contrastive": {"margin": 0.5, "weight": 2.0},
+    "cosine_embedding": {"margin": 0.2, "reduction": "sum"},
+    "triplet": {"margin": 0.3, "p": 1.0, "swap": True},
     "cross_entropy": {"label_smoothing": 0.1, "weight": [1, 2.5, 1], "ignore_index": -1,
                       "reduction": "sum", "regularization": {"l1": 0.0, "l2": 1e-4}},
     "binary_cross_entropy": {"pos_weight": [2.0], "reduction": "mean"},
@@ -106,6 +109,7 @@ TASKS: dict[str, dict[str, Any]] = {
     "cyclegan": {},
     "token_classification": {"num_classes": 6, "labels": ["a", "b", "c", "d", "e", "f"]},
     "reconstruction": {},
+    "metric_learning": {},
 }
 
 

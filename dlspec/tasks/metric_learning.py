@@ -67,8 +67,9 @@ class MetricLearning(SupervisedTask):
         return start_metric_learning(self, run)
 
     def load(self, spec: Spec, shaped: ShapedGraph, base: FilePath) -> DataSplits:
-        """Every split with its class indices (N,) as the target of the embedding; the
-        class names are set aside (the output holds no classes)."""
+        """Every split with its class indices (N,) as the target of the embedding (the data
+        layer refuses targets that are not one class a sample); the class names are set
+        aside (the output holds no classes)."""
         from dlspec.data import load_data
 
         assert spec.data is not None
@@ -77,14 +78,6 @@ class MetricLearning(SupervisedTask):
                          seed=spec.train.seed, base_dir=base)
         source = data.source
         known = data.train.target
-        one_each = known.ndim == 1 or (known.ndim == 2 and known.shape[1] == 1)
-        if not one_each or (known.is_floating_point()
-                            and not bool((known == known.round()).all())):
-            said = ("no targets" if known.numel() == 0 else "targets that are not whole "
-                    "numbers" if one_each else f"{known.shape[1:].numel()} targets a sample")
-            raise SpecError(Problem(("data",), "task metric_learning needs a class a sample "
-                                    f"(which samples belong together), but {source} has "
-                                    f"{said}", "use data of classes (e.g. dataset: digits)"))
         if len(known.reshape(-1).unique()) < 2:
             raise SpecError(Problem(("data",), f"the training split of {source} holds one "
                                     "class: there is no sample of another class to push away",
