@@ -40,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = _parser()
+    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
@@ -142,7 +142,8 @@ def _internal_error(exc: Exception) -> int:
     return EXIT_INTERNAL
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `dlspec` parser with every command's sub-parser (completion scripts read it)."""
     from dlspec.commands import add_commands  # imports nothing heavy
 
     parser = argparse.ArgumentParser(
@@ -151,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed arguments; an unknown option is reported with its command's usage (not
+    the top-level one), exit 2."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions
+                        if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _version() -> str:

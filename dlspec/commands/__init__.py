@@ -25,6 +25,7 @@ COMMANDS = (
     "dlspec.runtime.command",  # predict
     "dlspec.diagram.command",
     "dlspec.reference_command",
+    "dlspec.commands.completion",
 )
 
 
