@@ -116,3 +116,33 @@ def test_two_heads_in_two_processes_follow_the_one_process_trajectory(tmp_path: 
     for one, two in zip(_epochs(tmp_path / "one"), _epochs(tmp_path / "two"), strict=True):
         for key in ("train_loss", "val_category_loss", "val_price_loss"):
             assert two[key] == pytest.approx(one[key], rel=1e-4), key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_two_nodes_of_one_process_follow_the_one_process_trajectory(tmp_path: Path) -> None:
+    """`torchrun --nnodes 2` as README documents it, the two nodes on this machine meeting at
+    a c10d endpoint on localhost: the run of two processes on two nodes is the one-process
+    run, as with --nproc 2."""
+    alone = _train(SPECS / "mlp.yaml", tmp_path / "one", "--epochs", "4")
+    assert alone.returncode == 0, alone.stderr
+    endpoint = f"localhost:{_free_port()}"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+               "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+               "--rdzv-id", "dlspec-test", "-m", "dlspec", "train", str(SPECS / "mlp.yaml"),
+               "--out", str(tmp_path / "nodes"), "--epochs", "4"]
+    nodes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT) for _ in range(2)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err for _, err in outputs]
+    assert sum(out.count("trained ") for out, _ in outputs) == 1  # global process 0 speaks
+    for one, two in zip(_epochs(tmp_path / "one"), _epochs(tmp_path / "nodes"), strict=True):
+        assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
+        assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
