@@ -10,7 +10,7 @@ Nothing here imports torch until shapes or modules are asked for.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
 from dlspec.spec.model import NetworkPart, Spec
 from dlspec.spec.naming import naming_problems
+from dlspec.spec.overrides import Overrides
 from dlspec.spec.validation import problems_from_validation
 from dlspec.spec.variants import resolve
 
@@ -37,8 +38,11 @@ if TYPE_CHECKING:
     from dlspec.train.engine import Callbacks, TrainResult
 
 
-def load(path: str | Path, variant: str | None = None) -> Spec:
-    """Read and validate a spec file; `variant` selects one of its `variants:`.
+def load(path: str | Path, variant: str | None = None,
+         overrides: Overrides | None = None) -> Spec:
+    """Read and validate a spec file; `variant` selects one of its `variants:`; `overrides`
+    set values as `--set` does: `["optimizer.lr=1e-3", "train.epochs=5"]` (values read as
+    YAML) or `{"optimizer.lr": 1e-3}` (values as given), see dlspec.spec.overrides.
 
     Example:
         >>> spec = dlspec.load("specs/lenet5.yaml")
@@ -46,23 +50,27 @@ def load(path: str | Path, variant: str | None = None) -> Spec:
         'lenet5'
         >>> dlspec.load("specs/resnet18.yaml", variant="digits").name
         'resnet18_digits'
+        >>> dlspec.load("specs/lenet5.yaml", overrides=["optimizer.lr=0.01"]).optimizer.lr
+        0.01
     """
-    return validate(load_yaml_file(path), variant)
+    return validate(load_yaml_file(path), variant, overrides)
 
 
-def loads(text: str, file: str = "<string>", variant: str | None = None) -> Spec:
-    """Read and validate a spec from YAML text."""
-    return validate(load_yaml_text(text, file), variant)
+def loads(text: str, file: str = "<string>", variant: str | None = None,
+          overrides: Overrides | None = None) -> Spec:
+    """Read and validate a spec from YAML text (`variant`, `overrides`: as `load`)."""
+    return validate(load_yaml_text(text, file), variant, overrides)
 
 
-def validate(document: Document, variant: str | None = None) -> Spec:
-    """Validate a loaded YAML document against the spec format (after choosing `variant`
-    and substituting the spec's `params`)."""
+def validate(document: Document, variant: str | None = None,
+             overrides: Overrides | None = None) -> Spec:
+    """Validate a loaded YAML document against the spec format (after choosing `variant`,
+    applying `overrides` and substituting the spec's `params`)."""
     with located(document):
         if not isinstance(document.data, dict):
             raise SpecError(Problem((), "a spec is a mapping with keys such as dlspec, name, "
                                     "inputs and network"))
-        document = resolve(document, variant)
+        document = resolve(document, variant, overrides)
     with located(document):
         try:
             spec = Spec.model_validate(document.data)
@@ -147,8 +155,16 @@ def build(spec: Spec | str | Path, network: str | None = None) -> fx.GraphModule
 
 def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
                epochs: int | None = None, device: str | None = None, resume: bool = False,
-               callbacks: Callbacks | None = None) -> TrainResult:
-    """Train a spec's network on its data; write the run folder (default runs/<name>).
+               overwrite: bool = False, callbacks: Callbacks | None = None,
+               command: Sequence[str] | None = None) -> TrainResult:
+    """Train a spec's network on its data; write the run folder.
+
+    The run folder is `out`; without it runs/<name>, or runs/<name>-2, -3, ... when that
+    holds a run already (`result.fit.notes` says so). A folder that holds a run is refused
+    (FileError, exit 2 in the CLI) unless `resume` (continue it) or `overwrite` (replace
+    it). The folder records the spec with every default (spec.resolved.yaml) and the
+    environment (environment.json, with `command`, the command line: default this
+    process's).
 
     `callbacks` hears training as it goes: an object with `on_epoch_start(epoch, epochs,
     batches)`, `on_batch(batch, loss, samples)` and `on_epoch_end(record)` (the epoch's
@@ -163,19 +179,26 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
         >>> result.test["accuracy"]
         0.97...
     """
-    from dlspec.train.runfolder import locked
+    from dlspec.train.runfolder import choose_run_folder, claimed
 
     if not isinstance(spec, Spec):
         spec = load(spec)
-    run_dir = Path(out) if out is not None else Path("runs") / spec.name
+    run_dir, moved = choose_run_folder(out, spec.name, resume=resume, overwrite=overwrite)
     task, shaped = _trainer(spec)  # every spec check before the run folder is touched
     from dlspec.train.engine import train
+    from dlspec.train.record import recorded, writes_run_folder
 
-    with locked(run_dir) as note, located(spec.document):
+    with claimed(run_dir, resume=resume, overwrite=overwrite) as note, \
+            located(spec.document), recorded(run_dir, spec, epochs=epochs, device=device,
+                                              resume=resume, command=command):
         result = train(task, spec, shaped, run_dir, epochs=epochs, device=device,
                        resume=resume, callbacks=callbacks)
-    if note is not None:
-        result.fit.notes.insert(0, note)
+    if spec.train.log is not None and not result.fit.already_done and writes_run_folder():
+        from dlspec.train.loggers import log_run_files
+
+        with located(spec.document):
+            log_run_files(spec, run_dir)  # environment.json, written after the loggers closed
+    result.fit.notes[:0] = [n for n in (moved, note) if n is not None]
     return result
 
 
@@ -310,6 +333,8 @@ def located(document: Document | None) -> Iterator[None]:
             for problem in exc.problems:
                 if problem.location is None:
                     problem.location = document.locate(problem.path, problem.on_key)
+                    if problem.location.argument is None:  # at the file's line; say which
+                        problem.set_by = document.set_within(problem.path)  # --set led there
                 if problem.used_at is not None:
                     problem.used_at_location = document.locate(problem.used_at)
             exc.problems.sort(key=_position)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from dlspec.commands import build_parser
 from dlspec.commands.common import report
 from dlspec.commands.workers import data_parallel_worker, other_worker, wait_for_process_zero
 from dlspec.errors import DlspecError
@@ -142,18 +143,6 @@ def _internal_error(exc: Exception) -> int:
     return EXIT_INTERNAL
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `dlspec` parser with every command's sub-parser (completion scripts read it)."""
-    from dlspec.commands import add_commands  # imports nothing heavy
-
-    parser = argparse.ArgumentParser(
-        prog="dlspec", description="Declare a neural network in YAML; check, compile, "
-        "train and export it.")
-    parser.add_argument("--version", action="version", version=_version())
-    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return parser
-
-
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """The parsed arguments; an unknown option is reported with its command's usage (not
     the top-level one), exit 2."""
@@ -163,12 +152,6 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
                         if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
-
-
-def _version() -> str:
-    from dlspec import __version__
-
-    return f"dlspec {__version__}"
 
 
 if __name__ == "__main__":

@@ -39,13 +39,19 @@ def format_path(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Location:
-    """A place in a spec file: 1-based line and column."""
+    """A place in a spec file: 1-based line and column; or, for a value given on the command
+    line instead (`--set optimizer.lr=...`), that argument (line and column 0, so that it
+    sorts before the file's own places)."""
 
     file: str
     line: int
     column: int
+    argument: str | None = None  # `--set optimizer.lr`: where the value came from
+    path: Path | None = None  # the spec path that argument set
 
     def __str__(self) -> str:
+        if self.argument is not None:
+            return self.argument
         return f"{self.file}:{self.line}:{self.column}"
 
 
@@ -65,11 +71,15 @@ class Problem:
     used_at_location: Location | None = None
     # For a problem found while checking one of the spec's variants (and not in the spec).
     variant: str | None = None
+    # The `--set` arguments that changed values inside the (file-located) value at fault.
+    set_by: tuple[str, ...] = ()
 
     def render(self) -> str:
         """`FILE:LINE:COL: PATH: message (hint)` as a compiler would print it."""
         where = f"{self.location}: " if self.location else ""
         path = format_path(self.path)
+        if self.location is not None and self.location.path == tuple(self.path):
+            path = ""  # `--set optimizer.lr: ...` already says where
         text = f"{where}{path}: {self.message}" if path else f"{where}{self.message}"
         if self.hint:
             text += f"; {self.hint}"
@@ -78,6 +88,8 @@ class Problem:
             text += f"\n    note: in {self.used_in}, used at {format_path(self.used_at)}{where}"
         if self.variant is not None:
             text += f"\n    note: in variant {self.variant}"
+        if self.set_by:
+            text += f"\n    note: changed by {', '.join(self.set_by)}"
         return text
 
 

@@ -6,7 +6,7 @@ script or a notebook gets the same run folder, and the same typed result, from o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,13 +39,17 @@ class BuildResult:
 
 def build_run(spec: Spec | str | Path, out: str | Path | None = None, *,
               epochs: int | None = None, device: str | None = None, resume: bool = False,
-              callbacks: Callbacks | None = None,
+              overwrite: bool = False, callbacks: Callbacks | None = None,
               on_note: Callable[[str], None] | None = None,
-              train_with: Callable[[Spec, Path], None] | None = None) -> BuildResult:
-    """Check, train, evaluate, export and draw a spec into one run folder (default
-    runs/<name>); what `dlspec build` does.
+              train_with: Callable[[Spec, Path], None] | None = None,
+              command: Sequence[str] | None = None) -> BuildResult:
+    """Check, train, evaluate, export and draw a spec into one run folder; what
+    `dlspec build` does.
 
-    The run folder is held for the whole build (see `dlspec.train.runfolder`). `callbacks`
+    The run folder is `out`, else runs/<name> (or runs/<name>-2, ... as `dlspec.train_spec`
+    chooses it); one that holds a run is refused unless `resume` or `overwrite`, and it is
+    held for the whole build (see `dlspec.train.runfolder`). `command` is the command line
+    environment.json records (default: this process's). `callbacks`
     hears training's progress (see `dlspec.train_spec`); `on_note` gets each line of
     `BuildResult.notes` as its step finishes. `train_with(spec, run_dir)` trains in some other
     way instead (the CLI's `--nproc`: data-parallel worker processes), leaving the trained
@@ -58,15 +62,18 @@ def build_run(spec: Spec | str | Path, out: str | Path | None = None, *,
         (True, ['model.onnx'])
     """
     from dlspec import api
-    from dlspec.train.runfolder import locked
+    from dlspec.train.runfolder import choose_run_folder, claimed
 
     if not isinstance(spec, Spec):
         spec = api.load(spec)
+    run_dir, moved = choose_run_folder(out, spec.name, resume=resume, overwrite=overwrite)
     notes = _Notes(on_note)
     for name, shaped in api.shapes(spec).items():
         notes.add(f"check: ok {name}: {shaped.total_params:,} parameters")
-    run_dir = Path(out) if out is not None else Path("runs") / spec.name
-    with locked(run_dir) as taken_over:  # training, export and diagram
+    if moved is not None:
+        notes.add(f"note: {moved}")
+    # training, export and diagram
+    with claimed(run_dir, resume=resume, overwrite=overwrite) as taken_over:
         if taken_over is not None:
             notes.add(f"note: {taken_over}")
         trained, module, info = None, None, None
@@ -74,7 +81,8 @@ def build_run(spec: Spec | str | Path, out: str | Path | None = None, *,
             train_with(spec, run_dir)  # the export reads the checkpoint it leaves
         else:
             trained = api.train_spec(spec, run_dir, epochs=epochs, device=device,
-                                     resume=resume, callbacks=callbacks)
+                                     resume=resume, overwrite=overwrite, callbacks=callbacks,
+                                     command=command)
             module, info = trained.model, _deployment_info(trained)
             if trained.transfer is not None:
                 notes.add(trained.transfer.lines()[0])
@@ -85,6 +93,10 @@ def build_run(spec: Spec | str | Path, out: str | Path | None = None, *,
         report = run_dir / REPORT
         with open(report, "a") as file:
             file.writelines(f"\n{entry}\n" for entry in (exported, drawn))
+        if spec.train.log is not None:  # the files written after training, to MLflow too
+            from dlspec.train.loggers import log_run_files
+
+            log_run_files(spec, run_dir)
     return BuildResult(run_dir, trained, exports, diagram, report, notes.lines)
 
 

@@ -566,6 +566,8 @@ class _Document:
         rows = [self._row(k, p, k in required, f"{path}.{k}", model)
                 for k, p in definition.get("properties", {}).items()
                 if only is None or k in only]
+        if not rows:
+            return ["No fields: an empty mapping (`{}`) takes it as it is.", ""]
         return [*_table(["field", "type", "default", "description"], rows), ""]
 
     def _row(self, key: str, prop: Mapping[str, Any], required: bool, path: str,

@@ -172,10 +172,10 @@ def test_every_command_is_registered_one_way() -> None:
     import argparse
     import importlib
 
-    from dlspec.cli import _parser
-    from dlspec.commands import COMMANDS
+    from dlspec.commands import COMMANDS, build_parser
 
-    (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    (commands,) = [a for a in build_parser()._actions
+                   if isinstance(a, argparse._SubParsersAction)]
     runs = {name: sub.get_default("run") for name, sub in commands.choices.items()}
     modules = [importlib.import_module(name) for name in COMMANDS]
     # one module a command: it registers the command (add_parser) and runs it (run)

@@ -240,7 +240,7 @@ def test_a_nan_stop_writes_the_run_folder_of_the_last_complete_epoch(tmp_path: P
         train(text, run)
     assert error.value.exit_code == 1 and error.value.problems[0].location is None
     assert f"{run} holds the weights of epoch 1, the last complete one; lower optimizer.lr " \
-        "and train again without --resume" in str(error.value)
+        "and train again with --overwrite" in str(error.value)
     for name in ("metrics.csv", "curves.png", "data.json", "spec.resolved.yaml"):
         assert (run / name).is_file(), name
     numbers = json.loads((run / "metrics.json").read_text())

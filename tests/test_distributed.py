@@ -63,6 +63,8 @@ def test_two_processes_follow_the_one_process_trajectory(tmp_path: Path) -> None
     for a, b in zip(one, two, strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        # the training metrics add up every process's steps
+        assert b["train_accuracy"] == pytest.approx(a["train_accuracy"], abs=1e-9)
     weights = [torch.load(tmp_path / run / "checkpoint.state.pt", weights_only=True)["epoch"]
                for run in ("one", "two")]
     assert weights == [6, 6]
@@ -114,7 +116,9 @@ def test_two_heads_in_two_processes_follow_the_one_process_trajectory(tmp_path: 
     assert alone.returncode == 0, alone.stderr
     assert shared.returncode == 0, shared.stderr
     for one, two in zip(_epochs(tmp_path / "one"), _epochs(tmp_path / "two"), strict=True):
-        for key in ("train_loss", "val_category_loss", "val_price_loss"):
+        for key in ("train_loss", "train_category_loss", "train_price_loss",
+                    "train_category_accuracy", "train_price_mae", "train_price_r2",
+                    "val_category_loss", "val_price_loss"):
             assert two[key] == pytest.approx(one[key], rel=1e-4), key
 
 

@@ -259,7 +259,7 @@ def test_a_nan_stop_writes_the_run_folder_of_the_last_complete_epoch(tmp_path: P
     message = result.stderr.strip().splitlines()[-1]
     assert "loss became" in message and "at epoch 2, batch" in message, message
     assert f"{run} holds the weights of epoch 1, the last complete one; lower optimizer.lr " \
-        "and train again without --resume" in message
+        "and train again with --overwrite" in message
     assert "Traceback" not in result.stderr
     for name in ("model.safetensors", "discriminator.safetensors", "metrics.csv",
                  "metrics.json", "curves.png", "data.json", "spec.resolved.yaml"):

@@ -240,7 +240,7 @@ def test_a_nan_stop_keeps_the_best_weights_and_the_run_folder(tmp_path: Path) ->
     assert result.returncode == 1, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("the loss became "), message  # no spec location: not about it
-    assert "lower optimizer.lr or add train.grad_clip and train again without --resume" \
+    assert "lower optimizer.lr or add train.grad_clip and train again with --overwrite" \
         in message and "weights_only" not in message
     history, test = _numbers(run)
     assert len(history) >= 1 and test is None
@@ -272,7 +272,8 @@ def test_a_second_run_into_a_held_folder_is_refused_and_a_dead_holder_taken_over
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    third = _dlspec("train", spec, "--out", run, "--epochs", "1")
+    # the killed run left a checkpoint: a new run replaces it only when told to
+    third = _dlspec("train", spec, "--out", run, "--epochs", "1", "--overwrite")
     assert third.returncode == 0, third.stderr
     assert f"note: took over the run folder {run}, left locked by a run that is no longer " \
         f"running (process {first.pid} " in third.stderr

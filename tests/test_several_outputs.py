@@ -77,12 +77,16 @@ def test_two_heads_train_export_and_predict_through_the_cli(tmp_path: Path) -> N
     assert built.returncode == 0, built.stderr
     with (out / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert list(rows[0])[:9] == [
-        "epoch", "train_loss", "lr", "val_loss", "val_category_loss", "val_price_loss",
-        "val_category_accuracy", "val_price_mae", "val_price_r2"]
+    assert list(rows[0])[:15] == [
+        "epoch", "train_loss", "train_category_loss", "train_price_loss",
+        "train_category_accuracy", "train_price_mae", "train_price_r2", "lr", "val_loss",
+        "val_category_loss", "val_price_loss", "val_category_accuracy", "val_price_mae",
+        "val_price_r2", "seconds"]
     for row in rows:  # the total is the weighted sum of the heads' losses
-        total = float(row["val_category_loss"]) + 0.5 * float(row["val_price_loss"])
-        assert float(row["val_loss"]) == pytest.approx(total, rel=1e-5)
+        for split in ("train", "val"):
+            total = (float(row[f"{split}_category_loss"])
+                     + 0.5 * float(row[f"{split}_price_loss"]))
+            assert float(row[f"{split}_loss"]) == pytest.approx(total, rel=1e-5)
     test = json.loads((out / "metrics.json").read_text())["test"]
     assert test["category_accuracy"] > 0.8  # chance is about 1/3
     assert test["price_r2"] > 0.8  # both heads learnt

@@ -52,8 +52,9 @@ def test_train_command_writes_the_run_folder(tmp_path: Path) -> None:
     assert len(metrics["epochs"]) == 6
     assert [e["lr"] for e in metrics["epochs"]] == [0.02, 0.02, 0.01, 0.01, 0.005, 0.005]
     assert metrics["test"]["accuracy"] > 0.75  # chance is 0.5: the network learnt
-    assert (run / "metrics.csv").read_text().splitlines()[0].startswith(
-        "epoch,train_loss,lr,val_loss,val_accuracy,val_f1")
+    assert (run / "metrics.csv").read_text().splitlines()[0] == (
+        "epoch,train_loss,train_accuracy,train_f1,lr,val_loss,val_accuracy,val_f1,seconds,"
+        "samples_per_second")
     resolved = dlspec.load(run / "spec.resolved.yaml")  # the resolved spec is a valid spec
     assert resolved.train.epochs == 6 and resolved.optimizer.type == "adam"
 

@@ -149,3 +149,62 @@ def test_check_reports_each_mistake_once_naming_the_variant_it_is_in(tmp_path: P
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr  # not once per variant
     assert result.stderr.startswith(f"{path}:12:5: network[1]: a layer has exactly one kind")
+
+
+# --- variants change sections field by field ---------------------------------------------
+
+MERGED = """\
+dlspec: 1
+name: net
+inputs:
+  x: {shape: [2]}
+network: [{name: hidden, linear: 8}, relu, {name: out, linear: 2}]
+task: classification
+loss: cross_entropy
+optimizer: {type: adam, lr: 0.01, betas: [0.8, 0.9]}
+schedule: {type: step, step_size: 2, gamma: 0.5}
+data: {dataset: moons, num_samples: 200, noise: 0.1}
+train: {epochs: 4, batch_size: 16, seed: 7, metrics: [accuracy, f1]}
+variants:
+  quick:
+    train: {epochs: 2}
+    optimizer: {lr: 0.05}
+    loss: {label_smoothing: 0.1}
+    data: {num_samples: 100}
+  sgd:
+    optimizer: {type: sgd, lr: 0.1}
+    data: {dataset: circles}
+    schedule: null
+    train: {early_stopping: {patience: 1}, metrics: [accuracy]}
+"""
+
+
+def test_a_variant_changes_the_fields_it_names_and_keeps_the_others() -> None:
+    quick = dlspec.loads(MERGED, "m.yaml", variant="quick")
+    assert quick.train.epochs == 2  # changed
+    assert (quick.train.batch_size, quick.train.seed, quick.train.metrics) == (
+        16, 7, ["accuracy", "f1"])  # kept, not reset to their defaults
+    assert quick.optimizer.type == "adam" and quick.optimizer.lr == 0.05  # no missing type
+    assert quick.optimizer.betas == [0.8, 0.9]
+    assert quick.loss.type == "cross_entropy" and quick.loss.label_smoothing == 0.1
+    assert quick.data.dataset == "moons" and quick.data.num_samples == 100
+    assert quick.data.noise == 0.1
+
+
+def test_a_variant_of_another_type_or_source_replaces_the_section() -> None:
+    sgd = dlspec.loads(MERGED, "m.yaml", variant="sgd")
+    # adam's betas would be an unknown key of sgd: the section is replaced, not merged
+    assert sgd.optimizer.type == "sgd" and sgd.optimizer.lr == 0.1
+    assert sgd.data.dataset == "circles" and sgd.data.num_samples is None  # another source
+    assert sgd.schedule is None  # null removes a section
+    assert sgd.train.early_stopping is not None and sgd.train.early_stopping.patience == 1
+    assert sgd.train.metrics == ["accuracy"] and sgd.train.epochs == 4  # lists replace
+
+
+def test_merged_values_point_at_the_line_they_come_from() -> None:
+    # an error in a value the variant gave points into the variant ...
+    text = MERGED.replace("optimizer: {lr: 0.05}", "optimizer: {lr: -1}")
+    assert _error(text, "quick").startswith("v.yaml:15:21: optimizer.lr: ")
+    # ... and one in a value it kept, at the spec's own line
+    text = MERGED.replace("batch_size: 16", "batch_size: 0")
+    assert _error(text, "quick").startswith("v.yaml:11:32: train.batch_size: ")

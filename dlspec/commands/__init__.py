@@ -20,6 +20,9 @@ COMMANDS = (
     "dlspec.commands.train",
     "dlspec.commands.build",
     "dlspec.commands.export",
+    "dlspec.commands.evaluate",
+    "dlspec.commands.runs",
+    "dlspec.commands.compare",
     "dlspec.commands.schema",
     "dlspec.commands.kinds",
     "dlspec.runtime.command",  # predict
@@ -33,3 +36,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     """Register every command with the `dlspec` parser's sub-parsers."""
     for name in COMMANDS:
         importlib.import_module(name).add_parser(commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dlspec` parser with every command's sub-parser (the CLI and the completion
+    scripts read it)."""
+    parser = argparse.ArgumentParser(
+        prog="dlspec", description="Declare a neural network in YAML; check, compile, "
+        "train and export it.")
+    parser.add_argument("--version", action="version", version=_version())
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
+
+
+def _version() -> str:
+    from dlspec import __version__
+
+    return f"dlspec {__version__}"

@@ -32,16 +32,30 @@ def add_variant_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", help="use this variant of the spec (its `variants:`)")
 
 
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE (repeatable): a value of the spec, as if the file said it."""
+    parser.add_argument("--set", action="append", dest="overrides", metavar="KEY=VALUE",
+                        help="set a value of the spec, e.g. --set optimizer.lr=1e-3 --set "
+                        "train.epochs=5 (KEY: a dotted path; VALUE: YAML); repeatable")
+
+
 def add_network_argument(parser: argparse.ArgumentParser) -> None:
     """--network: one network of a multi-network spec."""
     parser.add_argument("--network", help="which network of a multi-network spec")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments `train` and `build` share: the spec, the run folder, epochs, devices."""
+    """The arguments `train` and `build` share: the spec, its variant and overrides, the run
+    folder (and whether to resume or replace the run in it), epochs, devices."""
     parser.add_argument("spec", type=Path)
     add_variant_argument(parser)
-    parser.add_argument("--out", type=Path, help="run folder (default runs/<spec name>)")
+    add_override_argument(parser)
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<spec name>, or "
+                        "runs/<spec name>-2, -3, ... when that holds a run)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's last complete checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run the run folder holds")
     parser.add_argument("--epochs", type=positive_int, help="override train.epochs")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"],
                         help="override train.device")

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.progress import progress_for
 
-    spec = dlspec.load(args.spec, args.variant)
+    spec = dlspec.load(args.spec, args.variant, args.overrides)
     progress = None if other_worker() else progress_for()
 
     def say(line: str) -> None:
@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = dlspec.build_run(spec, args.out, epochs=args.epochs, device=args.device,
+                                  resume=args.resume, overwrite=args.overwrite,
                                   callbacks=progress, on_note=say,
-                                  train_with=_workers(args) if launches_workers(args) else None)
+                                  train_with=_workers(args) if launches_workers(args) else None,
+                                  command=["dlspec", *args.argv])
     except WorkersFailed as failed:  # the workers have said why
         return failed.code
     finally:
@@ -66,7 +68,7 @@ def _workers(args: argparse.Namespace) -> Callable[[Spec, Path], None]:
     """Training in --nproc data-parallel workers, each running `dlspec train`."""
     def train(spec: Spec, run_dir: Path) -> None:
         refuse_workers_for_gans(spec, args)
-        code = launch_workers(args)
+        code = launch_workers(args, run_dir)  # the folder build_run chose, for every worker
         if code != 0:
             raise WorkersFailed(code)
 

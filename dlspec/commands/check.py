@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlspec.commands.args import add_override_argument
 from dlspec.commands.common import print_problems, report
 from dlspec.errors import DlspecError
 
@@ -19,6 +20,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", type=Path, nargs="+", help="spec file(s)")
     parser.add_argument("--variant", help="check only this variant (default: the spec and "
                         "every variant)")
+    add_override_argument(parser)
     parser.add_argument("--no-shapes", action="store_true",
                         help="validate the format only (fast; does not import torch)")
     parser.set_defaults(run=run)
@@ -26,12 +28,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check each spec file; the worst exit code."""
-    codes = [_check_file(path, args.variant, args.no_shapes) for path in args.spec]
+    codes = [_check_file(path, args.variant, args.no_shapes, args.overrides)
+             for path in args.spec]
     return max(codes, default=0)
 
 
-def _check_file(path: Path, variant: str | None, no_shapes: bool) -> int:
-    """Check one spec: the variant asked for, or the spec itself and then each variant.
+def _check_file(path: Path, variant: str | None, no_shapes: bool,
+                overrides: list[str] | None = None) -> int:
+    """Check one spec: the variant asked for, or the spec itself and then each variant
+    (each with the `--set` overrides applied).
 
     The file is read once. A problem the spec itself has is reported once, not again for
     every variant that inherits it; a problem only a variant has names the variant.
@@ -50,7 +55,7 @@ def _check_file(path: Path, variant: str | None, no_shapes: bool) -> int:
     while variants:
         current = variants.pop(0)
         try:
-            spec = dlspec.validate(document, current)
+            spec = dlspec.validate(document, current, overrides)
             if variant is None and current is None:
                 variants += list(spec.variants or {})  # only once the spec itself is valid
             _check_one(spec, path, no_shapes)

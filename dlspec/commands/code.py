@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlspec.commands.args import add_network_argument, add_variant_argument
+from dlspec.commands.args import (
+    add_network_argument,
+    add_override_argument,
+    add_variant_argument,
+)
 from dlspec.commands.common import emit, pick, usage
 
 
@@ -14,6 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("code", help="print the model as standalone PyTorch source")
     parser.add_argument("spec", type=Path)
     add_variant_argument(parser)
+    add_override_argument(parser)
     add_network_argument(parser)
     parser.add_argument("-o", "--output", type=Path, help="write to this file")
     parser.set_defaults(run=run)
@@ -24,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.codegen import generate_code
 
-    spec = dlspec.load(args.spec, args.variant)
+    spec = dlspec.load(args.spec, args.variant, args.overrides)
     shaped = pick(dlspec.shapes(spec), args.network, spec.name)
     if len(shaped) > 1:
         raise usage(f"spec {spec.name} has several networks ({', '.join(shaped)}); "

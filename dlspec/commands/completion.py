@@ -43,7 +43,7 @@ def completion_script(shell: str) -> str:
     """The completion script of the whole `dlspec` parser for `shell`."""
     import shtab
 
-    from dlspec.cli import build_parser
+    from dlspec.commands import build_parser
 
     parser = build_parser()
     _mark_paths(parser)

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlspec.commands.args import add_network_argument, add_variant_argument, axes, positive_int
+from dlspec.commands.args import (
+    add_network_argument,
+    add_override_argument,
+    add_variant_argument,
+    axes,
+    positive_int,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -14,6 +20,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("export", help="export to ONNX, verified in ONNX Runtime")
     parser.add_argument("spec", type=Path)
     add_variant_argument(parser)
+    add_override_argument(parser)
     parser.add_argument("--checkpoint", type=Path,
                         help="trained weights: a run folder or its model.safetensors "
                         "(default: freshly initialised weights)")
@@ -38,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
 
     results = dlspec.export_spec(
-        dlspec.load(args.spec, args.variant), args.output, checkpoint=args.checkpoint,
-        network=args.network,
+        dlspec.load(args.spec, args.variant, args.overrides), args.output,
+        checkpoint=args.checkpoint, network=args.network,
         opset=args.opset, dynamic=args.dynamic, atol=args.atol, rtol=args.rtol,
         optimize=args.optimize, verbose=args.verbose)
     if args.checkpoint is None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dlspec.commands.args import add_network_argument, add_variant_argument
+from dlspec.commands.args import (
+    add_network_argument,
+    add_override_argument,
+    add_variant_argument,
+)
 from dlspec.commands.common import pick
 
 
@@ -14,6 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("summary", help="table of layers, shapes and parameters")
     parser.add_argument("spec", type=Path)
     add_variant_argument(parser)
+    add_override_argument(parser)
     add_network_argument(parser)
     parser.set_defaults(run=run)
 
@@ -23,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.summary import render_summary
 
-    spec = dlspec.load(args.spec, args.variant)
+    spec = dlspec.load(args.spec, args.variant, args.overrides)
     shaped = pick(dlspec.shapes(spec, count_macs=True), args.network, spec.name)
     for name, graph in shaped.items():
         render_summary(graph, title=name)

@@ -19,6 +19,7 @@ from dlspec.commands.workers import (
 )
 
 if TYPE_CHECKING:
+    from dlspec.spec.model import Spec
     from dlspec.train.engine import TrainResult
 
 
@@ -26,50 +27,60 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register `train` with the `dlspec` command's sub-parsers."""
     parser = commands.add_parser("train", help="train the network on the spec's data")
     add_training_arguments(parser)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's last complete checkpoint")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train here, or launch --nproc workers that do; say how the run ended."""
-    if launches_workers(args):
-        import dlspec
+    import dlspec
 
-        # spec errors once, before any worker starts
-        spec = dlspec.load(args.spec, args.variant)
-        dlspec.shapes(spec)
+    spec = dlspec.load(args.spec, args.variant, args.overrides)
+    if launches_workers(args):
+        dlspec.shapes(spec)  # spec errors once, before any worker starts
         refuse_workers_for_gans(spec, args)
-        with _held(args.out or Path("runs") / spec.name):
-            return launch_workers(args)
-    result = _train(args)
+        run_dir = _run_folder(args, spec.name)
+        with _held(run_dir, args):
+            return launch_workers(args, run_dir)  # every worker trains into this folder
+    result = _train(args, spec)
     if not other_worker():
         done = "already trained" if result.fit.already_done else "trained"
         print(f"{done} {result.run_dir}: " + test_line(result))
     return 0
 
 
-@contextmanager
-def _held(run_dir: Path) -> Iterator[None]:
-    """Hold the run folder while the workers write it (see dlspec.train.runfolder)."""
-    from dlspec.train.runfolder import locked
+def _run_folder(args: argparse.Namespace, name: str) -> Path:
+    """--out, or the folder chosen for it (runs/<name>, or runs/<name>-2 ...), said now."""
+    from dlspec.train.runfolder import choose_run_folder
 
-    with locked(run_dir) as note:
+    run_dir, moved = choose_run_folder(args.out, name, resume=args.resume,
+                                       overwrite=args.overwrite)
+    if moved is not None and not other_worker():
+        print(f"note: {moved}", file=sys.stderr)
+    return run_dir
+
+
+@contextmanager
+def _held(run_dir: Path, args: argparse.Namespace) -> Iterator[None]:
+    """Hold the run folder while the workers write it (see dlspec.train.runfolder)."""
+    from dlspec.train.runfolder import claimed
+
+    with claimed(run_dir, resume=args.resume, overwrite=args.overwrite) as note:
         if note is not None:
             print(f"note: {note}", file=sys.stderr)
         yield
 
 
-def _train(args: argparse.Namespace) -> TrainResult:
+def _train(args: argparse.Namespace, spec: Spec) -> TrainResult:
     """Train in this process with a progress display; print what the run found or changed."""
     import dlspec
     from dlspec.progress import progress_for
 
+    run_dir = _run_folder(args, spec.name)
     progress = None if other_worker() else progress_for()
     try:
-        result = dlspec.train_spec(dlspec.load(args.spec, args.variant), args.out,
-                                   epochs=args.epochs, device=args.device, resume=args.resume,
-                                   callbacks=progress)
+        result = dlspec.train_spec(spec, run_dir, epochs=args.epochs, device=args.device,
+                                   resume=args.resume, overwrite=args.overwrite,
+                                   callbacks=progress, command=["dlspec", *args.argv])
     finally:
         if progress is not None:
             progress.close()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from dlspec.commands.common import usage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dlspec.spec.model import Spec
 
 # how long a failing worker other than process 0 waits to be stopped by the launcher
@@ -42,13 +44,20 @@ def refuse_workers_for_gans(spec: Spec, args: argparse.Namespace) -> None:
                     "for supervised training")
 
 
-def launch_workers(args: argparse.Namespace) -> int:
-    """Run the command's training as `dlspec train` in --nproc workers; their exit code."""
+def launch_workers(args: argparse.Namespace, run_dir: Path) -> int:
+    """Run the command's training as `dlspec train` in --nproc workers, all into `run_dir`
+    (the folder this process chose and holds); their exit code."""
     from dlspec.train.distributed import launch
+    from dlspec.train.runfolder import LAUNCHER_HOLDS
 
     argv = list(args.argv)
     argv[argv.index(args.command)] = "train"  # build's other steps stay in this process
-    return launch(argv, args.nproc)
+    os.environ[LAUNCHER_HOLDS] = "1"  # the workers inherit it: this process claimed the folder
+    try:
+        # the last --out wins: a worker never chooses a folder of its own (runs/<name>-2 ...)
+        return launch([*argv, "--out", str(run_dir)], args.nproc)
+    finally:
+        del os.environ[LAUNCHER_HOLDS]
 
 
 def data_parallel_worker() -> bool:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlspec.commands.args import positive_int
+from dlspec.commands.args import add_override_argument, positive_int
 from dlspec.errors import Problem, WorkError
 
 DESCRIPTION = (
@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of `diagram`, and `run` as the parser's action."""
     parser.add_argument("spec", type=Path)
     parser.add_argument("--variant", help="draw this variant of the spec (its `variants:`)")
+    add_override_argument(parser)
     parser.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="the picture (default <spec name>.<format>); its .dot source "
                         "is written beside it")
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import dlspec
     from dlspec.diagram.drawing import DiagramOptions, draw
 
-    spec = dlspec.load(args.spec, args.variant)
+    spec = dlspec.load(args.spec, args.variant, args.overrides)
     options = DiagramOptions(format=args.format, rankdir=args.rankdir, depth=args.depth,
                              expand=args.expand, shapes=not args.no_shapes,
                              edge_shapes=args.edge_shapes, legend=not args.no_legend,

@@ -19,7 +19,9 @@ DESCRIPTION = ("Run an exported ONNX model with onnxruntime (torch is not import
                "class, probability and per-class probabilities for classifiers, the raw "
                "outputs otherwise (-o FILE.npz: each output's raw array, named after it; "
                "FILE.npy: the one output's). Inputs are normalised with the statistics in "
-               "the model; NaN or infinite inputs are refused. A segmentation model writes "
+               "the model; NaN or infinite inputs are refused. A CSV one column too wide "
+               "for the model, that column being its labels (the run's label column, or "
+               "label, target or y), has it left out. A segmentation model writes "
                "masks (PNG files, or -o masks.npy), a CycleGAN generator the translated "
                "images (PNG files named after the inputs and keeping their sub-folders, or -o "
                "FILE.npy). "
@@ -65,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict, write the table, print a one-line summary to stderr; returns the exit code."""
     from dlspec.runtime.predictor import Predictor
-    from dlspec.runtime.readers import read_inputs
+    from dlspec.runtime.readers import label_columns_beside, read_inputs
+    from dlspec.runtime.untrusted import excerpt, printable
     from dlspec.runtime.writers import (
         check_arrays_output,
         check_output,
@@ -99,7 +102,13 @@ def run(args: argparse.Namespace) -> int:
         check_arrays_output(args.output, [o.name for o in predictor.outputs])
     elif args.output is not None:
         check_output(args.output, folder=False)
-    samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images)
+    columns = (label_columns_beside(predictor.path) if args.input.suffix.lower() == ".csv"
+               else ())
+    samples = read_inputs(args.input, predictor.inputs, predictor.metadata.images,
+                          label_columns=columns)
+    if samples.labels is not None:
+        print(f"{printable(str(args.input))}: left out column {excerpt(samples.labels.column)}, "
+              "the labels (the model does not take them)", file=sys.stderr)
     model_start = time.perf_counter()
     outputs = predictor.predict(samples.arrays, batch_size=args.batch_size)
     model_seconds = time.perf_counter() - model_start

@@ -2,6 +2,10 @@
 
 Every reader returns raw values (normalisation is the Predictor's job) as `Samples`; images
 are loaded as in training: Pillow, "L" or "RGB", bilinear resize, scaled to [0, 1], C×H×W.
+
+A file may still hold its labels: a CSV column or an NPZ array named in `label_columns`.
+`dlspec predict` leaves such a CSV column out when the rows are one column too wide without
+it; `dlspec evaluate` (`labelled=True`) always takes it out, and keeps it as `Samples.labels`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,21 @@ from dlspec.runtime.untrusted import (
     read_image,
 )
 
+# what a label column is usually called, after the one a run names
+LABEL_COLUMNS = ("label", "target", "y")
+_RESOLVED_SPEC = "spec.resolved.yaml"  # in a run folder: the spec the run trained
+_MAX_RESOLVED_SPEC_BYTES = 4 * 2**20
 _KINDS_HINT = "give an .npy, .npz or .csv file, or a folder of images"
 _FINITE_HINT = "predictions of NaN or infinity mean nothing: fill or drop those values"
+
+
+@dataclass
+class Labels:
+    """The labels a file of inputs held beside them: a CSV column or an NPZ array."""
+
+    column: str  # the CSV column or NPZ array they came from
+    values: list[str] | np.ndarray  # CSV cells, or the array
+    lines: list[int] | None = None  # each CSV cell's line in the file
 
 
 @dataclass
@@ -42,14 +59,20 @@ class Samples:
 
     arrays: dict[str, np.ndarray]
     names: list[str] | None = None
+    labels: Labels | None = None  # labels taken out of the file (see the module's doc)
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))
 
 
-def read_inputs(path: Path, inputs: Sequence[TensorInfo],
-                images: Mapping[str, ImageSpec]) -> Samples:
-    """The samples in `path` for a model with `inputs` (and image loading `images`)."""
+def read_inputs(path: Path, inputs: Sequence[TensorInfo], images: Mapping[str, ImageSpec], *,
+                label_columns: Sequence[str] = (), labelled: bool = False) -> Samples:
+    """The samples in `path` for a model with `inputs` (and image loading `images`).
+
+    `label_columns` names the columns (NPZ: arrays) that may hold labels, the first found
+    counting; with `labelled` it is always taken out (an NPZ's too), else only from a CSV
+    whose rows are one column too wide with it.
+    """
     if not path.exists():
         raise SpecError(Problem((), f"input not found: {_shown(path)}", _KINDS_HINT))
     if path.is_dir():
@@ -58,14 +81,50 @@ def read_inputs(path: Path, inputs: Sequence[TensorInfo],
         return Samples({name: pixels}, files)
     if not path.is_file():  # a FIFO or a device: reading it could block or never end
         raise SpecError(Problem((), f"{_shown(path)} is not a regular file", _KINDS_HINT))
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path, inputs, label_columns, labelled)
+    if suffix == ".npz" and labelled:
+        return _read_labelled_npz(path, inputs, label_columns)
     readers: dict[str, Callable[[Path, Sequence[TensorInfo]], Samples]] = {
-        ".npy": read_npy, ".npz": read_npz, ".csv": read_csv}
-    reader = readers.get(path.suffix.lower())
+        ".npy": read_npy, ".npz": read_npz}
+    reader = readers.get(suffix)
     if reader is None:
-        suffix = printable(path.suffix)
-        what = f"{suffix} files" if suffix else "files without an extension"
+        shown = printable(path.suffix)
+        what = f"{shown} files" if shown else "files without an extension"
         raise SpecError(Problem((), f"{_shown(path)}: cannot read {what}", _KINDS_HINT))
     return reader(path, inputs)
+
+
+def label_columns_beside(model: Path) -> list[str]:
+    """The columns that may hold labels for the model at `model`: the one the run it lies in
+    trained on (its spec.resolved.yaml's `data.target`, or the one column of `data.targets`),
+    then the usual names (`LABEL_COLUMNS`).
+
+    The run folder is only a hint here: a resolved spec that cannot be read is passed over.
+    """
+    return list(dict.fromkeys([*_run_label_column(model.parent / _RESOLVED_SPEC),
+                               *LABEL_COLUMNS]))
+
+
+def _run_label_column(path: Path) -> list[str]:
+    import yaml
+
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_RESOLVED_SPEC_BYTES:
+            return []
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
+        return []
+    data = spec.get("data") if isinstance(spec, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("csv"), str):
+        return []
+    targets = data.get("targets")
+    if isinstance(targets, dict) and len(targets) == 1:
+        (column,) = targets.values()
+        return [column] if isinstance(column, str) else []
+    target = data.get("target")
+    return [target] if isinstance(target, str) and target else []
 
 
 def read_npy(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
@@ -108,6 +167,21 @@ def _read_archive(path: Path, inputs: Sequence[TensorInfo], keys: list[str]) -> 
     return Samples({name: _load(path, key) for name, key in chosen.items()})
 
 
+def _read_labelled_npz(path: Path, inputs: Sequence[TensorInfo],
+                       label_columns: Sequence[str]) -> Samples:
+    """An .npz archive of inputs and labels: the first array named in `label_columns` is the
+    labels (None found: no labels), the others feed the inputs."""
+    keys = _names(path)
+    if keys is None:
+        return read_npz(path, inputs)
+    key = next((k for k in label_columns if k in keys), None)
+    if key is None:
+        return _read_archive(path, inputs, keys)
+    samples = _read_archive(path, inputs, [k for k in keys if k != key])
+    samples.labels = Labels(key, _load(path, key))
+    return samples
+
+
 def _names(path: Path) -> list[str] | None:
     try:
         return array_names(path)
@@ -130,11 +204,14 @@ def _load(path: Path, key: str | None) -> np.ndarray:
     return array
 
 
-def read_csv(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
+def read_csv(path: Path, inputs: Sequence[TensorInfo], label_columns: Sequence[str] = (),
+             labelled: bool = False) -> Samples:
     """A numeric table, one row per sample, for a single-input model.
 
     A first row that is not all numbers is a header and skipped; the columns are the
-    sample's values in order (a 1×8×8 input takes 64 columns, row-major).
+    sample's values in order (a 1×8×8 input takes 64 columns, row-major). A header column
+    named in `label_columns` is taken out as the labels: always when `labelled`, else when the
+    rows are one column too wide with it.
     """
     if len(inputs) != 1:
         raise SpecError(Problem((), f"{_shown(path)}: a CSV file feeds one input, but the "
@@ -142,9 +219,27 @@ def read_csv(path: Path, inputs: Sequence[TensorInfo]) -> Samples:
                                 "give an .npz with one array per input"))
     info = inputs[0]
     header, rows = _csv_rows(path)
+    labels = None
+    column = next((c for c in label_columns if c in header), None) if header else None
+    if header is not None and column is not None and (
+            labelled or (_fitted(info, len(header) - 1) is not None
+                         and _fitted(info, len(header)) is None)):
+        at = header.index(column)
+        labels = Labels(column, [row[at] for _, row in rows], [line for line, _ in rows])
+        header = header[:at] + header[at + 1:]
+        rows = [(line, row[:at] + row[at + 1:]) for line, row in rows]
+        if not header:
+            raise SpecError(Problem((), f"{_shown(path)} holds only its label column "
+                                    f"{excerpt(column)}", "give the inputs' columns too"))
+    elif labelled:  # before the values are read: a label column of names is no number
+        named = (f"no column {excerpt(label_columns[0])}" if len(label_columns) == 1 else
+                 f"no label column ({', '.join(excerpt(c) for c in label_columns)})")
+        raise SpecError(Problem((), f"{_shown(path)} has {named}", "name its label column "
+                                "with --label-column (a header row names the columns)"))
     values = _numbers(rows, header, path)
     shape = _row_shape(info, values.shape[1], path)
-    return Samples({info.name: _as_dtype(values, info, rows, path).reshape(len(rows), *shape)})
+    return Samples({info.name: _as_dtype(values, info, rows, path).reshape(len(rows), *shape)},
+                   labels=labels)
 
 
 def _csv_rows(path: Path) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
@@ -200,16 +295,28 @@ def _numbers(rows: list[tuple[int, list[str]]], header: list[str] | None,
     return values
 
 
-def _row_shape(info: TensorInfo, columns: int, path: Path) -> tuple[int, ...]:
-    """One sample's shape for rows of `columns` values; one axis of any size is inferred."""
+def _fitted(info: TensorInfo, columns: int) -> tuple[int, ...] | None:
+    """One sample's shape for rows of `columns` values (one axis of any size is inferred);
+    None when they do not fit the input."""
     dims = list(info.per_sample)
     free = [i for i, d in enumerate(dims) if d is None]
     known = math.prod(d for d in dims if d is not None)
     if not free and columns == known:
         return tuple(d for d in dims if d is not None)
-    if len(free) == 1 and known and columns % known == 0:
+    if len(free) == 1 and known and columns and columns % known == 0:
         dims[free[0]] = columns // known
         return tuple(d for d in dims if d is not None)
+    return None
+
+
+def _row_shape(info: TensorInfo, columns: int, path: Path) -> tuple[int, ...]:
+    """One sample's shape for rows of `columns` values; SpecError when they do not fit."""
+    shape = _fitted(info, columns)
+    if shape is not None:
+        return shape
+    dims = list(info.per_sample)
+    free = [i for i, d in enumerate(dims) if d is None]
+    known = math.prod(d for d in dims if d is not None)
     wanted = f"{known} values" if not free else f"a multiple of {known} values"
     raise SpecError(Problem((), f"{_shown(path)} has {columns} columns, but input "
                             f"{info.name} takes {wanted} per sample ({info.describe()})",

@@ -66,11 +66,19 @@ class Document:
     data: Any
     value_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    # values set on the command line (`--set`), located at their argument, not in the file
+    overridden: dict[Path, Location] = field(default_factory=dict)
+    # what made this document from the file: the variant chosen and the `--set` overrides
+    variant: str | None = None
+    overrides: list[str] = field(default_factory=list)
 
     def locate(self, path: Path, on_key: bool = False) -> Location:
-        """The position of `path`, or of its nearest ancestor that exists in the file."""
+        """The position of `path`, or of its nearest ancestor that exists in the file (or
+        that a `--set` override gave)."""
         path = tuple(path)
         while True:
+            if path in self.overridden:
+                return self.overridden[path]
             table = self.key_positions if on_key else self.value_positions
             if path in table:
                 line, column = table[path]
@@ -82,6 +90,16 @@ class Document:
                 return Location(self.file, 1, 1)
             path = path[:-1]
             on_key = False
+
+    def set_within(self, path: Path) -> tuple[str, ...]:
+        """The `--set` arguments that gave values inside `path` (below it, not `path` itself:
+        `locate` puts those at their argument)."""
+        path = tuple(path)
+        if not path:
+            return ()
+        return tuple(dict.fromkeys(
+            where.argument for place, where in self.overridden.items()
+            if len(place) > len(path) and place[:len(path)] == path and where.argument))
 
 
 def load_yaml_file(path: str | FilePath) -> Document:

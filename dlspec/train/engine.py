@@ -13,7 +13,8 @@ and checkpoints every `train.checkpoint_every` epochs and at the end. The checkp
 what every session has (weights, optimisers, schedules, the weight average, the batch order
 and torch's generator, the history) plus what the session adds (`extra_state`), so a
 resumed run continues exactly as an uninterrupted one. Library code: it never prints;
-progress reaches the caller through `Callbacks`.
+progress reaches the caller through `Callbacks`, and the spec's loggers (`train.log`:
+TensorBoard, MLflow; dlspec.train.loggers) hear the same events.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dlspec.train.checkpoint import (
     writing,
 )
 from dlspec.train.distributed import Processes
+from dlspec.train.loggers import Loggers, require_loggers
 from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
 from dlspec.train.resume import (
     changed_notes,
@@ -274,24 +276,36 @@ def train(task: Task, spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path,
     if distributed.current() is not None and not task.data_parallel:
         raise SpecError(Problem((), f"task {task.name} trains in one process; --nproc is for "
                                 "supervised training"))
-    with distributed.joined(pick_device(device or spec.train.device)) as (processes, target):
-        session = task.start(Run(spec, shaped, run_dir, epochs, target, processes))
-        if not session.writes:
-            callbacks = None  # process 0 reports for all
-        run_dir.mkdir(parents=True, exist_ok=True)
-        settings = trained_with(spec, epochs, session.schedules)  # the schedules still fresh
-        result = fit(session, spec.train, epochs, run_dir, resume=resume,
-                     callbacks=callbacks or Silent(), settings=settings)
-        # after a NaN stop a best-epoch run has no test numbers; a last-epoch run is
-        # measured with its last complete epoch's weights
-        measured = result.history and (result.failure is None or not session.keeps_best)
-        test = session.test() if measured else None
-    if session.writes and not result.already_done and (result.failure is None
-                                                       or result.history):
-        with writing(run_dir):
-            _write_run(session, spec, run_dir, result, test, epochs)
-            if result.failure is None and has_checkpoint(run_dir):
-                mark_outputs_written(run_dir)
+    require_loggers(spec)  # a logger's missing package: refused before any work
+    loggers: Loggers | None = None  # train.log's, heard by the process that writes
+    try:
+        with distributed.joined(pick_device(device or spec.train.device)) as (processes,
+                                                                              target):
+            session = task.start(Run(spec, shaped, run_dir, epochs, target, processes))
+            if not session.writes:
+                callbacks = None  # process 0 reports for all
+            else:
+                loggers = Loggers(spec, run_dir, epochs, callbacks or Silent())
+            run_dir.mkdir(parents=True, exist_ok=True)
+            settings = trained_with(spec, epochs, session.schedules)  # schedules still fresh
+            result = fit(session, spec.train, epochs, run_dir, resume=resume,
+                         callbacks=loggers or Silent(), settings=settings)
+            # after a NaN stop a best-epoch run has no test numbers; a last-epoch run is
+            # measured with its last complete epoch's weights
+            measured = result.history and (result.failure is None or not session.keeps_best)
+            test = session.test() if measured else None
+        if session.writes and not result.already_done and (result.failure is None
+                                                           or result.history):
+            with writing(run_dir):
+                _write_run(session, spec, run_dir, result, test, epochs)
+                if result.failure is None and has_checkpoint(run_dir):
+                    mark_outputs_written(run_dir)
+    except BaseException as error:  # the loggers end their runs as failed or killed
+        if loggers is not None:
+            loggers.close(None, error)
+        raise
+    if loggers is not None:
+        loggers.close(test, result.failure)
     if result.failure is not None:
         raise result.failure
     return TrainResult(run_dir, result, test, session.trained(), session.data(),
@@ -310,7 +324,10 @@ def report_table(rows: list[tuple[str, str]]) -> list[str]:
     """report.md's table of the run folder's files: the rows a task gives, framed by the
     rows every run has."""
     return ["| file | what |", "| --- | --- |",
-            "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it |",
+            "| [spec.resolved.yaml](spec.resolved.yaml) | the spec as this run used it, every "
+            "default written out |",
+            "| [environment.json](environment.json) | versions, device, date and the command "
+            "line that made it |",
             *(f"| {name} | {what} |" for name, what in rows),
             "| checkpoint.* | the latest checkpoint, for `--resume` |"]
 

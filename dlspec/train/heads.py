@@ -25,7 +25,7 @@ from dlspec.spec.model import Spec
 from dlspec.spec.sections import Loss, Regularization, SupervisedLossBase
 from dlspec.tasks import get_task
 from dlspec.train.losses import default_loss, loss_problems, make_loss
-from dlspec.train.metrics import CLASS_METRICS, METRICS, VALUE_METRICS, compute_metrics
+from dlspec.train.metrics import CLASS_METRICS, METRICS, VALUE_METRICS, Tally, compute_metrics
 
 if TYPE_CHECKING:
     from dlspec.graph import ShapedGraph
@@ -60,7 +60,18 @@ class Head:
 
     def scores(self, outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """This head's metrics over a whole split, named with its prefix."""
-        values = compute_metrics(self.metrics, *self.task.scored(outputs, target))
+        return self.named(compute_metrics(self.metrics, *self.task.scored(outputs, target)))
+
+    def tally(self) -> Tally:
+        """A fresh tally of this head's metrics, to `add` a split to batch by batch."""
+        return Tally(self.metrics)
+
+    def add(self, tally: Tally, outputs: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch's outputs and targets to `tally`, as the task scores them."""
+        tally.update(*self.task.scored(outputs.detach(), target))
+
+    def named(self, values: dict[str, float]) -> dict[str, float]:
+        """Metric values named with this head's prefix (`price_mae` among several)."""
         return {self.prefix + name: value for name, value in values.items()}
 
 

@@ -1,10 +1,38 @@
-"""Epoch metrics computed from a whole split's outputs and targets (no per-batch averaging bias)."""
+"""Epoch metrics as scikit-learn computes them, exact over a whole split.
+
+A `Tally` keeps summable statistics of a split batch by batch — per-class counts for
+classes and pixels, per-output sums for values — so a metric is that of the whole split (no
+per-batch averaging bias) in memory that does not grow with the split, and a data-parallel
+run adds its processes' tallies. `compute_metrics` is one tally over one batch. Definitions
+(each compared with `sklearn.metrics` in tests/test_metrics.py):
+
+* `accuracy`: the share of samples whose predicted class (argmax, or `logit > 0` for one
+  logit) is the target; `top5_accuracy`: whose target is among the 5 highest logits.
+* `precision`, `recall`, `f1` of a binary classifier (one logit, or two classes): of the
+  positive class, index 1 — scikit-learn's default `average="binary"`. Of three classes or
+  more: the macro average over the classes present in the targets or the predictions —
+  `average="macro"` with scikit-learn's default labels. A class never predicted has
+  precision 0 (and one never present recall 0): `zero_division=0`.
+* `mae`, `mse`: the mean over every value; `rmse`: the mean over outputs of each output's
+  root mean squared error; `r2`: the mean over outputs of each one's coefficient of
+  determination (`multioutput="uniform_average"`), an output whose targets are constant
+  scoring 1.0 when predicted exactly and 0.0 otherwise; NaN for fewer than two samples.
+  An output is one value of a sample's (flattened) output.
+* `pixel_accuracy`: the share of pixels classified right; `iou`, `dice`: of one binary logit,
+  the foreground's (class 1; 0 when neither the masks nor the predictions have any); of
+  several classes, the mean over the classes present in the masks or the predictions.
+* `knn_accuracy` (metric learning): 1-nearest-neighbour accuracy of embeddings; it needs
+  the whole split at once and is computed by the metric-learning session, not tallied.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import torch
+
+Stats = dict[str, torch.Tensor]  # summable statistics of a split (or of one batch)
 
 
 def predicted_classes(outputs: torch.Tensor) -> torch.Tensor:
@@ -12,59 +40,6 @@ def predicted_classes(outputs: torch.Tensor) -> torch.Tensor:
     if outputs.dim() == 1 or outputs.shape[-1] == 1:
         return (outputs.reshape(-1) > 0).long()
     return outputs.argmax(dim=-1)
-
-
-def _accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    return (predicted_classes(outputs) == target.reshape(-1).long()).float().mean().item()
-
-
-def _top5_accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    k = min(5, outputs.shape[-1])
-    top = outputs.topk(k, dim=-1).indices
-    return (top == target.reshape(-1, 1)).any(dim=-1).float().mean().item()
-
-
-def _per_class(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """True positives, predicted positives and actual positives per class."""
-    predicted, actual = predicted_classes(outputs), target.reshape(-1).long()
-    classes = max(int(outputs.shape[-1]) if outputs.dim() > 1 else 1, 2)
-    tp = torch.bincount(actual[predicted == actual], minlength=classes).float()
-    return tp, torch.bincount(predicted, minlength=classes).float(), \
-        torch.bincount(actual, minlength=classes).float()
-
-
-def _precision(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    tp, predicted, _ = _per_class(outputs, target)
-    return (tp / predicted.clamp(min=1)).mean().item()  # macro average
-
-
-def _recall(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    tp, _, actual = _per_class(outputs, target)
-    return (tp / actual.clamp(min=1)).mean().item()
-
-
-def _f1(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    tp, predicted, actual = _per_class(outputs, target)
-    return (2 * tp / (predicted + actual).clamp(min=1)).mean().item()
-
-
-def _mae(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    return (outputs - target.reshape(outputs.shape)).abs().mean().item()
-
-
-def _mse(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    return ((outputs - target.reshape(outputs.shape)) ** 2).mean().item()
-
-
-def _rmse(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    return _mse(outputs, target) ** 0.5
-
-
-def _r2(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    target = target.reshape(outputs.shape).float()
-    residual = ((target - outputs) ** 2).sum()
-    total = ((target - target.mean(dim=0)) ** 2).sum().clamp(min=1e-12)
-    return (1 - residual / total).item()
 
 
 def predicted_masks(outputs: torch.Tensor) -> torch.Tensor:
@@ -75,32 +50,206 @@ def predicted_masks(outputs: torch.Tensor) -> torch.Tensor:
     return outputs.argmax(dim=1)
 
 
-def _overlaps(outputs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Per class: pixels in both the prediction and the mask, in the prediction, in the mask;
-    for a binary logit only the foreground class (1) counts, as is usual."""
-    predicted, actual = predicted_masks(outputs).reshape(-1), target.reshape(-1).long()
-    classes = max(int(outputs.shape[1]), 2)
-    both = torch.bincount(actual[predicted == actual], minlength=classes).float()
-    counts = (both, torch.bincount(predicted, minlength=classes).float(),
-              torch.bincount(actual, minlength=classes).float())
-    if outputs.shape[1] == 1:
-        return tuple(c[1:] for c in counts)
-    present = (counts[1] + counts[2]) > 0  # a class in neither is left out of the mean
-    return tuple(c[present] for c in counts)
+# --------------------------------------------------------------------------- statistics
 
 
-def _pixel_accuracy(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    return (predicted_masks(outputs) == target.long()).float().mean().item()
+def _counts(predicted: torch.Tensor, actual: torch.Tensor, classes: int) -> Stats:
+    """Per class: right predictions, predictions and targets. Counted on the CPU: CUDA's
+    bincount refuses deterministic mode."""
+    predicted, actual = predicted.reshape(-1).cpu(), actual.reshape(-1).long().cpu()
+    return {"right": torch.bincount(actual[predicted == actual], minlength=classes),
+            "predicted": torch.bincount(predicted, minlength=classes),
+            "actual": torch.bincount(actual, minlength=classes)}
 
 
-def _iou(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    both, predicted, actual = _overlaps(outputs, target)
-    return (both / (predicted + actual - both).clamp(min=1)).mean().item()
+def _class_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
+    classes = max(int(outputs.shape[-1]) if outputs.dim() > 1 else 1, 2)
+    return _counts(predicted_classes(outputs), target, classes)
 
 
-def _dice(outputs: torch.Tensor, target: torch.Tensor) -> float:
-    both, predicted, actual = _overlaps(outputs, target)
-    return (2 * both / (predicted + actual).clamp(min=1)).mean().item()
+def _top5_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
+    top = outputs.topk(min(5, outputs.shape[-1]), dim=-1).indices  # (N, k)
+    hits = (top == target.reshape(-1, 1).to(top.device)).any(dim=-1)
+    return {"hits": hits.sum().cpu(), "count": torch.tensor(len(hits))}
+
+
+def _pixel_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
+    return _counts(predicted_masks(outputs), target, max(int(outputs.shape[1]), 2))
+
+
+def _value_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
+    """Per output (a flattened value of a sample), in float64: the residuals' sums and the
+    targets' first two moments (r2's total sum of squares)."""
+    predicted = outputs.reshape(len(outputs), -1).double()  # (N, D)
+    actual = target.to(outputs.device).reshape(predicted.shape).double()
+    error = predicted - actual
+    return {"count": torch.tensor(len(predicted), dtype=torch.float64),
+            "absolute": error.abs().sum(0).cpu(), "squared": (error**2).sum(0).cpu(),
+            "sum": actual.sum(0).cpu(), "sum_squares": (actual**2).sum(0).cpu()}
+
+
+_KINDS: dict[str, Callable[[torch.Tensor, torch.Tensor], Stats]] = {
+    "classes": _class_stats, "top5": _top5_stats, "pixels": _pixel_stats, "values": _value_stats,
+}
+
+
+def _add(total: Stats, part: Stats) -> None:
+    """Add `part` into `total`; per-class counts of different lengths (a target beyond the
+    logits) are padded."""
+    for key, value in part.items():
+        if key not in total:
+            total[key] = value.clone()
+            continue
+        have = total[key]
+        if have.dim() == 1 and value.dim() == 1 and len(have) != len(value):
+            size = max(len(have), len(value))
+            have = torch.nn.functional.pad(have, (0, size - len(have)))
+            value = torch.nn.functional.pad(value, (0, size - len(value)))
+        total[key] = have + value
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _share(part: torch.Tensor, whole: torch.Tensor) -> float:
+    return float(part) / float(whole) if float(whole) > 0 else 0.0
+
+
+def _ratios(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / denominator per class, 0 where the denominator is 0 (zero_division=0)."""
+    numerator, denominator = numerator.double(), denominator.double()
+    return torch.where(denominator > 0, numerator / denominator.clamp(min=1), 0.0)
+
+
+def _averaged(per_class: torch.Tensor, stats: Stats, binary: bool) -> float:
+    """The positive class's value for a binary classifier; else the mean over the classes in
+    the targets or the predictions."""
+    if binary:
+        return float(per_class[1])
+    present = (stats["predicted"] + stats["actual"]) > 0
+    return float(per_class[present].mean()) if bool(present.any()) else 0.0
+
+
+def _accuracy(s: Stats, binary: bool) -> float:
+    return _share(s["right"].sum(), s["actual"].sum())
+
+
+def _precision(s: Stats, binary: bool) -> float:
+    return _averaged(_ratios(s["right"], s["predicted"]), s, binary)
+
+
+def _recall(s: Stats, binary: bool) -> float:
+    return _averaged(_ratios(s["right"], s["actual"]), s, binary)
+
+
+def _f1(s: Stats, binary: bool) -> float:
+    return _averaged(_ratios(2 * s["right"], s["predicted"] + s["actual"]), s, binary)
+
+
+def _top5_accuracy(s: Stats, binary: bool) -> float:
+    return _share(s["hits"], s["count"])
+
+
+def _mae(s: Stats, binary: bool) -> float:
+    return _share(s["absolute"].sum(), s["count"] * len(s["absolute"]))
+
+
+def _mse(s: Stats, binary: bool) -> float:
+    return _share(s["squared"].sum(), s["count"] * len(s["squared"]))
+
+
+def _rmse(s: Stats, binary: bool) -> float:
+    count = float(s["count"])
+    return float((s["squared"] / count).sqrt().mean()) if count > 0 else 0.0
+
+
+def _r2(s: Stats, binary: bool) -> float:
+    count = float(s["count"])
+    if count < 2:
+        return math.nan  # scikit-learn: not well-defined with less than two samples
+    total = (s["sum_squares"] - s["sum"] ** 2 / count).clamp(min=0)  # (D,)
+    # float64 sums leave rounding where the targets are constant: that counts as none
+    constant = total <= count * torch.finfo(torch.float64).eps * s["sum_squares"]
+    residual = s["squared"]
+    score = torch.where(constant, (residual == 0).double(),
+                        1 - residual / torch.where(constant, 1.0, total))
+    return float(score.mean())
+
+
+def _pixel_accuracy(s: Stats, binary: bool) -> float:
+    return _share(s["right"].sum(), s["actual"].sum())
+
+
+def _overlap(s: Stats, binary: bool, dice: bool) -> float:
+    right, predicted, actual = (s[k].double() for k in ("right", "predicted", "actual"))
+    union = predicted + actual if dice else predicted + actual - right
+    per_class = (2 * right if dice else right) / union.clamp(min=1)
+    if binary:  # one logit: the foreground alone, as is usual
+        return float(per_class[1])
+    present = (predicted + actual) > 0  # a class in neither is left out of the mean
+    return float(per_class[present].mean()) if bool(present.any()) else 0.0
+
+
+def _iou(s: Stats, binary: bool) -> float:
+    return _overlap(s, binary, dice=False)
+
+
+def _dice(s: Stats, binary: bool) -> float:
+    return _overlap(s, binary, dice=True)
+
+
+# metric → (the statistics it needs, how it follows from them)
+_TALLIED: dict[str, tuple[str, Callable[[Stats, bool], float]]] = {
+    "accuracy": ("classes", _accuracy), "top5_accuracy": ("top5", _top5_accuracy),
+    "precision": ("classes", _precision), "recall": ("classes", _recall),
+    "f1": ("classes", _f1), "mae": ("values", _mae), "mse": ("values", _mse),
+    "rmse": ("values", _rmse), "r2": ("values", _r2),
+    "pixel_accuracy": ("pixels", _pixel_accuracy), "iou": ("pixels", _iou),
+    "dice": ("pixels", _dice),
+}
+
+
+class Tally:
+    """A split's metrics gathered batch by batch: exact, in memory that does not grow.
+
+    Example:
+        >>> tally = Tally(["accuracy", "f1"])
+        >>> tally.update(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        >>> tally.update(torch.tensor([[0.0, 3.0]]), torch.tensor([1]))
+        >>> tally.compute()
+        {'accuracy': 0.6666666666666666, 'f1': 0.6666666666666666}
+    """
+
+    def __init__(self, names: Sequence[str]):
+        self.names = [name for name in names if name in _TALLIED]  # knn_accuracy: not here
+        self.stats: dict[str, Stats] = {}
+        self.binary: dict[str, bool] = {}
+
+    def update(self, outputs: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch: its outputs (logits or values) and targets."""
+        outputs, target = outputs.detach().float(), target.detach()
+        for kind in dict.fromkeys(_TALLIED[name][0] for name in self.names):
+            _add(self.stats.setdefault(kind, {}), _KINDS[kind](outputs, target))
+            if kind == "classes":
+                self.binary[kind] = outputs.dim() == 1 or outputs.shape[-1] <= 2
+            elif kind == "pixels":
+                self.binary[kind] = outputs.shape[1] == 1
+
+    def reduce(self, sum_across: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Add the tallies of every process of a data-parallel run (each then has all)."""
+        for stats in self.stats.values():
+            for key in stats:
+                stats[key] = sum_across(stats[key])
+
+    def compute(self) -> dict[str, float]:
+        """Each metric over what was added (nothing when nothing was)."""
+        if not self.stats:
+            return {}
+        result = {}
+        for name in self.names:
+            kind, metric = _TALLIED[name]
+            result[name] = metric(self.stats[kind], self.binary.get(kind, False))
+        return result
 
 
 # distances computed at once in knn_accuracy: 2**24 floats (64 MiB) of a split × the reference
@@ -143,10 +292,18 @@ def knn_accuracy(embeddings: torch.Tensor, labels: torch.Tensor,
     return right / count
 
 
+def _tallied(name: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    def metric(outputs: torch.Tensor, target: torch.Tensor) -> float:
+        tally = Tally([name])
+        tally.update(outputs, target)
+        return tally.compute()[name]
+    metric.__name__ = name
+    return metric
+
+
+# every metric by name, each over whole-split tensors (outputs, targets)
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
-    "accuracy": _accuracy, "top5_accuracy": _top5_accuracy, "precision": _precision,
-    "recall": _recall, "f1": _f1, "mae": _mae, "mse": _mse, "rmse": _rmse, "r2": _r2,
-    "pixel_accuracy": _pixel_accuracy, "iou": _iou, "dice": _dice,
+    **{name: _tallied(name) for name in _TALLIED},
     # of embeddings: metric learning's sessions score splits against the training split's
     "knn_accuracy": knn_accuracy,
 }
@@ -157,5 +314,8 @@ VALUE_METRICS = ("mae", "mse", "rmse", "r2")
 def compute_metrics(names: list[str], outputs: torch.Tensor,
                     target: torch.Tensor) -> dict[str, float]:
     """Each named metric over a whole split."""
-    outputs = outputs.float()
-    return {name: METRICS[name](outputs, target) for name in names}
+    tally = Tally(names)
+    tally.update(outputs, target)
+    values = tally.compute()
+    return {name: values[name] if name in values else METRICS[name](outputs.float(), target)
+            for name in names}

@@ -36,6 +36,7 @@ def trained_with(spec: Any, epochs: int, schedules: Mapping[str, Any]) -> dict[s
     for key in _NOT_TRAINING:
         data.pop(key, None)
     data.setdefault("train", {})["epochs"] = epochs
+    data["train"].pop("log", None)  # loggers hear a run, they do not change it
     flat: dict[str, str] = {}
     _flatten(data, "", flat)
     for name, schedule in schedules.items():
@@ -94,8 +95,8 @@ def _show(value: str | None) -> str:
     return text if len(text) <= 60 else text[:60] + "..."
 
 
-_NEW_RUN = ("train into a new run folder (--out), or remove this one's checkpoint.* files "
-            "to start over")
+_NEW_RUN = ("train into a new run folder (--out), or start over in this one with "
+            "--overwrite")
 
 
 def resume_hint(run_dir: Path, *, interrupted: bool = False, can_clip: bool = True) -> str:
@@ -108,7 +109,7 @@ def resume_hint(run_dir: Path, *, interrupted: bool = False, can_clip: bool = Tr
                 "no epoch had finished, so nothing was saved")
     # a resume repeats the very steps that diverged: only a new start can change them
     return (f"lower optimizer.lr{' or add train.grad_clip' if can_clip else ''} and train "
-            "again without --resume, which starts over (--resume would repeat the same steps)")
+            "again with --overwrite, which starts over (--resume would repeat the same steps)")
 
 
 def restore_or_refuse(restore: Callable[[dict[str, Any]], int], state: dict[str, Any],

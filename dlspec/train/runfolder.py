@@ -1,4 +1,11 @@
-"""The run folder: made and checked writable before any work, and locked while a run writes it.
+"""The run folder: chosen, made and checked writable before any work, never silently
+replaced, and locked while a run writes it.
+
+Without `--out` a run goes to runs/<name>, or, when that holds a run already, to the first of
+runs/<name>-2, runs/<name>-3, ... that does not. A folder that holds a run (its checkpoint,
+metrics or resolved spec) is trained into again only with `--resume` (continue it) or
+`--overwrite` (replace it: its checkpoint is removed first, so nothing can resume the old run;
+the new run writes its files over the old ones).
 
 The lock is an `flock` on `.dlspec.lock` in the folder, which holds who took it (pid, host,
 command, since when). The kernel releases an flock when its process dies, however it dies,
@@ -14,6 +21,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -21,10 +29,100 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dlspec.errors import FileError, Problem, WorkError
+from dlspec.errors import FileError, Location, Problem, SpecError, WorkError
 
 LOCK = ".dlspec.lock"
+# what a run leaves in its folder (besides its checkpoint marker): one is enough to say a run
+# was here. Exports (model.onnx) and diagrams alone are not a run.
+RUN_FILES = ("metrics.csv", "metrics.json", "spec.resolved.yaml", "environment.json",
+             "model.safetensors")
+RUNS = Path("runs")  # where runs go without --out
+# set for the workers `--nproc` starts: their launcher chose, claimed and holds the folder
+# (workers a user starts with torchrun themselves check it, each before any writes)
+LAUNCHER_HOLDS = "DLSPEC_LAUNCHER_HOLDS_RUN_FOLDER"
 _held: dict[Path, int] = {}  # folders this process holds, with how many times
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether `folder` holds a run: its checkpoint (even one cut short) or its outputs."""
+    from dlspec.train.checkpoint import MARKER, STATE
+
+    if not folder.is_dir():
+        return False
+    return any((folder / name).exists() or (folder / name).is_symlink()
+               for name in (MARKER, STATE, *RUN_FILES))
+
+
+def choose_run_folder(out: str | Path | None, name: str, *, resume: bool = False,
+                      overwrite: bool = False) -> tuple[Path, str | None]:
+    """The run folder: `out`; else runs/<name>, or (neither `resume` nor `overwrite`, and
+    runs/<name> holds a run) the first of runs/<name>-2, -3, ... that does not. A note when
+    the folder is not runs/<name>, for the user."""
+    if resume and overwrite:
+        raise SpecError(Problem((), "--resume continues the run in the folder and "
+                                "--overwrite replaces it", "give one of them"))
+    if out is not None:
+        return Path(out), None
+    first = RUNS / name
+    if resume or overwrite or not holds_run(first):
+        return first, None
+    number = 2
+    while holds_run(RUNS / f"{name}-{number}"):
+        number += 1
+    chosen = RUNS / f"{name}-{number}"
+    return chosen, (f"{first} holds a run already; this run goes to {chosen} (--resume "
+                    f"continues {first}, --overwrite replaces it)")
+
+
+@contextmanager
+def claimed(run_dir: Path, *, resume: bool = False, overwrite: bool = False,
+            command: str | None = None) -> Iterator[str | None]:
+    """`locked(run_dir)`, refusing a folder that holds a run unless `resume` or `overwrite`
+    (FileError, exit 2); with `overwrite` the old run's checkpoint is removed first. Yields
+    what `locked` yields. Workers of `--nproc` claim nothing: their launcher did."""
+    with locked(run_dir, command) as note:
+        if os.environ.get(LAUNCHER_HOLDS) != "1":
+            if not (resume or overwrite) and holds_run(run_dir):
+                raise FileError(Problem(
+                    (), f"the run folder holds a run already{_finished(run_dir)}",
+                    "give --resume to continue it or --overwrite to replace it (or --out "
+                    "another folder)", location=Location(str(run_dir), 0, 0,
+                                                         argument=str(run_dir))))
+            if overwrite:
+                _remove_checkpoint(run_dir)
+        yield note
+
+
+def _finished(run_dir: Path) -> str:
+    """` (checkpoint at epoch N)` from the folder's checkpoint marker, when it says so."""
+    from dlspec.train.checkpoint import MARKER
+
+    try:  # untrusted: no symlink, no FIFO, a few bytes
+        descriptor = os.open(run_dir / MARKER, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        try:
+            regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+            marker = json.loads(os.read(descriptor, 4096)) if regular else None
+        finally:
+            os.close(descriptor)
+        epoch = marker.get("epoch") if isinstance(marker, dict) else None
+    except (OSError, ValueError):
+        return ""
+    return f" (its checkpoint is at epoch {epoch})" if type(epoch) is int else ""
+
+
+def _remove_checkpoint(run_dir: Path) -> None:
+    """The replaced run's checkpoint, marker first: a --resume, or the new run cut short
+    before its first checkpoint, can then never continue the old run."""
+    from dlspec.train.checkpoint import BEST, MARKER, STATE, WEIGHTS
+
+    try:
+        for name in (MARKER, STATE, WEIGHTS, BEST):
+            (run_dir / name).unlink(missing_ok=True)
+    except OSError as exc:
+        raise FileError(Problem((), f"cannot replace the run in {run_dir}: "
+                                f"{exc.strerror or exc} ({exc.filename})",
+                                "remove its checkpoint files yourself, or give --out another "
+                                "folder")) from None
 
 
 def prepare_run_folder(run_dir: Path) -> None:
@@ -116,14 +214,15 @@ def _read(descriptor: int) -> dict[str, object]:
 
 def _write(descriptor: int, command: str | None) -> None:
     holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "command": (command or _command())[:300],
+              "command": (command or command_line())[:300],
               "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     os.ftruncate(descriptor, 0)
     os.lseek(descriptor, 0, os.SEEK_SET)
     os.write(descriptor, json.dumps(holder).encode())
 
 
-def _command() -> str:
+def command_line() -> str:
+    """This process's command line, as a user would type it: `dlspec train spec.yaml ...`."""
     program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     if program in ("__main__.py", "dlspec"):
         program = "dlspec"

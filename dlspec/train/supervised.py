@@ -148,6 +148,11 @@ class SupervisedSession(Session):
         for head in heads:
             head.loss.to(run.device)
         self.regularizations = regularizations(spec)
+        # the training metrics of an epoch's steps (tallied by `_observe`), and their names
+        self.step_tallies = {head.output: head.tally() for head in heads}
+        self.step_losses: dict[str, torch.Tensor] = {}
+        self.stepped: set[str] = set()
+        self.observed = False
         # DDP all-reduces gradients in backward: the forward pass runs through its wrapper
         self.runner = (distributed.wrap(self.model, run.device) if run.processes is not None
                        else self.model)
@@ -164,13 +169,18 @@ class SupervisedSession(Session):
 
     def train_epoch(self, epoch: int, epochs: int, order: torch.Generator,
                     callbacks: Callbacks) -> dict[str, float]:
-        """One pass over the training split, a step a batch; the mean loss."""
+        """One pass over the training split, a step a batch; the mean loss and the training
+        metrics (`train_accuracy`, …) of the outputs the steps produced."""
         model, train, optimizer = self.model, self.train, self.optimizers["model"]
         schedule, data = self.schedules["model"], self.dataset.train
         callbacks.on_epoch_start(epoch, epochs, math.ceil(len(data) / train.batch_size))
         model.train()
         hold_frozen_statistics(model)
         total, count = 0.0, 0
+        self.step_tallies = {head.output: head.tally() for head in self.heads}
+        self.step_losses = {head.output: torch.zeros((), device=self.device)
+                            for head in self.heads if head.prefix}
+        self.stepped, self.observed = set(), False
         norms = GradientNorms(model) if train.log_grad_norms else None
         for batch, (inputs, targets) in enumerate(self._batches(data, order), 1):
             if self.spec.augment is not None:  # drawn from the batch order: resumable
@@ -194,7 +204,38 @@ class SupervisedSession(Session):
             count += size
             callbacks.on_batch(batch, value, size)
         return {"epoch": float(epoch), "train_loss": total / max(count, 1),
-                "lr": learning_rate(optimizer), **(norms.means() if norms is not None else {})}
+                **self._step_scores(count), "lr": learning_rate(optimizer),
+                **(norms.means() if norms is not None else {})}
+
+    def _observe(self, head: Head, outputs: torch.Tensor, target: torch.Tensor,
+                 loss: torch.Tensor) -> None:
+        """Tally a training step's outputs (and, among several heads, each one's loss) for
+        the epoch's training metrics: what the step computed anyway, with dropout and
+        augmentation on, as Keras reports them; no extra pass over the data."""
+        self.observed = True
+        head.add(self.step_tallies[head.output], outputs, target)
+        if head.prefix:
+            self.step_losses[head.output] += loss.detach().float() * len(outputs)
+
+    def _step_scores(self, count: int) -> dict[str, float]:
+        """The epoch's training numbers beside train_loss: among several heads each one's
+        `train_<output>_loss`, and the metrics `train_[<output>_]<metric>`; a data-parallel
+        run's over every process's steps. Nothing from a session whose `_loss` does not call
+        `_observe` (metric learning)."""
+        scores: dict[str, float] = {}
+        for head in self.heads:
+            if head.prefix and self.observed:
+                total = self.step_losses[head.output]
+                if self.processes is not None:
+                    total = distributed.sum_across(total)
+                scores[f"{head.prefix}loss"] = total.item() / max(count, 1)
+        for head in self.heads:
+            tally = self.step_tallies[head.output]
+            if self.processes is not None:
+                tally.reduce(lambda t: distributed.sum_across(t.to(self.device)).cpu())
+            scores.update(head.named(tally.compute()))
+        self.stepped = {f"train_{name}" for name in scores}
+        return {f"train_{name}": value for name, value in scores.items()}
 
     def _batches(self, data: TensorSet, order: torch.Generator,
                  ) -> Iterator[tuple[list[torch.Tensor], Targets]]:
@@ -243,7 +284,9 @@ class SupervisedSession(Session):
             size = len(inputs[0])
             loss = torch.zeros((), device=self.device)
             for head in self.heads:
-                part = head(outputs[head.output], targets[head.output]) * head.weight
+                value = head(outputs[head.output], targets[head.output])
+                self._observe(head, outputs[head.output], targets[head.output], value)
+                part = value * head.weight
                 if self.processes is not None:
                     # DDP averages gradients over processes; weighting each part by its share
                     # of the batch makes that average the gradient of the whole batch's loss
@@ -265,31 +308,37 @@ class SupervisedSession(Session):
     # ----------------------------------------------------------------------- measuring
 
     def measure(self, epoch: int) -> dict[str, float]:
-        """Loss and metrics on the validation split (on the training split without one)."""
+        """Loss and metrics on the validation split. Without one, the training metrics the
+        steps did not report (metric learning's knn_accuracy) from a pass over the training
+        split."""
+        data = self.dataset
+        if data.val is None and all(f"train_{head.prefix}{name}" in self.stepped
+                                    for head in self.heads for name in head.metrics):
+            return {}
         evaluated = self.evaluated()
         if self.processes is not None:  # every process then evaluates the same model
             distributed.share_buffers(evaluated)
-        data = self.dataset
-        prefix, split = ("val", data.val) if data.val is not None else ("train", data.train)
-        values = self.evaluate(evaluated, split)
-        return {f"{prefix}_{k}": v for k, v in values.items()
-                if not (prefix == "train" and k == "loss")}
+        if data.val is not None:
+            return {f"val_{k}": v for k, v in self.evaluate(evaluated, data.val).items()}
+        values = self.evaluate(evaluated, data.train)
+        return {f"train_{k}": v for k, v in values.items()
+                if k != "loss" and f"train_{k}" not in self.stepped}
 
     def evaluate(self, model: nn.Module, data: TensorSet) -> dict[str, float]:
         """Loss and metrics over a whole split, under inference mode: the weighted total
-        `loss`, and with several heads each one's `<output>_loss` and metrics."""
+        `loss`, and with several heads each one's `<output>_loss` and metrics. The metrics
+        are tallied batch by batch: exact over the split, in memory that does not grow."""
         model.eval()
-        kept: dict[str, list[torch.Tensor]] = {head.output: [] for head in self.heads}
-        totals, count = dict.fromkeys(kept, 0.0), 0
+        tallies = {head.output: head.tally() for head in self.heads}
+        totals, count = dict.fromkeys(tallies, 0.0), 0
         with torch.inference_mode():
             for inputs, targets in batches(data, self.train.batch_size, None):
                 outputs = self._by_output(model(*(x.to(self.device) for x in inputs)))
                 size = len(inputs[0])
                 for head in self.heads:
-                    out = outputs[head.output]
-                    value = head(out, targets[head.output].to(self.device)).item()
-                    totals[head.output] += value * size
-                    kept[head.output].append(out.cpu())
+                    out, target = outputs[head.output], targets[head.output].to(self.device)
+                    totals[head.output] += head(out, target).item() * size
+                    head.add(tallies[head.output], out, target)
                 count += size
         losses = {name: total / max(count, 1) for name, total in totals.items()}
         result = {"loss": sum(head.weight * losses[head.output] for head in self.heads)}
@@ -297,7 +346,7 @@ class SupervisedSession(Session):
             if head.prefix:
                 result[f"{head.prefix}loss"] = losses[head.output]
         for head in self.heads:
-            result.update(head.scores(torch.cat(kept[head.output]), data.targets[head.output]))
+            result.update(head.named(tallies[head.output].compute()))
         return result
 
     def test(self) -> dict[str, float] | None:
@@ -325,13 +374,16 @@ class SupervisedSession(Session):
         kept = bool(result.history)  # a run stopped in its first epoch has nothing to keep
         if kept:
             save_weights(self.model, run_dir / "model.safetensors")
-            write_curves(run_dir, result.history, self.spec.name)
+            rule = self.train.early_stopping
+            watched = rule.metric if rule else "val_loss" if self.has_val else "train_loss"
+            write_curves(run_dir, result.history, self.spec.name, result.best_epoch, watched)
         write_run_report(run_dir, self.report_lines(result, test), [
             *([("[model.safetensors](model.safetensors)", "the best weights")] if kept
               else []),
             ("[data.json](data.json)", "class labels and normalisation, for inference"),
             ("[metrics.csv](metrics.csv), [metrics.json](metrics.json)", "per-epoch numbers"),
-            *([("[curves.png](curves.png)", "loss, metric and learning-rate curves")]
+            *([("[curves.png](curves.png)", "loss and metrics, training beside validation, "
+                "the best epoch marked; the learning rate")]
               if kept else [])])
 
     def report_lines(self, result: FitResult, test: dict[str, float] | None) -> list[str]:

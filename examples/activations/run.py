@@ -74,7 +74,8 @@ def main() -> None:
           f"{'fc1/fc8':>9}")
     norms = {}
     for activation in args.activations:
-        result = dlspec.train_spec(spec_for(activation, args.epochs), out / activation)
+        result = dlspec.train_spec(spec_for(activation, args.epochs), out / activation,
+                                   overwrite=True)
         norms[activation] = layers = mean_grad_norms(result.run_dir)
         first, last = layers["fc1"], layers["fc8"]
         print(f"{activation:10} {result.test['accuracy']:>8.3f} {first:>10.2e} {last:>10.2e} "

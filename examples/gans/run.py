@@ -39,6 +39,7 @@ def build(name: str, run: Path, epochs: int | None) -> float:
     """`dlspec build specs/NAME.yaml` into `run`; the wall seconds it took (exits on failure)."""
     variant = SPECS[name][0]
     command = [sys.executable, "-m", "dlspec", "build", f"specs/{name}.yaml", "--out", str(run),
+               "--overwrite",
                *(["--variant", variant] if variant else []),
                *(["--epochs", str(epochs)] if epochs is not None else [])]
     print(f"$ dlspec {' '.join(command[3:])}", file=sys.stderr, flush=True)

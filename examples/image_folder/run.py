@@ -111,7 +111,7 @@ def main() -> None:
     print(f"wrote {sum(counts.values())} pictures to {out / 'images'}: "
           + ", ".join(f"{name} {count}" for name, count in counts.items()))
     spec = shutil.copy(SPEC, out / SPEC.name)  # `image_folder: images` is read beside it
-    build = ["build", spec, "--out", out / "run"]
+    build = ["build", spec, "--out", out / "run", "--overwrite"]
     if args.epochs is not None:
         build += ["--epochs", str(args.epochs)]
     print(dlspec_command(*build).stdout.strip())

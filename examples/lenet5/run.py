@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="lenet5-"))
     run = out / "run"
-    build = ["build", SPEC.relative_to(ROOT), "--out", run]
+    build = ["build", SPEC.relative_to(ROOT), "--out", run, "--overwrite"]
     if args.epochs is not None:
         build += ["--epochs", str(args.epochs)]
     print(dlspec_command(*build).stdout.strip())

@@ -43,7 +43,7 @@ def main() -> None:
         accuracy = {}
         for name, path in SPECS.items():
             result = dlspec.train_spec(spec_for(path, problem, args.epochs),
-                                       out / f"{name}-{problem}")
+                                       out / f"{name}-{problem}", overwrite=True)
             accuracy[name] = result.test["accuracy"]
         print(f"{problem:8} {accuracy['perceptron']:>11.2f} {accuracy['mlp']:>6.2f}")
 

@@ -107,7 +107,8 @@ def main() -> None:
     print(f"{'variant':15} {'epochs':>6} {'train_acc':>9} {'val_acc':>7} {'gap':>6} "
           f"{'test_acc':>8} {'best':>4} {'kept_test':>9} {'weight_norm':>11} {'zero%':>6}")
     for variant in args.variants:
-        result = dlspec.train_spec(spec_for(variant, args.epochs, out), out / variant)
+        result = dlspec.train_spec(spec_for(variant, args.epochs, out), out / variant,
+                                   overwrite=True)
         data, kept = result.data, result.test["accuracy"]
         model = result.model  # now the last epoch's weights, from the latest checkpoint
         load_model(model, str(result.run_dir / "checkpoint.safetensors"))

@@ -86,7 +86,8 @@ def main() -> None:
           f"{'val_acc':>8} {'test_acc':>8}")
     curves, tests = {}, {}
     for name in args.schedules:
-        result = dlspec.train_spec(spec_for(name, args.epochs), out / name)
+        result = dlspec.train_spec(spec_for(name, args.epochs), out / name,
+                                   overwrite=True)
         curves[name] = columns = history(result.run_dir)
         tests[name] = result.test["accuracy"]
         print(f"{name:18} {columns['lr'][0]:>9.2e} {max(columns['lr']):>8.4f} "

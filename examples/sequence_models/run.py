@@ -93,7 +93,8 @@ def main() -> None:
         data = None
         for model in args.models:
             began = time.perf_counter()
-            result = dlspec.train_spec(spec_for(task, model, args.epochs), out / task / model)
+            result = dlspec.train_spec(spec_for(task, model, args.epochs), out / task / model,
+                                       overwrite=True)
             data = result.data
             print(row(task, model, result.test, time.perf_counter() - began,
                       seconds_per_epoch(result.run_dir)), flush=True)

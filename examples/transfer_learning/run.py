@@ -90,13 +90,15 @@ def main() -> None:
     print("wrote " + ", ".join(f"{name}.npz ({count} digits)" for name, count in counts.items()),
           file=sys.stderr)
 
-    pretrain = dlspec.train_spec(dlspec.load(spec), out / "pretrain", epochs=args.pretrain_epochs)
+    pretrain = dlspec.train_spec(dlspec.load(spec), out / "pretrain",
+                                 epochs=args.pretrain_epochs, overwrite=True)
     results: dict[str, list[Any]] = {variant: [] for variant in RUNS}
     for seed in range(args.seeds):
         seeded = spec_with_seed(spec, seed)
         for variant in RUNS:
             result = dlspec.train_spec(dlspec.load(seeded, variant),
-                                       out / f"seed{seed}" / variant, epochs=args.epochs)
+                                       out / f"seed{seed}" / variant, epochs=args.epochs,
+                                       overwrite=True)
             if result.transfer is not None and seed == 0:
                 print(f"{variant}: " + "\n  ".join(result.transfer.lines()), file=sys.stderr)
             results[variant].append(result)

@@ -21,9 +21,9 @@ The declared types still give the JSON Schema (editors' completion), with the sh
 listed beside the full ones.
 
 Layout: `base` (the `Section` base, `fail`, `Variants`, `PerNetwork`, `Shorthand`), `losses`,
-`optimizers`, `schedules`, `data` (data and augment); the small sections (task, train,
-transfer, export) and `TrainingSections` are here, and every public name is re-exported, so
-`from dlspec.spec.sections import X` works for all of them.
+`optimizers`, `schedules`, `data` (data and augment), `loggers` (train.log); the small
+sections (task, train, transfer, export) and `TrainingSections` are here, and every public
+name is re-exported, so `from dlspec.spec.sections import X` works for all of them.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from dlspec.spec.sections.data import (
     Size2d,
     Split,
 )
+from dlspec.spec.sections.loggers import LOGGERS, Log, LogConfig, MlflowLog, TensorBoardLog
 from dlspec.spec.sections.losses import (
     BinaryCrossEntropyLoss,
     ClassWeights,
@@ -236,6 +237,9 @@ class TrainConfig(Section):
     ema: float | None = Field(
         None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
     deterministic: bool = Field(False, description="use deterministic algorithms only")
+    log: Log | None = Field(
+        None, description="loggers that hear every epoch: tensorboard, mlflow, a list of them, "
+        "or a mapping with their settings")
 
     @property
     def mixed_precision(self) -> bool:
@@ -363,12 +367,16 @@ __all__ = [
     "Interval",
     "KlDivLoss",
     "L1Loss",
+    "LOGGERS",
     "LeastSquaresLoss",
+    "Log",
+    "LogConfig",
     "Loss",
     "LossBase",
     "LossSection",
     "Metric",
     "MinimaxLoss",
+    "MlflowLog",
     "MseLoss",
     "MultiStepSchedule",
     "NadamOptimizer",
@@ -408,6 +416,7 @@ __all__ = [
     "Task",
     "TaskConfig",
     "TaskType",
+    "TensorBoardLog",
     "TrainConfig",
     "TrainingSections",
     "TransferConfig",
