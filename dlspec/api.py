@@ -168,7 +168,7 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
 
     `callbacks` hears training as it goes: an object with `on_epoch_start(epoch, epochs,
     batches)`, `on_batch(batch, loss, samples)` and `on_epoch_end(record)` (the epoch's
-    numbers as metrics.csv holds them: `epoch`, `loss`, `val_loss`, ..., `seconds`).
+    numbers as metrics.csv holds them: `epoch`, `train_loss`, `val_loss`, ..., `seconds`).
 
     A `task: gan` spec trains its generator against its discriminator (dlspec.train.gan).
 
@@ -186,18 +186,11 @@ def train_spec(spec: Spec | str | Path, out: str | Path | None = None, *,
     run_dir, moved = choose_run_folder(out, spec.name, resume=resume, overwrite=overwrite)
     task, shaped = _trainer(spec)  # every spec check before the run folder is touched
     from dlspec.train.engine import train
-    from dlspec.train.record import recorded, writes_run_folder
 
     with claimed(run_dir, resume=resume, overwrite=overwrite) as note, \
-            located(spec.document), recorded(run_dir, spec, epochs=epochs, device=device,
-                                              resume=resume, command=command):
+            located(spec.document):
         result = train(task, spec, shaped, run_dir, epochs=epochs, device=device,
-                       resume=resume, callbacks=callbacks)
-    if spec.train.log is not None and not result.fit.already_done and writes_run_folder():
-        from dlspec.train.loggers import log_run_files
-
-        with located(spec.document):
-            log_run_files(spec, run_dir)  # environment.json, written after the loggers closed
+                       resume=resume, callbacks=callbacks, command=command)
     result.fit.notes[:0] = [n for n in (moved, note) if n is not None]
     return result
 

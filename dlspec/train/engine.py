@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +45,8 @@ from dlspec.train.checkpoint import (
 )
 from dlspec.train.distributed import Processes
 from dlspec.train.loggers import Loggers, require_loggers
-from dlspec.train.outputs import write_metrics, write_report, write_resolved_spec
+from dlspec.train.outputs import write_metrics, write_report
+from dlspec.train.record import write_record
 from dlspec.train.resume import (
     changed_notes,
     check_same_training,
@@ -261,8 +263,10 @@ def learning_rate(optimizer: torch.optim.Optimizer) -> float:
 
 def train(task: Task, spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path, *,
           epochs: int | None = None, device: str | None = None, resume: bool = False,
-          callbacks: Callbacks | None = None) -> TrainResult:
-    """Train `spec` as `task` says and write its run folder; the TrainResult.
+          callbacks: Callbacks | None = None,
+          command: Sequence[str] | None = None) -> TrainResult:
+    """Train `spec` as `task` says and write its run folder; the TrainResult. `command` is
+    the command line environment.json records (default: this process's).
 
     Example:
         >>> spec = dlspec.load("specs/lenet5.yaml")
@@ -297,7 +301,8 @@ def train(task: Task, spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path,
         if session.writes and not result.already_done and (result.failure is None
                                                            or result.history):
             with writing(run_dir):
-                _write_run(session, spec, run_dir, result, test, epochs)
+                _write_run(session, spec, run_dir, result, test,
+                           Record(epochs, device, resume, command))
                 if result.failure is None and has_checkpoint(run_dir):
                     mark_outputs_written(run_dir)
     except BaseException as error:  # the loggers end their runs as failed or killed
@@ -312,11 +317,22 @@ def train(task: Task, spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path,
                        time.perf_counter() - began, session.transfer(), session.info())
 
 
+@dataclass(frozen=True)
+class Record:
+    """How a run was started, for its spec.resolved.yaml and environment.json."""
+
+    epochs: int
+    device: str | None
+    resume: bool
+    command: Sequence[str] | None
+
+
 def _write_run(session: Session, spec: Spec, run_dir: Path, result: FitResult,
-               test: dict[str, float] | None, epochs: int) -> None:
+               test: dict[str, float] | None, record: Record) -> None:
     session.info().save(run_dir)
     write_metrics(run_dir, result.history, test)
-    write_resolved_spec(run_dir, spec, epochs)
+    write_record(run_dir, spec, epochs=record.epochs, device=record.device,
+                 resume=record.resume, command=record.command)
     session.write(run_dir, result, test)
 
 

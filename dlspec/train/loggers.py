@@ -175,8 +175,20 @@ class TensorBoard:
         folder trained anew (`--overwrite`)."""
         self.purge = first_epoch
         if first_epoch == 1:
+            self._drop_old_events()  # TensorBoard's purge alone misses a run of the same second
             text = "\n".join(f"    {line}" for line in _spec_text(self.spec).splitlines())
             self._writer("train").add_text("spec", text, 0)  # indented: shown as code
+
+    def _drop_old_events(self) -> None:
+        """Remove the event files of an old run in this folder (regular files only; links
+        are left alone, never followed)."""
+        for run in ("train", "val", "test"):
+            folder = self.folder / run
+            if folder.is_symlink() or not folder.is_dir():
+                continue
+            for path in folder.glob("events.out.tfevents.*"):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
 
     def epoch(self, record: dict[str, float]) -> None:
         self.step = int(record["epoch"])

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]],
@@ -101,19 +98,6 @@ def write_curves(run_dir: Path, history: list[dict[str, float]], title: str,
     path = run_dir / "curves.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return path
-
-
-def write_resolved_spec(run_dir: Path, spec: Any, epochs: int) -> Path:
-    """The spec as the run used it: short forms expanded, command-line overrides applied.
-
-    Only what the spec set is written (defaults stay implicit), so the file loads again as
-    a spec: some defaults, such as csv's delimiter, are errors when written for another source.
-    """
-    data = spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    data.setdefault("train", {})["epochs"] = epochs
-    path = run_dir / "spec.resolved.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path
 
 

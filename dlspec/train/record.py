@@ -16,8 +16,7 @@ import json
 import os
 import platform
 import shlex
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,47 +29,6 @@ from dlspec.spec.model import Spec
 RESOLVED = "spec.resolved.yaml"
 ENVIRONMENT = "environment.json"
 _PRUNE_ROUNDS = 32  # a round drops the refused defaults validation reports (at least one)
-
-
-@contextmanager
-def recorded(run_dir: Path, spec: Spec, *, epochs: int | None = None,
-             device: str | None = None, resume: bool = False,
-             command: Sequence[str] | None = None) -> Iterator[None]:
-    """Write the record beside the run's outputs when the training in the block wrote them
-    (it finished, or stopped on a NaN after writing what it had); process 0 alone."""
-    before = _stamp(run_dir / RESOLVED)
-    failed = True
-    try:
-        yield
-        failed = False
-    finally:
-        if _stamp(run_dir / RESOLVED) != before and writes_run_folder():
-            if failed:  # what the run wrote stays the story; the record is a bonus
-                with suppress(OSError, DlspecError):
-                    write_record(run_dir, spec, epochs=epochs, device=device, resume=resume,
-                                 command=command)
-            else:
-                from dlspec.train.checkpoint import writing
-
-                with writing(run_dir):
-                    write_record(run_dir, spec, epochs=epochs, device=device,
-                                 resume=resume, command=command)
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_ino, info.st_mtime_ns, info.st_size
-
-
-def writes_run_folder() -> bool:
-    """Whether this process writes the run folder (process 0 of a data-parallel run)."""
-    from dlspec.train import distributed
-
-    processes = distributed.current()
-    return processes is None or processes.main
 
 
 def write_record(run_dir: Path, spec: Spec, *, epochs: int | None = None,
