@@ -22,7 +22,7 @@ from torch import nn
 from dlspec.data import DataSplits
 from dlspec.errors import Problem, SpecError
 from dlspec.spec.model import Spec
-from dlspec.spec.sections import Loss, Regularization, SupervisedLossBase
+from dlspec.spec.sections import Loss, Regularization, SupervisedLossBase, TaskConfig
 from dlspec.tasks import get_task
 from dlspec.train.losses import default_loss, loss_problems, make_loss
 from dlspec.train.metrics import CLASS_METRICS, METRICS, VALUE_METRICS, Tally, compute_metrics
@@ -165,10 +165,8 @@ def _task_of(data: DataSplits, output: str) -> SupervisedTask:
     return found
 
 
-def _config(spec: Spec, task: SupervisedTask, several: bool):  # type: ignore[no-untyped-def]
+def _config(spec: Spec, task: SupervisedTask, several: bool) -> TaskConfig:
     """The task config the default loss is chosen by: the spec's, or the output's own."""
-    from dlspec.spec.sections import TaskConfig
-
     return TaskConfig(type=task.name) if several or spec.task is None else spec.task
 
 
