@@ -17,9 +17,11 @@ for code that trains one output.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from dlspec.data.builtin import DATASETS
@@ -33,16 +35,24 @@ from dlspec.data.fit import (
     fit_target,
     resize_images,
 )
+from dlspec.data.lazy import LazyColumn, streaming_statistics
+from dlspec.data.samples import BAD_FILE_HINT, SampleFiles
 from dlspec.data.sources import read_mapped
 from dlspec.data.splits import split_indices
 from dlspec.data.tables import TARGET
+from dlspec.errors import Path as SpecPath
 from dlspec.errors import Problem, SpecError
 from dlspec.graph import InputDecl
 from dlspec.layers.registry import Shape
+from dlspec.memory import format_bytes, physical_memory
+from dlspec.runtime.untrusted import Unreadable
 from dlspec.spec.sections import DataConfig, NormalizeStats, TaskConfig
 from dlspec.spec.sections.data import mapping_problems
 
 _FLAT_STD = 1e-8  # a feature this flat is left unscaled rather than divided by ~0
+# data.cache auto holds decoded samples in memory up to this much
+CACHE_BUDGET = min(2 * 1024 ** 3, physical_memory() // 8)
+
 
 
 @dataclass
@@ -52,7 +62,8 @@ class TensorSet:
     A network with one output has one target; `target` returns it.
     """
 
-    inputs: dict[str, torch.Tensor]  # name → (N, *input shape)
+    # name → (N, *input shape), or the samples read from files as needed
+    inputs: dict[str, torch.Tensor | LazyColumn]
     # output name → (N,) class indices, (N, k) values, (N, T) / (N, H, W) classes per
     # position, or (N, 0) when there are none
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -75,6 +86,12 @@ class TensorSet:
         for tensor in (*self.inputs.values(), *self.targets.values()):
             return len(tensor)
         return 0
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The inputs as tensors, those read from files read now (for a few samples: the
+        test split an export is checked on, say)."""
+        return {name: column.materialize() if isinstance(column, LazyColumn) else column
+                for name, column in self.inputs.items()}
 
     def subset(self, index: torch.Tensor) -> TensorSet:
         """The samples at `index` (a 1-D tensor of positions or a boolean mask)."""
@@ -105,14 +122,17 @@ class DataSplits:
 
 
 def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, InputDecl], *,
-              seed: int, base_dir: Path, outputs: dict[str, Shape] | None = None) -> DataSplits:
+              seed: int, base_dir: Path, outputs: dict[str, Shape] | None = None,
+              streamable: bool = False, workers: int = 0) -> DataSplits:
     """Read, fit, split and normalise the data of a spec for a network with `inputs`.
 
     `outputs` (output name → per-sample shape) keys the targets by output name and, with
     several outputs, shapes each target for its output (class indices for logits, values
     otherwise); without it the one target is keyed "target" and shaped for the task. `seed`
     (train.seed) is used unless the data section has its own; `base_dir` is the spec file's
-    folder, against which file paths are resolved.
+    folder, against which file paths are resolved. A `streamable` caller trains batch by
+    batch and can take inputs read from files as needed (`data.cache`); `workers` processes
+    then compute their normalisation statistics.
 
     Example:
         >>> config = DataConfig(dataset="digits", resize=[32, 32], normalize="auto")
@@ -133,6 +153,7 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
         raise SpecError(problems)
     seed = data.seed if data.seed is not None else seed
     mapped = read_mapped(data, task, inputs, outputs, seed, base_dir)
+    reading = choose_cache(mapped, data, streamable)
     count = _count(mapped)
     if count == 0:
         raise SpecError(Problem(("data",), f"{mapped.source} holds no samples"))
@@ -144,7 +165,7 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
     labels = _target_labels(mapped, task, classes)
     num_classes, class_labels = _the_classes(classes, labels, task, mapped.source)
     train, val, test = mapped.splits or split_indices(count, data.split, seed)
-    normalization = _normalize_inputs(x, train, data.normalize, inputs)
+    normalization = _normalize_inputs(x, train, data, inputs, workers)
     target_normalization = None
     imaged = [k for k, raw in mapped.targets.items() if raw.target_images]
     if data.normalize is not None and imaged:
@@ -159,7 +180,7 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
         num_classes=num_classes,
         labels=class_labels,
         normalization=normalization,
-        source=f"{mapped.source}, {count} {mapped.unit}",
+        source=f"{mapped.source}, {count} {mapped.unit}{reading}",
         target_normalization=target_normalization,
         image_inputs=[name for name, feed in mapped.feeds.items() if feed.images],
         target_classes=classes,
@@ -169,23 +190,79 @@ def load_data(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Input
 
 def _count(mapped: Mapped) -> int:
     """The number of samples, the same in every array; SpecError where one differs."""
-    arrays = [(name, feed.x, feed.where) for name, feed in mapped.feeds.items()]
+    arrays: list[tuple[str, np.ndarray | SampleFiles, SpecPath]] = [
+        (name, feed.x, feed.where) for name, feed in mapped.feeds.items()]
     arrays += [(name, raw.y, mapped.target_where[name]) for name, raw in mapped.targets.items()
                if raw.y is not None]
     first, values, _ = arrays[0]
     for name, array, where in arrays:
-        if array.ndim == 0 or len(array) != len(values):
+        counted = not isinstance(array, np.ndarray) or array.ndim > 0
+        if not counted or len(array) != len(values):
             raise SpecError(Problem(where, f"the data of {name} has "
-                                    f"{len(array) if array.ndim else 'no'} samples but that "
+                                    f"{len(array) if counted else 'no'} samples but that "
                                     f"of {first} has {len(values)}", "every array needs one "
                                     "entry per sample along its first axis"))
     return len(values)
 
 
+def choose_cache(mapped: Mapped, data: DataConfig, streamable: bool) -> str:
+    """Read the inputs that come from files into memory, or leave them to be read as
+    needed, as `data.cache` says; what was chosen, as the data's source reports it."""
+    files = {name: feed.x for name, feed in mapped.feeds.items()
+             if isinstance(feed.x, SampleFiles)}
+    where = ("data", "cache")
+    if not files:
+        if data.cache == "none":
+            raise SpecError(Problem(where, f"{data.source} {getattr(data, data.source)} is "
+                                    "read into memory whole: cache none applies to images "
+                                    "(image_folder, images beside a csv, shards) and arrays "
+                                    "stored uncompressed in an .npz", "remove cache: none, or "
+                                    "store the inputs in an .npz with numpy.savez"))
+        return ""
+    size = format_bytes(sum(f.decoded_bytes for f in files.values()))
+    if data.cache == "none" and not streamable:
+        raise SpecError(Problem(where, "this task reads its data whole (pairs, GANs, "
+                                "CycleGAN, metric learning and reconstruction): it cannot read "
+                                "it as needed", "remove cache: none"))
+    total = sum(f.decoded_bytes for f in files.values())
+    if data.cache == "none" or (data.cache == "auto" and streamable and total > CACHE_BUDGET):
+        why = ("cache none" if data.cache == "none" else
+               f"cache auto: {size} decoded is over the {format_bytes(CACHE_BUDGET)} budget")
+        return f"; read from the files batch by batch ({why})"
+    skipped: dict[int, str] | None = {} if data.bad_files == "skip" else None
+    for feed in mapped.feeds.values():
+        if isinstance(feed.x, SampleFiles):
+            feed.x = feed.x.materialize(skipped)
+    said = f"; held in memory ({size}{', cache auto' if data.cache == 'auto' else ''})"
+    if skipped:
+        _drop_unreadable(mapped, skipped)
+        said += f"; {skipped_files(skipped.values())}"
+    return said
+
+
+def _drop_unreadable(mapped: Mapped, skipped: dict[int, str]) -> None:
+    """Leave the samples that could not be read out of every array."""
+    keep = np.ones(_count(mapped), dtype=bool)
+    keep[list(skipped)] = False
+    for feed in mapped.feeds.values():
+        assert isinstance(feed.x, np.ndarray)
+        feed.x = feed.x[keep]
+    for raw in mapped.targets.values():
+        if raw.y is not None:
+            raw.y = raw.y[keep]
+
+
+def skipped_files(failures: Iterable[str]) -> str:
+    """What bad_files: skip left out, as the report says it."""
+    shown = sorted(failures)
+    return (f"{len(shown)} unreadable file{'s' if len(shown) != 1 else ''} skipped "
+            f"({'; '.join(shown[:3])}{'; …' if len(shown) > 3 else ''})")
+
+
 def _resize(mapped: Mapped, size: list[int]) -> None:
     """Images (and image targets) resized to `size` = [height, width], in place."""
     for feed in mapped.feeds.values():
-        if feed.images:
+        if feed.images and isinstance(feed.x, np.ndarray):  # files are resized as read
             feed.x = resize_images(torch.from_numpy(feed.x), size).numpy()
     for raw in mapped.targets.values():
         if raw.target_images and raw.y is not None:
@@ -237,12 +314,14 @@ def _the_classes(classes: dict[str, int | None], labels: dict[str, list[str] | N
     return classes[name], labels[name]
 
 
-def _normalize_inputs(x: dict[str, torch.Tensor], train: torch.Tensor,
-                      how: str | NormalizeStats | None, inputs: dict[str, InputDecl]
+def _normalize_inputs(x: dict[str, torch.Tensor | LazyColumn], train: torch.Tensor,
+                      data: DataConfig, inputs: dict[str, InputDecl], workers: int,
                       ) -> dict[str, dict[str, list[float]]]:
-    """Every float input standardised in place with its own statistics (see `normalize`).
+    """Every float input standardised in place with its own statistics (see `normalize`;
+    those of inputs read from files in one streaming pass, `normalize_lazy`).
 
     One input must be float to be normalised; of several, token ids are left as they are."""
+    how = data.normalize
     if how is None:
         return {}
     floats = [name for name, tensor in x.items() if tensor.is_floating_point()]
@@ -254,8 +333,40 @@ def _normalize_inputs(x: dict[str, torch.Tensor], train: torch.Tensor,
                                 "float inputs"))
     normalization = {}
     for name in floats:
-        x[name], normalization[name] = normalize(x[name], train, how, name)
+        column = x[name]
+        if isinstance(column, LazyColumn):
+            normalization[name] = normalize_lazy(column, train, how, name, data, workers)
+        else:
+            x[name], normalization[name] = normalize(column, train, how, name)
     return normalization
+
+
+def normalize_lazy(column: LazyColumn, train: torch.Tensor, how: str | NormalizeStats,
+                   name: str, data: DataConfig, workers: int) -> dict[str, list[float]]:
+    """`column` standardised as it is read: with fixed statistics, or with those of the
+    training split's samples computed in one streaming pass (float64)."""
+    axis = 1 if column.ndim >= 4 else column.ndim - 1 if column.ndim >= 2 else None
+    if isinstance(how, NormalizeStats):
+        mean = torch.tensor(how.mean, dtype=torch.float64)
+        std = torch.tensor(how.std, dtype=torch.float64)
+        channels = column.shape[axis] if axis is not None else 1
+        if len(mean) != channels:
+            raise SpecError(Problem(("data", "normalize"), f"normalize gives {len(mean)} "
+                                    f"values but {name} has {channels} "
+                                    f"{'channels' if column.ndim >= 4 else 'features'}"))
+    else:
+        try:
+            mean, std, failures = streaming_statistics(column[train], axis, workers=workers)
+        except Unreadable as error:
+            raise SpecError(Problem(("data", data.source), str(error))) from None
+        if failures and data.bad_files == "refuse":
+            raise SpecError(Problem(("data", data.source), failures[0], BAD_FILE_HINT))
+        std = torch.where(std < _FLAT_STD, torch.ones_like(std), std)
+    view = [1] * column.ndim
+    if axis is not None:
+        view[axis] = -1
+    column.stats = (mean.float().reshape(view), std.float().reshape(view))
+    return {"mean": mean.tolist(), "std": std.tolist()}
 
 
 def normalize(x: torch.Tensor, train: torch.Tensor, how: str | NormalizeStats,
@@ -295,14 +406,17 @@ def _channel_axis(x: torch.Tensor) -> int | None:
 
 
 __all__ = [
+    "BAD_FILE_HINT",
     "DATASETS",
     "IGNORE_INDEX",
     "TARGET",
     "DataSplits",
+    "LazyColumn",
     "TensorSet",
     "check_outputs",
     "load_data",
     "mapping_problems",
+    "skipped_files",
     "normalize",
     "split_indices",
 ]

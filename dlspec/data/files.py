@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from dlspec.data.fit import RawData
+from dlspec.data.samples import ImageFiles, StoredRows
 from dlspec.errors import Path as SpecPath
 from dlspec.errors import Problem, SpecError
-from dlspec.memory import format_bytes
 from dlspec.runtime.untrusted import (
     IMAGE_SUFFIXES,
-    MAX_ARRAY_BYTES,
     Unreadable,
     array_names,
     excerpt,
@@ -31,7 +30,7 @@ from dlspec.runtime.untrusted import (
     load_array,
     printable,
     read_csv_text,
-    read_image,
+    stored_array,
 )
 from dlspec.spec.paths import resolve_inside
 from dlspec.spec.sections import DataConfig
@@ -195,21 +194,38 @@ def read_npz(written: str, data: DataConfig, base_dir: Path) -> RawData:
     """Arrays from an .npz archive: `x_key` → inputs, `y_key` → targets (none when null).
 
     Headers are checked before anything is read (see dlspec.runtime.untrusted): no array
-    larger than its file or half the memory, no Python objects, only numbers.
+    larger than its file or half the memory, no Python objects, only numbers. Inputs stored
+    uncompressed (numpy.savez) are memory-mapped, to be read as needed (`StoredRows`).
     """
     path = resolve(base_dir, written, "npz")
     keys = npz_keys(path, written)
-    x = npz_array(path, data.x_key, ("data", "x_key"), written, keys)
+    x = npz_input(path, data.x_key, ("data", "x_key"), written, keys)
     y = npz_array(path, data.y_key, ("data", "y_key"), written, keys) if data.y_key else None
-    if x.ndim == 0 or (y is not None and (y.ndim == 0 or len(y) != len(x))):
+    if (isinstance(x, np.ndarray) and x.ndim == 0) or (
+            y is not None and (y.ndim == 0 or len(y) != len(x))):
         raise SpecError(Problem(("data", "npz"), f"{written}: {data.x_key} has shape "
                                 f"{x.shape} but {data.y_key} has shape "
                                 f"{None if y is None else y.shape}",
                                 "both need one entry per sample along the first axis"))
     for array, key, option in ((x, data.x_key, "x_key"), (y, data.y_key, "y_key")):
-        if array is not None and array.dtype.kind == "f":
+        if isinstance(array, np.ndarray) and array.dtype.kind == "f":
             check_finite_array(array, f"{written}: array {excerpt(str(key))}", ("data", option))
     return RawData(x, y, f"{written} (NPZ)")
+
+
+def npz_input(path: Path, key: str, where: SpecPath, shown: str,
+              keys: list[str]) -> np.ndarray | StoredRows:
+    """The inputs in array `key` of an .npz archive: memory-mapped rows when the array is
+    stored uncompressed, else the array read whole."""
+    _check_key(key, where, shown, keys)
+    try:
+        stored = stored_array(path, key)
+    except Unreadable as error:
+        raise SpecError(Problem(where, f"{shown} {error}")) from None
+    if stored is None:
+        return npz_array(path, key, where, shown, keys)
+    offset, dtype, shape = stored
+    return StoredRows(path, offset, dtype, shape, f"{shown}: array {excerpt(key)}", where)
 
 
 def npz_keys(path: Path, written: str) -> list[str]:
@@ -227,15 +243,20 @@ def npz_keys(path: Path, written: str) -> list[str]:
 
 def npz_array(path: Path, key: str, where: SpecPath, shown: str, keys: list[str]) -> np.ndarray:
     """The array `key` of an .npz archive, checked before it is read; SpecError at `where`."""
+    _check_key(key, where, shown, keys)
+    try:
+        return load_array(path, key)
+    except Unreadable as error:
+        raise SpecError(Problem(where, f"{shown} {error}")) from None
+
+
+def _check_key(key: str, where: SpecPath, shown: str, keys: list[str]) -> None:
+    """SpecError at `where` when the archive holds no array `key`."""
     if key not in keys:
         close = difflib.get_close_matches(key, keys, n=1)
         held = f"it holds {excerpts(keys) or 'no arrays'}"
         raise SpecError(Problem(where, f"{shown} has no array {excerpt(key)}",
                                 f"did you mean {excerpt(close[0])}? {held}" if close else held))
-    try:
-        return load_array(path, key)
-    except Unreadable as error:
-        raise SpecError(Problem(where, f"{shown} {error}")) from None
 
 
 def check_finite_array(array: np.ndarray, shown: str, where: SpecPath) -> None:
@@ -252,7 +273,8 @@ def check_finite_array(array: np.ndarray, shown: str, where: SpecPath) -> None:
 
 def read_image_folder(written: str, data: DataConfig, base_dir: Path,
                       class_order: list[str] | None) -> RawData:
-    """Images in one sub-folder per class, as (C, H, W) float32 in [0, 1].
+    """Images in one sub-folder per class, read as (C, H, W) float32 in [0, 1] (see
+    `ImageFiles`: when, is data.cache's choice).
 
     Classes are the sub-folders, in `class_order` (task.labels) when given, else sorted.
     Images become RGB (or one channel with `grayscale`) and are resized to `resize` when given;
@@ -270,16 +292,10 @@ def read_image_folder(written: str, data: DataConfig, base_dir: Path,
                                     f"{printable(path.relative_to(root).as_posix())} leads "
                                     f"outside the spec's folder {inside} (through a symbolic "
                                     "link)", "copy the image into the folder"))
-    pixels = read_images([path for _, path in files], root, shown, data)
-    odd = next((i for i, p in enumerate(pixels) if p.shape[:2] != pixels[0].shape[:2]), None)
-    if odd is not None:
-        first, other = (printable(str(files[i][1].relative_to(root))) for i in (0, odd))
-        raise SpecError(Problem(("data", "image_folder"), f"images in {shown} differ in size: "
-                                f"{_size(pixels[0])} ({first}) and {_size(pixels[odd])} "
-                                f"({other})", "add `resize: [height, width]`"))
-    stacked = np.stack(pixels)  # (N, H, W) or (N, H, W, 3), uint8
-    images = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
-    x = images.astype(np.float32) / 255.0  # (N, C, H, W) in [0, 1]
+    channels = 1 if data.grayscale else 3
+    size = None if data.resize is None else (data.resize[0], data.resize[1])
+    x = ImageFiles([path for _, path in files], root, shown, ("data", "image_folder"),
+                   channels, size)  # read as needed, or all at once (data.cache)
     y = np.array([label for label, _ in files], dtype=np.int64)
     return RawData(x, y, f"image folder {shown} ({len(classes)} classes)",
                    num_classes=len(classes), labels=classes, images=True)
@@ -314,30 +330,3 @@ def _images_of(folder: Path, shown: str) -> list[Path]:
         raise SpecError(Problem(("data", "image_folder"), f"{printable(shown)} holds no images",
                                 f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"))
     return images
-
-
-def read_images(paths: list[Path], root: Path, shown: str, data: DataConfig,
-                where: SpecPath = ("data", "image_folder")) -> list[np.ndarray]:
-    """Every image as (H, W) or (H, W, 3) uint8; SpecError naming the first unreadable one,
-    or when together they would take more memory than dlspec allows itself."""
-    size = None if data.resize is None else (data.resize[0], data.resize[1])
-    pixels, total = [], 0
-    for path in paths:
-        name = f"{shown}/{printable(path.relative_to(root).as_posix())}"
-        try:
-            pixels.append(read_image(path, 1 if data.grayscale else 3, size))
-        except Unreadable as error:
-            raise SpecError(Problem(where, f"{name} {error}")) from None
-        total += pixels[-1].nbytes
-        # the images are stacked and turned into float32: about 5 bytes for each one read
-        if total * 5 > MAX_ARRAY_BYTES:
-            raise SpecError(Problem(where, f"the images of {shown} need "
-                                    f"more than {format_bytes(MAX_ARRAY_BYTES)} of memory "
-                                    f"(reading stopped at {name})", "add `resize: [height, "
-                                    "width]` or use fewer images"))
-    return pixels
-
-
-def _size(pixels: np.ndarray) -> str:
-    return f"{pixels.shape[0]}×{pixels.shape[1]}"
-

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from dlspec.data.lazy import LazyColumn
+from dlspec.data.samples import SampleFiles
 from dlspec.errors import Path, Problem, SpecError
 from dlspec.graph import InputDecl
 from dlspec.layers.registry import Shape, format_shape
@@ -37,7 +39,7 @@ _TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "int32": torch.
 class RawData:
     """Samples as a source delivered them, before they are fitted to a network."""
 
-    x: np.ndarray  # (N, *sample_shape)
+    x: np.ndarray | SampleFiles  # (N, *sample_shape), or files read as needed
     y: np.ndarray | None  # (N,) class indices or labels, (N, ...) values; None: no targets
     source: str  # "digits (scikit-learn)"
     num_classes: int | None = None  # set when y holds class indices of a known set
@@ -51,7 +53,7 @@ class RawData:
 class Feed:
     """One network input's samples as a source delivered them."""
 
-    x: np.ndarray  # (N, *sample_shape)
+    x: np.ndarray | SampleFiles  # (N, *sample_shape), or files read as needed
     where: Path  # the spec key that named them, where a mismatch is reported
     images: bool = False  # (C, H, W) images with values in [0, 1]
 
@@ -89,15 +91,21 @@ def resize_images(images: torch.Tensor, size: list[int]) -> torch.Tensor:
     return resized.clamp_(0.0, 1.0)  # (N, C, height, width)
 
 
-def fit_inputs(x: np.ndarray, name: str, decl: InputDecl, images: bool,
-               where: Path = DATA) -> torch.Tensor:
-    """The samples as a tensor of the input's dtype; SpecError at `where` when their shape
-    differs or their values do not fit the dtype."""
-    sample = tuple(x.shape[1:])
+def fit_inputs(x: np.ndarray | SampleFiles, name: str, decl: InputDecl, images: bool,
+               where: Path = DATA) -> torch.Tensor | LazyColumn:
+    """The samples as a tensor of the input's dtype (or, from files read as needed, a
+    LazyColumn); SpecError at `where` when their shape differs or their values do not fit
+    the dtype."""
+    sample = tuple(x.shape[1:]) if isinstance(x, np.ndarray) else tuple(x.sample_shape)
     if sample != tuple(decl.shape):
         raise SpecError(Problem(
             where, f"the data's samples are {format_shape(sample)} but input {name} is "
             f"{format_shape(tuple(decl.shape))}", _shape_hint(sample, tuple(decl.shape), images)))
+    if isinstance(x, SampleFiles):
+        if decl.dtype != "float32" and x.dtype.kind not in "biu":
+            raise SpecError(Problem(where, f"input {name} is {decl.dtype} but {x.shown} "
+                                    f"holds {x.dtype} values", "token inputs need whole numbers"))
+        return LazyColumn(x, _TORCH_DTYPES[decl.dtype])
     if decl.dtype == "float32":
         with np.errstate(over="ignore", invalid="ignore"):  # refused just below
             values = np.ascontiguousarray(x, dtype=np.float32)

@@ -33,6 +33,7 @@ def make_pairs(raw: RawData, data: DataConfig, inputs: dict[str, InputDecl], key
     if raw.y is None:
         raise SpecError(Problem(("data", "pairs"), f"pairs are formed by class, but "
                                 f"{raw.source} has no targets", "pair a labelled dataset"))
+    assert isinstance(raw.x, np.ndarray)  # read whole: pairs are drawn from all of it
     classes = _classes(raw, raw.y)  # (N,) int64
     needed = 2 * data.pairs.per_sample * raw.x.nbytes  # both members of every pair
     if needed > MAX_ARRAY_BYTES:

@@ -18,6 +18,7 @@ from dlspec.data.builtin import Options, generate
 from dlspec.data.files import (
     did_you_mean,
     npz_array,
+    npz_input,
     npz_keys,
     read_csv,
     read_image_folder,
@@ -26,6 +27,8 @@ from dlspec.data.files import (
 )
 from dlspec.data.fit import DATA, Feed, Mapped, RawData
 from dlspec.data.pairs import make_pairs
+from dlspec.data.samples import SampleFiles
+from dlspec.data.shards import read_shards
 from dlspec.data.tables import TARGET, read_table
 from dlspec.errors import Path as SpecPath
 from dlspec.errors import Problem, SpecError
@@ -50,7 +53,7 @@ def read_mapped(data: DataConfig, task: TaskConfig | None, inputs: dict[str, Inp
     class_order = task.labels if task is not None else None
     if data.pairs is not None:
         (decl, *_) = inputs.values()
-        raw = read_single(data, None, decl, seed, base_dir)
+        raw = in_memory(read_single(data, None, decl, seed, base_dir))
         return make_pairs(raw, data, inputs, _sole_key(outputs), seed)
     if data.csv is not None and (data.named or several):
         return read_table(data, inputs, outputs, class_order, base_dir)
@@ -91,15 +94,25 @@ def read_single(data: DataConfig, task: TaskConfig | None, decl: InputDecl, seed
     if data.image_folder is not None:
         raw = read_image_folder(data.image_folder, data, base_dir, class_order)
         if task is not None and task_has(task.type, "two_domains"):
-            return two_domains(raw, seed, data.image_folder)
+            return two_domains(in_memory(raw), seed, data.image_folder)
         return raw
+    if data.shards is not None:
+        return read_shards(data.shards, data, base_dir, class_order)
     if data.dataset is None:
         raise SpecError(Problem(("data",), "no data source",
-                                "give one of dataset, csv, npz or image_folder"))
+                                "give one of dataset, csv, npz, image_folder or shards"))
     shape = tuple(decl.shape)
     generated = generate(data.dataset, _options(data, seed, shape))
     assert isinstance(generated, RawData)  # sets of several arrays are read by name
     return generated
+
+
+def in_memory(raw: RawData) -> RawData:
+    """`raw` with its samples read into memory (pairs and CycleGAN's domains are drawn
+    from whole arrays)."""
+    if isinstance(raw.x, SampleFiles):
+        raw.x = raw.x.materialize()
+    return raw
 
 
 def _options(data: DataConfig, seed: int, shape: Shape | None,
@@ -115,6 +128,7 @@ def two_domains(raw: RawData, seed: int, folder: str) -> RawData:
     """An image folder read as CycleGAN's two domains: its first sub-folder (in sorted order,
     e.g. trainA) the inputs, its second (trainB) the image targets. Each domain is shuffled
     with the seed and cut to the smaller one's count, so no image is seen twice."""
+    assert isinstance(raw.x, np.ndarray)  # read whole: the domains are drawn from all of it
     if raw.num_classes != 2 or raw.labels is None or raw.y is None:
         raise SpecError(Problem(("data", "image_folder"), "task cyclegan reads two domains: "
                                 "an image folder with two sub-folders, but "
@@ -178,7 +192,7 @@ def _read_npz(data: DataConfig, inputs: dict[str, InputDecl],
     for name in inputs:
         fallback = (data.x_key, ("data", "x_key")) if len(inputs) == 1 else None
         key, where = _choose(name, data.inputs, "inputs", keys, fallback, at, "input", written)
-        feeds[name] = Feed(npz_array(path, key, where, written, keys), where)
+        feeds[name] = Feed(npz_input(path, key, where, written, keys), where)
     targets, target_where = {}, {}
     names = _target_names(data, outputs)
     if data.y_key is not None or data.targets is not None:

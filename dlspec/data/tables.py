@@ -19,10 +19,10 @@ from dlspec.data.files import (
     is_number,
     named_classes,
     numeric,
-    read_images,
     resolve,
 )
 from dlspec.data.fit import Feed, Mapped, RawData
+from dlspec.data.samples import ImageFiles
 from dlspec.errors import Path as SpecPath
 from dlspec.errors import Problem, SpecError
 from dlspec.graph import InputDecl
@@ -189,8 +189,8 @@ def _image_input(data: DataConfig, inputs: dict[str, InputDecl]) -> str:
     return candidates[0]
 
 
-def _images(table: Table, data: DataConfig, base_dir: Path) -> np.ndarray:
-    """The image each row names, (N, C, H, W) float32 in [0, 1]."""
+def _images(table: Table, data: DataConfig, base_dir: Path) -> ImageFiles:
+    """The image each row names, read as (C, H, W) float32 in [0, 1]."""
     images = data.images
     assert images is not None
     at: SpecPath = ("data", "images", "column")
@@ -221,12 +221,7 @@ def _images(table: Table, data: DataConfig, base_dir: Path) -> np.ndarray:
             raise SpecError(Problem(at, f"{said} names {excerpt(name)}, which is not a file "
                                     f"in {images.folder}"))
         paths.append(path)
-    pixels = read_images(paths, inside, images.folder, data, ("data", "images", "folder"))
-    odd = next((i for i, p in enumerate(pixels) if p.shape[:2] != pixels[0].shape[:2]), None)
-    if odd is not None:
-        raise SpecError(Problem(("data", "images", "folder"), f"the images of "
-                                f"{images.folder} differ in size: {excerpt(names[0])} and "
-                                f"{excerpt(names[odd])}", "add `resize: [height, width]`"))
-    stacked = np.stack(pixels)  # (N, H, W) or (N, H, W, 3), uint8
-    channels_first = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
-    return channels_first.astype(np.float32) / 255.0  # (N, C, H, W) in [0, 1]
+    channels = 1 if data.grayscale else 3
+    size = None if data.resize is None else (data.resize[0], data.resize[1])
+    return ImageFiles(paths, inside, images.folder, ("data", "images", "folder"), channels,
+                      size)  # read as needed, or all at once (data.cache)

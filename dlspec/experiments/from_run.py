@@ -15,6 +15,7 @@ import torch
 import dlspec
 from dlspec.api import located
 from dlspec.compile import compile_graph
+from dlspec.data.lazy import LazyColumn
 from dlspec.errors import FileError, Problem, SpecError
 from dlspec.experiments.evaluate import RUN_SPEC, Options, scored, unsupported
 from dlspec.experiments.labelled import Reading, read_labelled
@@ -58,7 +59,7 @@ def evaluate_run(run: Path, data: Path | None, options: Options) -> Evaluation:
     if data is None:
         splits = _test_split(spec, shaped, run, options.spec_dir)
         assert splits.test is not None
-        inputs = dict(splits.test.inputs)
+        inputs: dict[str, torch.Tensor | LazyColumn] = dict(splits.test.inputs)
         truth = splits.test.targets[output].cpu().numpy()
         classes = (splits.labels or (deployment.labels if deployment else None)
                    or _indices(info.shape, binary)) if classifies else None
@@ -128,7 +129,7 @@ def _data_base(spec: Spec, run: Path) -> Path:
     it was trained from (as its environment.json records it) and the current folder that
     holds its data (`--spec-dir` says it otherwise)."""
     assert spec.data is not None
-    written = next((getattr(spec.data, key) for key in ("csv", "npz", "image_folder")
+    written = next((getattr(spec.data, key) for key in ("csv", "npz", "image_folder", "shards")
                     if getattr(spec.data, key) is not None), None)
     if written is None:
         return run
@@ -174,14 +175,17 @@ def _indices(shape: tuple[int, ...], binary: bool) -> list[str]:
     return [str(i) for i in range(count)]
 
 
-def _forward(model: torch.nn.Module, inputs: list[torch.Tensor],
+def _forward(model: torch.nn.Module, inputs: list[torch.Tensor | LazyColumn],
              batch_size: int) -> np.ndarray:
-    """The model's output over all samples, in batches, as a float32 array."""
+    """The model's output over all samples, in batches, as a float32 array (inputs read
+    from files are read a batch at a time)."""
     count = len(inputs[0])
     parts = []
     with torch.inference_mode():
         for start in range(0, count, batch_size):
-            output = model(*(x[start:start + batch_size] for x in inputs))
+            batch = [x[start:start + batch_size] for x in inputs]
+            output = model(*(x.materialize() if isinstance(x, LazyColumn) else x
+                             for x in batch))
             parts.append(output.float().cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 

@@ -151,6 +151,47 @@ def load_array(path: Path, name: str | None = None) -> np.ndarray:
         raise Unreadable(f"is truncated or corrupt ({_reason(error)})") from None
 
 
+def stored_array(path: Path, name: str) -> tuple[int, np.dtype, tuple[int, ...]] | None:
+    """Where array `name` of an .npz archive lies in the file, when it is stored
+    uncompressed in C order (numpy.savez), so it can be memory-mapped: (offset of its first
+    value, dtype, shape). None for a compressed or Fortran-ordered one; Unreadable when its
+    header is not a valid one of numbers (as `load_array` checks, without the size limit:
+    a mapped array is read a batch at a time)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with path.open("rb") as file:
+            file.seek(info.header_offset)
+            local = file.read(30)  # the member's local header: its name and extra field follow
+            if len(local) != 30 or local[:4] != b"PK\x03\x04":
+                raise Unreadable("is not a readable .npz archive (a member's header is damaged)")
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") \
+                + int.from_bytes(local[28:30], "little")
+            file.seek(start)
+            fmt = np.lib.format
+            version = fmt.read_magic(file)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read(file)
+            offset = file.tell()
+    except Unreadable:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, SyntaxError, TypeError,
+            zipfile.BadZipFile, struct.error) as error:
+        raise Unreadable(f"array {excerpt(name)} has no valid .npy header "
+                         f"({_reason(error)})") from None
+    if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise Unreadable(f"array {excerpt(name)} holds {printable(str(dtype))} values, not "
+                         "numbers")
+    size = math.prod(shape) * dtype.itemsize
+    if size > info.file_size - (offset - start):
+        raise Unreadable(f"array {excerpt(name)} announces more values than it holds")
+    if fortran or not shape:
+        return None
+    return offset, dtype, tuple(shape)
+
+
 def first_nonfinite(array: np.ndarray) -> int | None:
     """The first sample (along axis 0; a scalar is sample 0) holding NaN or infinity, or
     None when every value is finite."""
@@ -188,9 +229,11 @@ def _check_header(file: IO[bytes], available: int, what: str) -> None:
 # --------------------------------------------------------------------------- images
 
 
-def read_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> np.ndarray:
-    """An image as (H, W) uint8 (channels 1) or (H, W, 3) (channels 3), resized to `size`
-    = (height, width) with bilinear filtering when given; Unreadable when it is not one."""
+def read_image(path: Path | IO[bytes], channels: int,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image (a file, or its bytes) as (H, W) uint8 (channels 1) or (H, W, 3) (channels
+    3), resized to `size` = (height, width) with bilinear filtering when given; Unreadable
+    when it is not one."""
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():

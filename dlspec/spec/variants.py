@@ -47,7 +47,7 @@ NOT_IN_VARIANTS = ("dlspec", "name", "variants", "blocks")
 # sections a bare name stands for `{type: NAME}` in
 NAMED_BY_TYPE = ("task", "loss", "optimizer", "schedule")
 # the keys that say where `data:` comes from: changing one replaces the section
-DATA_SOURCES = ("dataset", "csv", "npz", "image_folder")
+DATA_SOURCES = ("dataset", "csv", "npz", "image_folder", "shards")
 
 
 def variant_names(document: Document) -> list[str]:

@@ -52,6 +52,6 @@ class Reconstruction(SupervisedTask):
                                     + f" ({said})", "reshape the last layer to the input's "
                                     "shape" if not alike else None))
         data = load_data(spec.data, spec.task, inputs, seed=spec.train.seed, base_dir=base)
-        rebuilt = with_targets(data, lambda split: {alike[0]: split.inputs[source]})
+        rebuilt = with_targets(data, lambda split: {alike[0]: split.tensors()[source]})
         return replace(rebuilt, num_classes=None, labels=None, target_normalization=None,
                        target_classes={alike[0]: None}, target_labels={alike[0]: None})

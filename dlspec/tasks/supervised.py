@@ -35,6 +35,8 @@ class SupervisedTask(Task):
     """A task with one network trained on labelled samples."""
 
     data_parallel = True
+    # trains batch by batch from the data's splits: inputs may be read from files as needed
+    streams = True
 
     def start(self, run: Run) -> Session:
         """The supervised session: data loaded and checked, the network built."""
@@ -66,7 +68,8 @@ class SupervisedTask(Task):
         several = len(outputs) > 1
         data = load_data(spec.data, spec.task, dict(shaped.graph.inputs),
                          seed=spec.train.seed, base_dir=base,
-                         outputs=outputs if several else None)
+                         outputs=outputs if several else None, streamable=self.streams,
+                         workers=spec.train.num_workers)
         if several:
             return data
         ((name, shape),) = outputs.items()

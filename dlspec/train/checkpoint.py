@@ -82,7 +82,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict[str, Any],
     with writing(folder):  # a full disk is a failed run (exit 1), whoever saves
         epoch = int(state["epoch"])
         files = [folder / WEIGHTS, folder / STATE]
-        save_model(model, str(_staged(folder / WEIGHTS)), metadata={_EPOCH: str(epoch)})
+        save_model(model, str(_staged(folder / WEIGHTS)),
+                   metadata={_EPOCH: str(_stamp_of_state(state))})
         if best is not None and best_epoch is not None:
             tensors = {k: v.detach().cpu().clone().contiguous() for k, v in best.items()}
             save_file(tensors, str(_staged(folder / BEST)), metadata={_EPOCH: str(best_epoch)})
@@ -91,6 +92,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, state: dict[str, Any],
         for path in files:
             _fsync(_staged(path))
         marker = {"epoch": epoch} | ({"best_epoch": best_epoch} if best_epoch is not None else {})
+        if state.get("within") is not None:  # taken between batches of the next epoch
+            marker["batch"] = int(state["within"]["batch"])
         write_atomically(folder / MARKER, lambda tmp: tmp.write_text(json.dumps(marker)))
         for path in files:
             os.replace(_staged(path), path)
@@ -135,12 +138,12 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, *,
     if not has_checkpoint(folder):
         return None
     marker = _read_marker(folder / MARKER)
-    epoch = marker["epoch"]
+    epoch = marker["epoch"] if "batch" not in marker else f"{marker['epoch']}+{marker['batch']}"
     read: list[dict[str, Any]] = []  # each state _settle reads: the last is the one it keeps
 
     def state_epoch(path: Path) -> object:
         read.append(read_state(path))
-        return read[-1]["epoch"]
+        return _stamp_of_state(read[-1])
 
     _settle(folder / STATE, epoch, state_epoch)
     state = read[-1]
@@ -175,17 +178,29 @@ def _read_marker(path: Path) -> dict[str, Any]:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _bad(path, f"its {key} is {_short(repr(value))}, not an epoch number of 1 "
                        "or more")
+    batch = marker.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise _bad(path, f"its batch is {_short(repr(batch))}, not a batch number of 1 or more")
     if marker.get("best_epoch") is not None and marker["best_epoch"] > marker["epoch"]:
         raise _bad(path, f"its best epoch {marker['best_epoch']} is after its epoch "
                    f"{marker['epoch']}")
     return marker
 
 
+def _stamp_of_state(state: dict[str, Any]) -> object:
+    """What names a checkpoint: its epoch, and the batch after which it was taken when it
+    was taken within the next epoch ("3+120"); its files and marker must say the same."""
+    within = state.get("within")
+    if isinstance(within, dict) and "batch" in within:
+        return f"{state['epoch']}+{within['batch']}"
+    return state["epoch"]
+
+
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _settle(path: Path, epoch: int, epoch_of: Callable[[Path], object]) -> Path:
+def _settle(path: Path, epoch: object, epoch_of: Callable[[Path], object]) -> Path:
     """The file of the marker's epoch: in place, or staged by a save that was killed after
     its commit (then moved into place now)."""
     staged = _staged(path)

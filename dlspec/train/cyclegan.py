@@ -156,7 +156,7 @@ def start_cyclegan(run: Run) -> CycleGanSession:
     check_cyclegan(spec, shaped)
     check_settings(spec, UNSUPPORTED_BY_CYCLEGAN)
     data = _data(spec, shaped, run.base_dir)
-    (domain_a,) = data.train.inputs.values()
+    (domain_a,) = data.train.tensors().values()
     check_range(spec, shaped["generator_ba"], domain_a, images=True)
     check_range(spec, shaped["generator_ab"], data.train.target, images=True)
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,7 @@ def _epoch(gan: _CycleGan, data: DataSplits, epoch: int, epochs: int,
            callbacks: Callbacks) -> dict[str, float]:
     """One pass over domain A's training images, each batch with a random batch of B."""
     size = gan.train.batch_size
-    (domain_a,) = data.train.inputs.values()
+    (domain_a,) = data.train.tensors().values()
     domain_b = data.train.target
     count = len(domain_a)
     usable = count if count < size else count - count % size
@@ -340,7 +340,7 @@ def _generator_step(gan: _CycleGan, real_a: Tensor, real_b: Tensor, epoch: int,
 def _measure(gan: _CycleGan, images: TensorSet, data: DataSplits,
              judge: DomainJudge) -> dict[str, float]:
     """Round-trip errors (pixel units) and translated images' domains, on `images`."""
-    (domain_a,) = images.inputs.values()
+    (domain_a,) = images.tensors().values()
     trips = {"a": _round_trip(gan, domain_a, "generator_ab", "generator_ba"),
              "b": _round_trip(gan, images.target, "generator_ba", "generator_ab")}
     numbers = {}
@@ -401,7 +401,7 @@ class _RoundTrips:
     def __init__(self, folder: Path, data: DataSplits):
         assert data.val is not None
         self.folder = folder
-        (domain_a,) = data.val.inputs.values()
+        (domain_a,) = data.val.tensors().values()
         self.images = {"a": domain_a[:GRID], "b": data.val.target[:GRID]}
         self.data = data
 

@@ -54,7 +54,7 @@ class DomainJudge:
         """Train the classifier into `folder`, or load it when it is already there."""
         from safetensors.torch import load_model, save_model
 
-        model = _classifier(tuple(next(iter(data.train.inputs.values())).shape[1:]), seed)
+        model = _classifier(tuple(next(iter(data.train.tensors().values())).shape[1:]), seed)
         weights, numbers = folder / "model.safetensors", folder / "metrics.json"
         if weights.is_file() and numbers.is_file():
             load_model(model, str(weights))
@@ -99,7 +99,7 @@ def _classifier(shape: tuple[int, ...], seed: int) -> torch.nn.Module:
 def _labelled(data: DataSplits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The images of both domains in one split, with their domain indices."""
     images = getattr(data, split)
-    (domain_a,) = images.inputs.values()
+    (domain_a,) = images.tensors().values()
     domain_b = images.target
     return (torch.cat([domain_a, domain_b]),
             torch.cat([torch.zeros(len(domain_a), dtype=torch.long),

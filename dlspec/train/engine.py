@@ -190,6 +190,19 @@ class Session:
     def restore_extra(self, state: dict[str, Any]) -> None:
         """Restore what `extra_state` returned."""
 
+    # True: `epoch_state` and `resume_within` let a checkpoint be taken between batches
+    # (train.checkpoint_steps) and resumed from there exactly
+    resumes_within_epoch: bool = False
+
+    def epoch_state(self) -> dict[str, Any]:
+        """The epoch in progress, after its last batch: what `resume_within` continues
+        from. Every process of a data-parallel run calls it (its tallies are summed)."""
+        raise NotImplementedError
+
+    def resume_within(self, state: dict[str, Any]) -> None:
+        """Continue the next epoch after the batches `state` (from `epoch_state`) counts."""
+        raise NotImplementedError
+
     def write(self, run_dir: Path, result: FitResult, test: dict[str, float] | None) -> None:
         """Write the task's own outputs: weights, curves, pictures, report.md."""
         raise NotImplementedError
@@ -286,6 +299,11 @@ def train(task: Task, spec: Spec, shaped: dict[str, ShapedGraph], run_dir: Path,
         with distributed.joined(pick_device(device or spec.train.device)) as (processes,
                                                                               target):
             session = task.start(Run(spec, shaped, run_dir, epochs, target, processes))
+            if spec.train.checkpoint_steps is not None and not session.resumes_within_epoch:
+                raise SpecError(Problem(("train", "checkpoint_steps"), f"task "
+                                        f"{task.name} checkpoints at the end of epochs only",
+                                        "remove checkpoint_steps; checkpoint_every counts "
+                                        "epochs"))
             if not session.writes:
                 callbacks = None  # process 0 reports for all
             else:
@@ -440,6 +458,8 @@ class _Loop:
         """One epoch: train, measure, time, step the schedules; the epoch's record."""
         session = self.session
         began = time.perf_counter()
+        if self.train.checkpoint_steps is not None:
+            callbacks = _Within(callbacks, self, epoch, self.train.checkpoint_steps)
         record = session.train_epoch(epoch, self.epochs, self.order, callbacks)
         record.update(session.measure(epoch))
         record["seconds"] = time.perf_counter() - began
@@ -448,9 +468,17 @@ class _Loop:
             schedule.step_epoch(record)
         return record
 
-    def _checkpoint(self, epoch: int, finished: str | None) -> None:
+    def checkpoint_within(self, epoch: int) -> None:
+        """A checkpoint after a batch of `epoch` (the state of the epoch in progress beside
+        that of the last complete one), which `--resume` continues exactly."""
+        within = self.session.epoch_state()  # in every process: tallies are summed
+        if self.session.writes:
+            self._checkpoint(epoch - 1, None, within)
+
+    def _checkpoint(self, epoch: int, finished: str | None,
+                    within: dict[str, Any] | None = None) -> None:
         session = self.session
-        state = {"epoch": epoch, "history": self.history,
+        state = {"epoch": epoch, "history": self.history, "within": within,
                  "optimizers": {k: v.state_dict() for k, v in session.optimizers.items()},
                  "schedules": {k: v.state_dict() for k, v in session.schedules.items()},
                  "batch_order": self.order.get_state(), "torch_rng": torch.get_rng_state(),
@@ -536,7 +564,30 @@ class _Loop:
         if session.average is not None and state.get("average") is not None:
             session.average.load_state_dict(state["average"])
         session.restore_extra(state["task"])
+        if state.get("within") is not None:
+            session.resume_within(state["within"])
         return int(state["epoch"])
+
+
+class _Within:
+    """Callbacks that also checkpoint every `steps` batches of an epoch (not after its last
+    batch: the epoch's own checkpoint follows)."""
+
+    def __init__(self, callbacks: Callbacks, loop: _Loop, epoch: int, steps: int):
+        self.callbacks, self.loop, self.epoch, self.steps = callbacks, loop, epoch, steps
+        self.batches = 0
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        self.batches = batches
+        self.callbacks.on_epoch_start(epoch, epochs, batches)
+
+    def on_batch(self, batch: int, loss: float, samples: int) -> None:
+        self.callbacks.on_batch(batch, loss, samples)
+        if batch % self.steps == 0 and batch < self.batches:
+            self.loop.checkpoint_within(self.epoch)
+
+    def on_epoch_end(self, record: dict[str, float]) -> None:
+        self.callbacks.on_epoch_end(record)
 
 
 def _cpu_copy(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -149,7 +149,7 @@ def start_gan(run: Run) -> GanSession:
     labels = label_inputs(spec, *names)
     if labels[0] is not None:
         _check_conditional_data(spec, shaped, names, labels, data)
-    check_range(spec, shaped[names[0]], next(iter(data.train.inputs.values())),
+    check_range(spec, shaped[names[0]], next(iter(data.train.tensors().values())),
                 bool(data.image_inputs))
     run.run_dir.mkdir(parents=True, exist_ok=True)
     sample_shape = tuple(next(iter(shaped[names[0]].outputs().values())).shape)
@@ -168,7 +168,7 @@ class GanSession(Session):
         self.spec, self.gan, self.dataset, self.judge = spec, gan, data, judge
         self.saved, self.optimizers, self.schedules = gan.pair, gan.optimizers, gan.schedules
         self.average, self.samples = gan.average, len(data.train)
-        (real,) = data.train.inputs.values()
+        (real,) = data.train.tensors().values()
         self.pictures = SamplePictures(run_dir / "samples", tuple(real.shape[1:]),
                                        next(iter(data.normalization.values()), None), real,
                                        rows=gan.num_classes if gan.conditional else None)

@@ -30,7 +30,14 @@ from dlspec.train.engine import Run
 from dlspec.train.heads import Head
 from dlspec.train.losses import PAIR_LOSSES, regularization_penalty
 from dlspec.train.metrics import knn_accuracy
-from dlspec.train.supervised import SupervisedSession, Targets, autocast, batches, prepare
+from dlspec.train.supervised import (
+    Step,
+    SupervisedSession,
+    Targets,
+    autocast,
+    batches,
+    prepare,
+)
 
 if TYPE_CHECKING:
     from dlspec.tasks.metric_learning import MetricLearning
@@ -127,14 +134,14 @@ class MetricLearningSession(SupervisedSession):
         positive, negative = draw_triplets(classes, anchors, generator)
         return torch.stack([anchors, positive, negative], dim=1), torch.ones(len(anchors))
 
-    def _batches(self, data: TensorSet, order: torch.Generator,
-                 ) -> Iterator[tuple[list[torch.Tensor], Targets]]:
+    def _batches(self, data: TensorSet, order: torch.Generator) -> Iterator[Step]:
         """The batches of the shuffled training split, each sample with its partners drawn
         from `order`: inputs (B, k, *shape), the target y (B,)."""
-        positions = TensorSet({"position": torch.arange(len(data))})
-        for (chosen,), _ in batches(positions, self.train.batch_size, order):
+        inputs = data.tensors()
+        for chosen in self._epoch_positions(data, order):
             members, same = self.partners(self.classes, chosen, order)
-            yield [x[members] for x in data.inputs.values()], {self.head.output: same}
+            yield Step([x[members] for x in inputs.values()], {self.head.output: same},
+                       len(chosen))
 
     def _augment(self, inputs: list[torch.Tensor], targets: Targets,
                  order: torch.Generator) -> tuple[list[torch.Tensor], Targets]:

@@ -8,7 +8,9 @@ schedule's plan (its schedulers' settings when built, which include lengths that
 * `train.epochs` (or `--epochs`): a longer run continues the checkpoint, when the schedule
   does not depend on the length (a cosine schedule over `train.epochs` does; a step
   schedule does not);
-* `train.checkpoint_every` and `train.device`: how often to save, where to compute.
+* `train.checkpoint_every`, `train.checkpoint_steps` and `train.device`: how often to
+  save, where to compute;
+* `train.num_workers` and `data.cache`: how the data is read (the batches are the same).
 
 Any other difference is refused (FileError, exit 2) naming the fields: a changed optimizer
 or learning rate cannot act on state saved for another, and applying it silently would end
@@ -24,7 +26,8 @@ from typing import Any
 
 from dlspec.errors import FileError, Problem
 
-CHANGEABLE = ("train.epochs", "train.checkpoint_every", "train.device")
+CHANGEABLE = ("train.epochs", "train.checkpoint_every", "train.checkpoint_steps",
+              "train.device", "train.num_workers", "data.cache")
 _NOT_TRAINING = ("dlspec", "name", "description", "export", "variants")
 _PLAN = "schedule plan"
 _SHOWN = 6

@@ -17,6 +17,7 @@ the command that launched them holds it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -180,15 +181,33 @@ def locked(run_dir: Path, command: str | None = None) -> Iterator[str | None]:
                 f"longer running ({_describe(previous)})" if previous else None)
         _write(descriptor, command)
         _held[key] = 1
+        _locks.add(descriptor)
         try:
             yield note
         finally:
             del _held[key]
+            _locks.discard(descriptor)
             os.ftruncate(descriptor, 0)  # a clean end leaves no holder behind
             if created:
                 _remove_if_unused(run_dir)
     finally:
         os.close(descriptor)  # closing releases the flock
+
+
+# the descriptors of the locks this process holds. A forked child (a DataLoader worker)
+# closes its copies: a copy would keep the lock after this process died, until the child
+# noticed and ended, and a resume meanwhile would find the folder in use by a dead run
+_locks: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for descriptor in list(_locks):
+        with contextlib.suppress(OSError):
+            os.close(descriptor)  # the parent's lock stands: it still holds its descriptor
+    _locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _remove_if_unused(run_dir: Path) -> None:

@@ -13,14 +13,15 @@ import math
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
 
 from dlspec.compile import compile_graph
-from dlspec.data import DataSplits, TensorSet
+from dlspec.data import BAD_FILE_HINT, DataSplits, TensorSet, skipped_files
 from dlspec.data.augment import check_augment
+from dlspec.data.lazy import BatchReader, Reader, is_lazy
 from dlspec.errors import Problem, SpecError
 from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import ShapedGraph
@@ -38,6 +39,7 @@ from dlspec.train.engine import (
     seed_weights,
     write_run_report,
 )
+from dlspec.train.epochstate import EpochProgress, EpochState
 from dlspec.train.gradnorms import GradientNorms
 from dlspec.train.heads import Head, make_heads, regularizations
 from dlspec.train.losses import regularization_penalty
@@ -53,15 +55,33 @@ if TYPE_CHECKING:
 Targets = dict[str, torch.Tensor]  # output name → a batch's targets
 
 
+def chunks(count: int, batch_size: int, order: torch.Generator | None) -> list[torch.Tensor]:
+    """The positions of each batch of a pass over `count` samples: in the order `order`
+    draws, or in order when it is None."""
+    index = torch.randperm(count, generator=order) if order is not None else torch.arange(count)
+    return list(index.split(batch_size))
+
+
 def batches(data: TensorSet, batch_size: int,
             order: torch.Generator | None) -> Iterator[tuple[list[torch.Tensor], Targets]]:
     """Mini-batches indexed straight out of the tensors: no per-sample Python work."""
-    count = len(data)
-    index = torch.randperm(count, generator=order) if order is not None else torch.arange(count)
-    for start in range(0, count, batch_size):
-        chosen = index[start:start + batch_size]
-        yield ([tensor[chosen] for tensor in data.inputs.values()],
+    inputs = data.tensors()
+    for chosen in chunks(len(data), batch_size, order):
+        yield ([tensor[chosen] for tensor in inputs.values()],
                {name: tensor[chosen] for name, tensor in data.targets.items()})
+
+
+class Step(NamedTuple):
+    """One training batch as a process gets it."""
+
+    inputs: list[torch.Tensor]
+    targets: Targets
+    size: int  # the samples of the whole batch, in every process together
+    # (start, stop): this process's samples of the whole batch, when it read only those
+    # (data read from files, shared between data-parallel processes); None: it holds all
+    share: tuple[int, int] | None = None
+    read: torch.Tensor | None = None  # the samples that could be read; None: all
+    failures: list[str] = []  # noqa: RUF012 (a NamedTuple's default is never mutated)
 
 
 def start_supervised(task: SupervisedTask, run: Run) -> SupervisedSession:
@@ -121,6 +141,7 @@ class SupervisedSession(Session):
     """One network, its optimiser and schedule, the loss, metrics and data of a run."""
 
     keeps_best = True
+    resumes_within_epoch = True
 
     def __init__(self, task: SupervisedTask, run: Run, shaped: ShapedGraph, data: DataSplits,
                  heads: list[Head]):
@@ -153,6 +174,13 @@ class SupervisedSession(Session):
         self.step_losses: dict[str, torch.Tensor] = {}
         self.stepped: set[str] = set()
         self.observed = False
+        self.norms: GradientNorms | None = None
+        # the epoch in progress, and what a checkpoint taken within one restored
+        self.progress = EpochProgress(torch.Generator().get_state())
+        self.resumed: EpochState | None = None
+        self.continue_from: torch.Tensor | None = None
+        self.readers: dict[int, Reader] = {}  # split → its reader, for data read from files
+        self.skipped: set[str] = set()  # unreadable files left out (data.bad_files: skip)
         # DDP all-reduces gradients in backward: the forward pass runs through its wrapper
         self.runner = (distributed.wrap(self.model, run.device) if run.processes is not None
                        else self.model)
@@ -170,42 +198,79 @@ class SupervisedSession(Session):
     def train_epoch(self, epoch: int, epochs: int, order: torch.Generator,
                     callbacks: Callbacks) -> dict[str, float]:
         """One pass over the training split, a step a batch; the mean loss and the training
-        metrics (`train_accuracy`, …) of the outputs the steps produced."""
+        metrics (`train_accuracy`, …) of the outputs the steps produced. After a checkpoint
+        taken between batches, the epoch goes on from the batch after it."""
         model, train, optimizer = self.model, self.train, self.optimizers["model"]
         schedule, data = self.schedules["model"], self.dataset.train
         callbacks.on_epoch_start(epoch, epochs, math.ceil(len(data) / train.batch_size))
         model.train()
         hold_frozen_statistics(model)
-        total, count = 0.0, 0
-        self.step_tallies = {head.output: head.tally() for head in self.heads}
-        self.step_losses = {head.output: torch.zeros((), device=self.device)
-                            for head in self.heads if head.prefix}
-        self.stepped, self.observed = set(), False
-        norms = GradientNorms(model) if train.log_grad_norms else None
-        for batch, (inputs, targets) in enumerate(self._batches(data, order), 1):
+        self.norms = GradientNorms(model) if train.log_grad_norms else None
+        progress = self._begin_epoch(order)
+        for batch, step in enumerate(self._batches(data, order), progress.batches + 1):
+            inputs, targets = step.inputs, step.targets
             if self.spec.augment is not None:  # drawn from the batch order: resumable
-                inputs, targets = self._augment(inputs, targets, order)
-            size = len(inputs[0])
-            part = self._part(inputs, targets)
+                inputs, targets = self._augment_step(step, order)
+            inputs, targets = self._readable(step, inputs, targets)
+            size = step.size if step.read is None else step.size - int((~step.read).sum())
+            part = self._part(inputs, targets, sharded=step.share is not None)
             if part is None:
                 continue
             loss = self._loss(*part, batch_size=size)
             value = finite(self._batch_loss(loss), epoch, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if norms is not None:
-                norms.measure()
+            if self.norms is not None:
+                self.norms.measure()
             _clip(model, train)
             optimizer.step()
             if self.average is not None:
                 self.average.update_parameters(model)
             schedule.step_batch()
-            total += value * size
-            count += size
+            progress.total += value * size
+            progress.count += size
+            progress.batches = batch
             callbacks.on_batch(batch, value, size)
-        return {"epoch": float(epoch), "train_loss": total / max(count, 1),
-                **self._step_scores(count), "lr": learning_rate(optimizer),
-                **(norms.means() if norms is not None else {})}
+        return {"epoch": float(epoch), "train_loss": progress.total / max(progress.count, 1),
+                **self._step_scores(progress.count), "lr": learning_rate(optimizer),
+                **(self.norms.means() if self.norms is not None else {})}
+
+    def _begin_epoch(self, order: torch.Generator) -> EpochProgress:
+        """A fresh epoch's tallies, or those of the epoch a checkpoint was taken within
+        (the batch order then set back to the epoch's start, to draw its permutation)."""
+        resumed, self.resumed = self.resumed, None
+        self.step_tallies = {head.output: head.tally() for head in self.heads}
+        self.step_losses = {head.output: torch.zeros((), device=self.device)
+                            for head in self.heads if head.prefix}
+        self.stepped, self.observed = set(), False
+        if resumed is None:
+            self.progress = EpochProgress(order.get_state())
+            self.continue_from = None
+            return self.progress
+        self.progress = resumed.progress
+        self.continue_from = order.get_state()  # after the batches done
+        order.set_state(resumed.progress.begun)
+        resumed.restore(self)
+        return self.progress
+
+    def _epoch_positions(self, data: TensorSet, order: torch.Generator) -> list[torch.Tensor]:
+        """The positions of each batch of the epoch still to train: all of them, or after a
+        checkpoint taken within the epoch those after it (the order's state then as it was
+        after them)."""
+        shuffled = order if self.spec.data is None or self.spec.data.shuffle else None
+        positions = chunks(len(data), self.train.batch_size, shuffled)
+        if self.continue_from is not None:
+            order.set_state(self.continue_from)
+            positions, self.continue_from = positions[self.progress.batches:], None
+        return positions
+
+    def epoch_state(self) -> dict[str, Any]:
+        """The epoch in progress (see `Session.epoch_state`)."""
+        return EpochState.taken(self).as_dict()
+
+    def resume_within(self, state: dict[str, Any]) -> None:
+        """Continue the next epoch after the batches `state` counts."""
+        self.resumed = EpochState.read(state, self)
 
     def _observe(self, head: Head, outputs: torch.Tensor, target: torch.Tensor,
                  loss: torch.Tensor) -> None:
@@ -237,11 +302,63 @@ class SupervisedSession(Session):
         self.stepped = {f"train_{name}" for name in scores}
         return {f"train_{name}": value for name, value in scores.items()}
 
-    def _batches(self, data: TensorSet, order: torch.Generator,
-                 ) -> Iterator[tuple[list[torch.Tensor], Targets]]:
+    def _batches(self, data: TensorSet, order: torch.Generator) -> Iterator[Step]:
         """An epoch's training batches, in the order `order` draws (a task's session may
-        add to each: metric learning draws every sample's partners)."""
-        return batches(data, self.train.batch_size, order)
+        add to each: metric learning draws every sample's partners). Data read from files
+        is read by the split's `Reader`; each data-parallel process reads only its part of
+        each batch."""
+        positions = self._epoch_positions(data, order)
+        if not is_lazy(data.inputs):
+            for chosen, (inputs, targets) in zip(positions, _indexed(data, positions),
+                                                 strict=True):
+                yield Step(inputs, targets, len(chosen))
+            return
+        shares: list[tuple[int, int]] = []
+        parts = positions
+        if self.processes is not None:
+            world, rank = self.processes.world, self.processes.rank
+            positions = [p for p in positions if len(p) >= world]  # too small to share: dropped
+            shares = [_share(len(p), world, rank) for p in positions]
+            parts = [p[start:stop] for p, (start, stop) in zip(positions, shares, strict=True)]
+        for number, batch in enumerate(self._reader(data)(parts)):
+            yield Step(batch.inputs, batch.targets, len(positions[number]),
+                       shares[number] if shares else None, batch.read, batch.failures)
+
+    def _reader(self, data: TensorSet) -> Reader:
+        """The reader of a split read from files (kept: its workers stay up)."""
+        key = id(data)
+        if key not in self.readers:
+            self.readers[key] = Reader(BatchReader(data.inputs, data.targets),
+                                       self.train.num_workers, self.device.type == "cuda")
+        return self.readers[key]
+
+    def _augment_step(self, step: Step, order: torch.Generator,
+                      ) -> tuple[list[torch.Tensor], Targets]:
+        """`_augment` of a step. A process holding only its share of the batch augments
+        it in its place in the whole batch (the others' places left zero), so that every
+        sample is changed as a one-process run changes it."""
+        if step.share is None:
+            return self._augment(step.inputs, step.targets, order)
+        start, stop = step.share
+        inputs, targets = self._augment([_placed(x, start, step.size) for x in step.inputs],
+                                         {k: _placed(t, start, step.size)
+                                          for k, t in step.targets.items()}, order)
+        return ([x[start:stop] for x in inputs],
+                {k: t[start:stop] for k, t in targets.items()})
+
+    def _readable(self, step: Step, inputs: list[torch.Tensor], targets: Targets,
+                  ) -> tuple[list[torch.Tensor], Targets]:
+        """The samples of a step that could be read. One that could not is refused with its
+        file's name, or left out and counted when `data.bad_files` is skip."""
+        if step.read is None:
+            return inputs, targets
+        data = self.spec.data
+        assert data is not None
+        if data.bad_files == "refuse":
+            raise SpecError(Problem(("data", data.source), step.failures[0], BAD_FILE_HINT))
+        self.skipped.update(step.failures)
+        keep = step.read
+        return [x[keep] for x in inputs], {k: t[keep] for k, t in targets.items()}
 
     def _augment(self, inputs: list[torch.Tensor], targets: Targets,
                  order: torch.Generator) -> tuple[list[torch.Tensor], Targets]:
@@ -257,10 +374,11 @@ class SupervisedSession(Session):
         inputs, target = self.task.augment(inputs, target, self.spec.augment, order, stats)
         return inputs, {name: target}
 
-    def _part(self, inputs: list[torch.Tensor], targets: Targets,
+    def _part(self, inputs: list[torch.Tensor], targets: Targets, sharded: bool = False,
               ) -> tuple[list[torch.Tensor], Targets] | None:
-        """This process's part of a batch, on its device; None when it gets no sample."""
-        if self.processes is not None:
+        """This process's part of a batch (unless it is `sharded` already), on its device;
+        None when it gets no sample."""
+        if self.processes is not None and not sharded:
             if len(inputs[0]) < self.processes.world:  # a last batch too small to share
                 return None
             inputs = [self.processes.shard(x) for x in inputs]
@@ -332,7 +450,7 @@ class SupervisedSession(Session):
         tallies = {head.output: head.tally() for head in self.heads}
         totals, count = dict.fromkeys(tallies, 0.0), 0
         with torch.inference_mode():
-            for inputs, targets in batches(data, self.train.batch_size, None):
+            for inputs, targets in self._in_order(data):
                 outputs = self._by_output(model(*(x.to(self.device) for x in inputs)))
                 size = len(inputs[0])
                 for head in self.heads:
@@ -348,6 +466,18 @@ class SupervisedSession(Session):
         for head in self.heads:
             result.update(head.named(tallies[head.output].compute()))
         return result
+
+    def _in_order(self, data: TensorSet) -> Iterator[tuple[list[torch.Tensor], Targets]]:
+        """A split's batches in order, for measuring it whole (read by its `Reader` when
+        it comes from files; unreadable samples refused or left out as in training)."""
+        positions = chunks(len(data), self.train.batch_size, None)
+        if not is_lazy(data.inputs):
+            yield from _indexed(data, positions)
+            return
+        for batch in self._reader(data)(positions):
+            step = Step(batch.inputs, batch.targets, len(batch.inputs[0]), None, batch.read,
+                        batch.failures)
+            yield self._readable(step, step.inputs, step.targets)
 
     def test(self) -> dict[str, float] | None:
         """Loss and metrics on the test split, with the kept weights."""
@@ -395,6 +525,9 @@ class SupervisedSession(Session):
                  + (f", {len(data.test)} test." if data.test is not None else "."), "",
                  f"Training: {len(result.history)} epochs ({result.stop_reason}); best epoch "
                  f"{result.best_epoch}; final learning rate {last.get('lr', 0):.3g}.", ""]
+        if self.skipped:
+            lines += [f"Data read from files: {skipped_files(self.skipped)} (data.bad_files: "
+                      "skip).", ""]
         if self.transferred is not None:
             lines += [*self.transferred.lines(), ""]
         if test is not None:
@@ -405,6 +538,29 @@ class SupervisedSession(Session):
                          if result.history else "No epoch finished: no weights were kept."),
                       ""]
         return lines
+
+
+def _indexed(data: TensorSet, positions: list[torch.Tensor],
+             ) -> Iterator[tuple[list[torch.Tensor], Targets]]:
+    """The batches at `positions` of a split held in memory."""
+    inputs = data.tensors()
+    for chosen in positions:
+        yield ([tensor[chosen] for tensor in inputs.values()],
+               {name: tensor[chosen] for name, tensor in data.targets.items()})
+
+
+def _share(size: int, world: int, rank: int) -> tuple[int, int]:
+    """Process `rank`'s samples of a batch of `size`, as `Processes.shard` splits it."""
+    base, extra = divmod(size, world)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def _placed(x: torch.Tensor, start: int, size: int) -> torch.Tensor:
+    """`x` at rows start… of a zero tensor of `size` rows."""
+    whole = x.new_zeros((size, *x.shape[1:]))
+    whole[start:start + len(x)] = x
+    return whole
 
 
 def deployment_info(data: DataSplits) -> DeploymentInfo:

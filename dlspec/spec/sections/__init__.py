@@ -226,13 +226,16 @@ class TrainConfig(Section):
     early_stopping: EarlyStopping | None = Field(None, description="stop when a metric stalls")
     grad_clip: GradClip | None = Field(None, description="gradient clipping")
     checkpoint_every: PositiveInt = Field(1, description="epochs between checkpoints")
+    checkpoint_steps: PositiveInt | None = Field(
+        None, description="batches between checkpoints within an epoch too (for long "
+        "epochs): --resume continues from the last one as if never stopped")
     metrics: Annotated[list[Metric] | dict[str, list[Metric]], ByName()] | None = Field(
         None, description="metrics computed each epoch (default: the task's); with several "
         "outputs, each metric on every output it suits, or a list per output")
     log_grad_norms: bool = Field(False, description="log gradient norms per layer group")
-    num_workers: NonNegativeInt = Field(
-        0, description="data-loading worker processes: only 0 for now (data loads in the "
-        "main process); other values are refused")
+    num_workers: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="data-loading worker processes for data read from files as needed "
+        "(data.cache none, or auto on data too large to hold); 0 reads in the main process")
     n_critic: PositiveInt = Field(1, description="GAN: discriminator steps per generator step")
     ema: float | None = Field(
         None, gt=0, lt=1, description="decay of an exponential moving average of the weights")
@@ -254,11 +257,6 @@ class TrainConfig(Section):
             if len(set(names)) != len(names):
                 fail("metrics are listed twice", "metrics", *([output] if output else []),
                      value=names)
-        if self.num_workers != 0:  # refused rather than silently ignored
-            fail(f"num_workers {self.num_workers} is not supported yet", "num_workers",
-                 value=self.num_workers, kind="unsupported_key",
-                 context={"hint": "data loading happens in the main process for now; remove "
-                          "it"})
         return self
 
 

@@ -143,14 +143,17 @@ class Pairs(Section):
         return self
 
 
-_SOURCES = ("dataset", "csv", "npz", "image_folder")
+_SOURCES = ("dataset", "csv", "npz", "image_folder", "shards")
 # Options that only some sources take: option -> (does the source take it?, which do).
 _Applies = tuple[Callable[["DataConfig"], bool], str]
 _CSV: _Applies = (lambda d: d.csv is not None, "csv")
 _NPZ: _Applies = (lambda d: d.npz is not None, "npz")
 _IMAGES: _Applies = (lambda d: d.image_folder is not None or d.images is not None
-                     or d.dataset in IMAGE_DATASETS,
-                     "image data (image_folder, images beside a csv, digits, digits_pair)")
+                     or d.shards is not None or d.dataset in IMAGE_DATASETS,
+                     "image data (image_folder, images beside a csv, shards, digits, "
+                     "digits_pair)")
+_FILES: _Applies = (lambda d: d.dataset is None, "data read from files (csv, npz, "
+                    "image_folder, shards)")
 _SYNTHETIC: _Applies = (lambda d: d.dataset in SYNTHETIC_DATASETS, "synthetic datasets")
 _SEQUENCES: _Applies = (lambda d: d.dataset in SEQUENCE_DATASETS,
                         f"sequence datasets ({', '.join(sorted(SEQUENCE_DATASETS))})")
@@ -161,7 +164,8 @@ _NAMED: _Applies = (lambda d: d.csv is not None or d.npz is not None
 _OPTION_SOURCES = {"target": _CSV, "features": _CSV, "delimiter": _CSV, "x_key": _NPZ,
                    "y_key": _NPZ, "resize": _IMAGES, "grayscale": _IMAGES,
                    "num_samples": _SYNTHETIC, "noise": _SYNTHETIC, "seq_len": _SEQUENCES,
-                   "inputs": _NAMED, "targets": _NAMED, "images": _CSV}
+                   "inputs": _NAMED, "targets": _NAMED, "images": _CSV,
+                   "cache": _FILES, "bad_files": _FILES}
 # options that say the same as a mapping: (option, mapping, what to say)
 _SAID_TWICE = (("features", "inputs", "the columns of each input in `inputs`, or of the one "
                 "input in `features`"),
@@ -186,6 +190,9 @@ class DataConfig(Section):
     image_folder: ReadPath | None = Field(
         None, min_length=1, description="folder with one sub-folder of images per class, "
         "relative to the spec's folder")
+    shards: ReadPath | None = Field(
+        None, min_length=1, description="folder of .tar shards of samples (WebDataset's "
+        "format: KEY.jpg and KEY.cls), relative to the spec's folder")
     inputs: dict[Key, Columns] | None = Field(
         None, min_length=1, description="network input → its data: an NPZ key, CSV columns, "
         "or a built-in set's array (default: the array named like the input)")
@@ -220,10 +227,17 @@ class DataConfig(Section):
     seed: NonNegativeInt | None = Field(
         None, description="seed of the split and generated data (default: train.seed)")
     shuffle: bool = Field(True, description="shuffle the training samples every epoch")
+    cache: Literal["auto", "memory", "none"] = Field(
+        "auto", description="memory: decode every sample before training; none: read each "
+        "batch from the files as needed (with train.num_workers processes); auto: memory when "
+        "the decoded samples fit the budget, else none")
+    bad_files: Literal["refuse", "skip"] = Field(
+        "refuse", description="an unreadable image: refuse the run naming it, or skip it and "
+        "count it")
 
     @property
     def source(self) -> str:
-        """The key naming the data source: dataset, csv, npz or image_folder."""
+        """The key naming the data source: dataset, csv, npz, image_folder or shards."""
         return next(k for k in _SOURCES if getattr(self, k) is not None)
 
     @property
