@@ -1,14 +1,18 @@
-"""The data a spec trains on, as whole in-memory tensors split into train/val/test.
+"""The data a spec trains on, split into train/val/test.
 
-    DataConfig ─read─▶ Mapped: numpy samples per input, targets per output (sources.py:
-               │        builtin.py, files.py, tables.py, pairs.py)
-               ─fit─▶ tensors shaped for the network's inputs and outputs and the task (fit.py)
+    DataConfig ─read─▶ Mapped: numpy samples per input (or files to read them from:
+               │        samples.py, shards.py), targets per output (sources.py: builtin.py,
+               │        files.py, tables.py, pairs.py)
+               ─cache─▶ files decoded into memory, or left to be read as needed (data.cache)
+               ─fit─▶ tensors (or LazyColumns, lazy.py) shaped for the network's inputs and
+               │       outputs and the task (fit.py)
                ─split, normalise─▶ DataSplits
 
-Training indexes batches straight out of the tensors with a permutation, so no sample passes
-through Python on its own. Mismatches between the data and the network (names, sample
-shapes and dtypes, number of classes, output sizes) are SpecErrors raised before training
-starts, located at the data key that caused them.
+Training indexes batches of data held in memory straight out of the tensors with a
+permutation, so no sample passes through Python on its own; data read as needed goes
+through torch's DataLoader a batch at a time (lazy.py). Mismatches between the data and the
+network (names, sample shapes and dtypes, number of classes, output sizes) are SpecErrors
+raised before training starts, located at the data key that caused them.
 
 Targets are keyed by the network's output names (`outputs`); a caller that does not give
 them gets the one target keyed "target" (`TARGET`). `TensorSet.target` is the sole target,

@@ -181,12 +181,13 @@ def stored_array(path: Path, name: str) -> tuple[int, np.dtype, tuple[int, ...]]
             zipfile.BadZipFile, struct.error) as error:
         raise Unreadable(f"array {excerpt(name)} has no valid .npy header "
                          f"({_reason(error)})") from None
-    if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
-        raise Unreadable(f"array {excerpt(name)} holds {printable(str(dtype))} values, not "
-                         "numbers")
+    _check_dtype(dtype, f"array {excerpt(name)} ")
     size = math.prod(shape) * dtype.itemsize
-    if size > info.file_size - (offset - start):
-        raise Unreadable(f"array {excerpt(name)} announces more values than it holds")
+    held = info.file_size - (offset - start)
+    if size > held:
+        shown = "×".join(map(str, shape)) or "scalar"
+        raise Unreadable(f"array {excerpt(name)} announces {shown} {dtype} values "
+                         f"({format_bytes(size)}) but holds {format_bytes(max(held, 0))}")
     if fortran or not shape:
         return None
     return offset, dtype, tuple(shape)
@@ -201,6 +202,15 @@ def first_nonfinite(array: np.ndarray) -> int | None:
     return int(np.argmin(finite))
 
 
+def _check_dtype(dtype: np.dtype, what: str) -> None:
+    """Unreadable unless `dtype` is of plain numbers."""
+    if dtype.hasobject:
+        raise Unreadable(f"{what}holds Python objects (dtype object), which dlspec never "
+                         "unpickles; save numbers")
+    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise Unreadable(f"{what}holds {printable(str(dtype))} values, not numbers")
+
+
 def _check_header(file: IO[bytes], available: int, what: str) -> None:
     fmt = np.lib.format
     try:
@@ -209,11 +219,7 @@ def _check_header(file: IO[bytes], available: int, what: str) -> None:
         shape, _, dtype = read(file)
     except (ValueError, EOFError, SyntaxError, TypeError) as error:
         raise Unreadable(f"{what}has no valid .npy header ({_reason(error)})") from None
-    if dtype.hasobject:
-        raise Unreadable(f"{what}holds Python objects (dtype object), which dlspec never "
-                         "unpickles; save numbers")
-    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
-        raise Unreadable(f"{what}holds {printable(str(dtype))} values, not numbers")
+    _check_dtype(dtype, what)
     size = math.prod(shape) * dtype.itemsize
     held = available - file.tell()
     shown = "×".join(map(str, shape)) or "scalar"

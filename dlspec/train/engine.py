@@ -161,6 +161,7 @@ class Session:
     has_val: bool = False  # whether `measure` reports val_* numbers (the monitor's default)
     # writes checkpoints and outputs: process 0 of a data-parallel run, or the only one
     writes: bool = True
+    notes: tuple[str, ...] = ()  # what the session chose that a user should hear of
 
     def evaluated(self) -> nn.Module:
         """The weights a best epoch keeps: the moving average's, when there is one."""
@@ -417,7 +418,7 @@ class _Loop:
         self.saved_best = 0  # the best epoch whose weights the checkpoint holds
         self.last: dict[str, torch.Tensor] | None = None  # last epoch's weights, on the CPU
         self.start = 1
-        self.notes: list[str] = []
+        self.notes: list[str] = list(session.notes)
 
     def run(self, callbacks: Callbacks) -> FitResult:
         session, train = self.session, self.train

@@ -180,6 +180,8 @@ class SupervisedSession(Session):
         self.resumed: EpochState | None = None
         self.continue_from: torch.Tensor | None = None
         self.readers: dict[int, Reader] = {}  # split → its reader, for data read from files
+        if is_lazy(data.train.inputs):  # how it is read: a user with big data wants to know
+            self.notes = (f"data: {data.source}",)
         self.skipped: set[str] = set()  # unreadable files left out (data.bad_files: skip)
         # DDP all-reduces gradients in backward: the forward pass runs through its wrapper
         self.runner = (distributed.wrap(self.model, run.device) if run.processes is not None
