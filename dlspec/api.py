@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from dlspec.errors import DlspecError, FileError, Problem, SpecError, WorkError
 from dlspec.graph import Graph, ShapedGraph, infer_shapes
+from dlspec.runfiles import ONNX, WEIGHTS
 from dlspec.spec.expand import expand
 from dlspec.spec.load import Document, load_yaml_file, load_yaml_text
 from dlspec.spec.model import NetworkPart, Spec
@@ -295,7 +296,7 @@ def _weights_file(checkpoint: Path, network: str) -> Path:
     if checkpoint.is_dir():
         # a run of several networks keeps each in <network>.safetensors
         own = checkpoint / f"{network}.safetensors"
-        return own if own.is_file() else checkpoint / "model.safetensors"
+        return own if own.is_file() else checkpoint / WEIGHTS
     if not checkpoint.exists():
         raise FileError(Problem((), f"no checkpoint {checkpoint}",
                                 "give a run folder or its model.safetensors"))
@@ -308,7 +309,7 @@ def _export_path(spec: Spec, out: str | Path | None, checkpoint: str | Path | No
         return Path(out)
     if checkpoint is not None:
         folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
-        return folder / (file or "model.onnx")
+        return folder / (file or ONNX)
     return Path(file or f"{spec.name}.onnx")
 
 

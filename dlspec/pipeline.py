@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlspec.runfiles import ONNX, WEIGHTS
 from dlspec.spec.model import Spec
 
 if TYPE_CHECKING:
@@ -131,8 +132,8 @@ def _export(spec: Spec, run_dir: Path, module: torch.nn.Module | None,
         notes.add("export: off (export.onnx: false)")
         return [], "Export: off in the spec (`export.onnx: false`)."
     section = spec.export.onnx if spec.export is not None else None
-    path = run_dir / (section.file if section is not None and section.file else "model.onnx")
-    checkpoint = run_dir / "model.safetensors" if module is None else None
+    path = run_dir / (section.file if section is not None and section.file else ONNX)
+    checkpoint = run_dir / WEIGHTS if module is None else None
     results = api.export_spec(spec, path, checkpoint=checkpoint, module=module, info=info)
     for result in results:
         notes.add("export: " + "\n".join(result.lines()))

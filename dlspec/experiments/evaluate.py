@@ -18,10 +18,11 @@ import numpy as np
 from dlspec.errors import Problem, SpecError
 from dlspec.experiments.labelled import Reading, read_labelled
 from dlspec.experiments.scoring import Evaluation, class_scores, value_scores
+from dlspec.runfiles import ONNX
+from dlspec.runfiles import RESOLVED_SPEC as RUN_SPEC
 from dlspec.runtime.untrusted import printable
 
 DEFAULT_FOLDER = "evaluation"  # in the run folder for a run, in the current folder for a model
-RUN_SPEC = "spec.resolved.yaml"
 
 
 @dataclass
@@ -70,7 +71,7 @@ def evaluate_model(path: Path, data: Path | None, options: Options) -> Evaluatio
     from dlspec.runtime.readers import label_columns_beside
     from dlspec.tasks import task_has
 
-    if path.is_dir() and not (path / "model.onnx").exists():
+    if path.is_dir() and not (path / ONNX).exists():
         raise SpecError(Problem((), f"{printable(str(path))} is neither a run folder (it has "
                                 f"no {RUN_SPEC}) nor holds a model.onnx",
                                 "give a run folder or an .onnx file"))

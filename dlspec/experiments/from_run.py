@@ -22,6 +22,7 @@ from dlspec.experiments.labelled import Reading, read_labelled
 from dlspec.experiments.scoring import Evaluation
 from dlspec.export.exporter import load_weights
 from dlspec.export.metadata import DeploymentInfo, TensorSpec, deployment_metadata
+from dlspec.runfiles import WEIGHTS
 from dlspec.runtime.inputs import checked_inputs, normalized
 from dlspec.runtime.readers import label_columns_beside
 from dlspec.runtime.untrusted import printable
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from dlspec.graph import ShapedGraph
     from dlspec.spec.model import Spec
 
-WEIGHTS = "model.safetensors"
+
 _MAX_ENVIRONMENT_BYTES = 2**20
 
 

@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlspec import runfiles
 from dlspec.errors import FileError, Problem
+from dlspec.runfiles import CHECKPOINT_MARKER as MARKER
+from dlspec.runfiles import LOCK, REPORT
+from dlspec.runfiles import METRICS_JSON as METRICS
+from dlspec.runfiles import RESOLVED_SPEC as SPEC
 from dlspec.runtime.untrusted import excerpt, printable
 
-METRICS, SPEC, MARKER, REPORT, LOCK = ("metrics.json", "spec.resolved.yaml",
-                                       "checkpoint.complete", "report.md", ".dlspec.lock")
-RUN_FILES = (METRICS, SPEC, MARKER)  # a folder holding one of these is a run folder
+RUN_FILES = (*runfiles.RUN_FILES, MARKER)  # a folder holding one of these is a run folder
 MAX_METRICS_BYTES = 64 * 2**20  # a million epochs of a dozen numbers; a planted file is not
 MAX_SPEC_BYTES = 4 * 2**20
 _MAX_SMALL_BYTES = 64 * 2**10  # the marker, the lock note, report.md

@@ -16,10 +16,9 @@ from typing import Any
 
 from dlspec import contract
 from dlspec.graph import ShapedGraph
+from dlspec.runfiles import DATA_INFO as DATA_FILE
 from dlspec.spec.model import Spec
 from dlspec.tasks import classifying_tasks
-
-DATA_FILE = "data.json"  # in a run folder: what training learnt about the data
 
 
 @dataclass

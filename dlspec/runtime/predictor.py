@@ -30,6 +30,7 @@ from dlspec.contract import (
     read_metadata,
 )
 from dlspec.errors import Problem, SpecError, WorkError
+from dlspec.runfiles import ONNX
 from dlspec.runtime.inputs import (
     ORT_TYPES,
     Inputs,
@@ -260,8 +261,8 @@ def import_onnxruntime() -> Any:
 
 def model_file(path: Path) -> Path:
     """The model at `path`, or `path/model.onnx` for a run folder; SpecError when missing."""
-    if path.is_dir() and (path / "model.onnx").is_file():
-        return path / "model.onnx"
+    if path.is_dir() and (path / ONNX).is_file():
+        return path / ONNX
     if not path.is_file():
         what = "is a folder without model.onnx" if path.is_dir() else "not found"
         raise SpecError(Problem((), f"model {path} {what}",

@@ -31,9 +31,11 @@ import torch
 from safetensors.torch import load_model, save_file, save_model
 
 from dlspec.errors import FileError, Problem, WorkError
+from dlspec.runfiles import CHECKPOINT_BEST as BEST
+from dlspec.runfiles import CHECKPOINT_MARKER as MARKER
+from dlspec.runfiles import CHECKPOINT_STATE as STATE
+from dlspec.runfiles import CHECKPOINT_WEIGHTS as WEIGHTS
 
-WEIGHTS, BEST, STATE, MARKER = ("checkpoint.safetensors", "checkpoint.best.safetensors",
-                                "checkpoint.state.pt", "checkpoint.complete")
 _EPOCH = "dlspec_epoch"  # safetensors metadata key: the epoch a weights file belongs to
 _MARKER_BYTES = 4096
 

@@ -31,6 +31,7 @@ from dlspec.data import DataSplits, load_data
 from dlspec.errors import Problem, SpecError
 from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import InputDecl, ShapedGraph
+from dlspec.runfiles import WEIGHTS
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import GanLoss, NonSaturatingLoss, TrainConfig
 from dlspec.train.checkpoint import save_weights
@@ -404,7 +405,7 @@ def generator_info(spec: Spec, generator: str, data: DataSplits) -> DeploymentIn
 
 def _write_run(run_dir: Path, spec: Spec, gan: _Gan, result: FitResult,
                data: DataSplits) -> None:
-    save_weights(gan.sampler, run_dir / "model.safetensors")
+    save_weights(gan.sampler, run_dir / WEIGHTS)
     save_weights(gan.discriminator, run_dir / DISCRIMINATOR_WEIGHTS)
     write_gan_curves(run_dir, result.history, spec.name)
     generator, discriminator = gan.names

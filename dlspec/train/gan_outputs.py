@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from dlspec.graph import InputDecl
+from dlspec.runfiles import CURVES
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -213,7 +214,7 @@ def write_gan_curves(run_dir: Path, history: list[dict[str, float]], title: str)
             axis.legend(frameon=False, fontsize="small")
         axis.grid(alpha=0.3)
     fig.suptitle(title)
-    path = run_dir / "curves.png"
+    path = run_dir / CURVES
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

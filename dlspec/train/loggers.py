@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dlspec.errors import DlspecError, Interrupted, Problem, SpecError, WorkError
+from dlspec.runfiles import ARTIFACTS
 
 if TYPE_CHECKING:
     from dlspec.spec.model import Spec
@@ -42,8 +43,7 @@ if TYPE_CHECKING:
 TENSORBOARD = "tensorboard"  # the event files' folder in the run folder
 MLFLOW_RECORD = "mlflow.json"  # the MLflow store and run id of a run folder
 # the run folder's files an MLflow run keeps, when they are there
-ARTIFACTS = ("metrics.csv", "metrics.json", "curves.png", "report.md", "spec.resolved.yaml",
-             "environment.json", "data.json", "model.onnx", "architecture.svg")
+
 # the sections whose settings are an MLflow run's parameters (the network is not)
 _PARAMETERS = ("task", "loss", "optimizer", "schedule", "data", "augment", "train", "transfer",
                "params")

@@ -6,17 +6,19 @@ import csv
 import json
 from pathlib import Path
 
+from dlspec.runfiles import CURVES, METRICS_CSV, METRICS_JSON, REPORT
+
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]],
                   test: dict[str, float] | None) -> None:
     """Per-epoch history as CSV and JSON (with the final test evaluation in the JSON)."""
     columns = list(dict.fromkeys(k for record in history for k in record))
-    with open(run_dir / "metrics.csv", "w", newline="") as handle:
+    with open(run_dir / METRICS_CSV, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for record in history:
             writer.writerow({k: _number(v) for k, v in record.items()})
-    (run_dir / "metrics.json").write_text(
+    (run_dir / METRICS_JSON).write_text(
         json.dumps({"epochs": history, "test": test}, indent=2) + "\n")
 
 
@@ -95,7 +97,7 @@ def write_curves(run_dir: Path, history: list[dict[str, float]], title: str,
     for axis in axes[len(panels):]:
         axis.axis("off")
     fig.suptitle(title)
-    path = run_dir / "curves.png"
+    path = run_dir / CURVES
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -103,6 +105,6 @@ def write_curves(run_dir: Path, history: list[dict[str, float]], title: str,
 
 def write_report(run_dir: Path, lines: list[str]) -> Path:
     """report.md: a short account of the run linking its files."""
-    path = run_dir / "report.md"
+    path = run_dir / REPORT
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from dlspec.errors import DlspecError
+from dlspec.runfiles import ENVIRONMENT
+from dlspec.runfiles import RESOLVED_SPEC as RESOLVED
 from dlspec.spec.model import Spec
 
-RESOLVED = "spec.resolved.yaml"
-ENVIRONMENT = "environment.json"
 _PRUNE_ROUNDS = 32  # a round drops the refused defaults validation reports (at least one)
 
 

@@ -31,12 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dlspec.errors import FileError, Location, Problem, SpecError, WorkError
+from dlspec.runfiles import LOCK, RUN_FILES
 
-LOCK = ".dlspec.lock"
-# what a run leaves in its folder (besides its checkpoint marker): one is enough to say a run
-# was here. Exports (model.onnx) and diagrams alone are not a run.
-RUN_FILES = ("metrics.csv", "metrics.json", "spec.resolved.yaml", "environment.json",
-             "model.safetensors")
 RUNS = Path("runs")  # where runs go without --out
 # set for the workers `--nproc` starts: their launcher chose, claimed and holds the folder
 # (workers a user starts with torchrun themselves check it, each before any writes)

@@ -25,6 +25,7 @@ from dlspec.data.lazy import BatchReader, Reader, is_lazy
 from dlspec.errors import Problem, SpecError
 from dlspec.export.metadata import DeploymentInfo
 from dlspec.graph import ShapedGraph
+from dlspec.runfiles import WEIGHTS
 from dlspec.spec.model import Spec
 from dlspec.spec.sections import TrainConfig
 from dlspec.train import distributed
@@ -505,7 +506,7 @@ class SupervisedSession(Session):
         """The best weights, the curves and report.md."""
         kept = bool(result.history)  # a run stopped in its first epoch has nothing to keep
         if kept:
-            save_weights(self.model, run_dir / "model.safetensors")
+            save_weights(self.model, run_dir / WEIGHTS)
             rule = self.train.early_stopping
             watched = rule.metric if rule else "val_loss" if self.has_val else "train_loss"
             write_curves(run_dir, result.history, self.spec.name, result.best_epoch, watched)
