@@ -209,6 +209,20 @@ def test_compare_prints_the_numbers_and_the_spec_fields_that_differ(runs: Path,
     assert result.stderr == f"wrote {picture}\n"
 
 
+def test_compare_json_holds_the_table_for_scripts(runs: Path, tmp_path: Path) -> None:
+    result = cli("compare", runs / "moons-a", runs / "moons-b", "--json", "-o",
+                 tmp_path / "c.png")
+    assert result.returncode == 0, result.stderr
+    compared = json.loads(result.stdout)
+    assert [run["label"] for run in compared["runs"]] == ["moons-a", "moons-b"]
+    assert compared["differences"] == {"optimizer.lr": ["0.02", "0.05"]}
+    for run, name in zip(compared["runs"], ["moons-a", "moons-b"], strict=True):
+        metrics = metrics_of(runs / name)
+        assert run["test"] == metrics["test"]
+        assert run["final"]["val_loss"] == metrics["epochs"][-1]["val_loss"]
+    assert (tmp_path / "c.png").is_file()
+
+
 def test_compare_refuses_what_it_cannot_compare(runs: Path, tmp_path: Path) -> None:
     one = cli("compare", runs / "moons-a", "-o", tmp_path / "c.png")
     assert one.returncode == 2 and "two runs or more" in one.stderr

@@ -19,6 +19,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders")
     parser.add_argument("-o", "--output", type=Path, default=Path("compare.png"),
                         metavar="FILE.png", help="the picture (default compare.png)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the comparison as JSON, for scripts (the picture is "
+                        "still drawn)")
     parser.set_defaults(run=run)
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileError(Problem((), f"-o {args.output}: the picture is a PNG file",
                                 "give a name ending in .png"))
     comparison = compare_runs(args.runs)
-    sys.stdout.write(comparison.table())
+    sys.stdout.write(comparison.as_json() if args.json else comparison.table())
     drawn = [run for run in comparison.runs if run.history]
     if not drawn:
         print("no run has per-epoch numbers yet: nothing to draw", file=sys.stderr)

@@ -5,6 +5,7 @@ their curves overlaid in one picture.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,22 @@ class Comparison:
         else:
             rows.append(["spec", *(["same"] * len(self.runs))])
         return text_table(["", *self.names], rows)
+
+
+    def as_json(self) -> str:
+        """The comparison as JSON, for scripts: each run's summary (as `dlspec runs --json`
+        gives it) with its last epoch's numbers, and the spec fields that differ."""
+        from dlspec.experiments.runs import run_summary
+
+        runs = [{**run_summary(run), "label": name,
+                 "final": _finite(run.history[-1]) if run.history else None}
+                for name, run in zip(self.names, self.runs, strict=True)]
+        return json.dumps({"runs": runs, "differences": self.differences}, indent=2) + "\n"
+
+
+def _finite(record: dict[str, float]) -> dict[str, float | None]:
+    """A record for JSON: a NaN or infinity (a diverged epoch) as null."""
+    return {k: v if math.isfinite(v) else None for k, v in record.items()}
 
 
 def compare_runs(paths: Sequence[Path]) -> Comparison:
