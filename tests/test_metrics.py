@@ -193,3 +193,13 @@ def test_a_tally_of_nothing_reports_nothing_and_knn_is_not_tallied() -> None:
     tally = Tally(["knn_accuracy", "accuracy"])
     tally.update(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
     assert tally.compute() == {"accuracy": 1.0}
+
+
+def test_a_binary_threshold_decides_as_predict_does() -> None:
+    logits = torch.tensor([-1.0, 0.2, 0.9, 2.5])  # probabilities 0.27, 0.55, 0.71, 0.92
+    target = torch.tensor([0, 0, 1, 1])
+    default, strict = Tally(["accuracy", "precision"]), Tally(["accuracy", "precision"], 0.6)
+    default.update(logits, target)
+    strict.update(logits, target)
+    assert default.compute() == {"accuracy": 0.75, "precision": 2 / 3}
+    assert strict.compute() == {"accuracy": 1.0, "precision": 1.0}  # 0.55 is now negative

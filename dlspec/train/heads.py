@@ -43,6 +43,7 @@ class Head:
     weight: float
     metrics: list[str]
     prefix: str  # "" for a network's one head, "<output>_" among several
+    threshold: float | None = None  # task.threshold: a binary classifier's decision
 
     @property
     def binary(self) -> bool:
@@ -64,7 +65,7 @@ class Head:
 
     def tally(self) -> Tally:
         """A fresh tally of this head's metrics, to `add` a split to batch by batch."""
-        return Tally(self.metrics)
+        return Tally(self.metrics, self.threshold)
 
     def add(self, tally: Tally, outputs: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch's outputs and targets to `tally`, as the task scores them."""
@@ -119,8 +120,10 @@ def _head(spec: Spec, task: SupervisedTask, output: str, shape: tuple[int, ...],
     metrics, wrong = _metrics(spec, task, output, several)
     weight = section.share if isinstance(section, SupervisedLossBase) else 1.0
     loss = make_loss(section, None) if not problems else nn.Identity()
+    threshold = (spec.task.threshold if spec.task is not None and task.classifies
+                 and not several else None)
     return problems + wrong, Head(output, task, section, loss, weight, metrics,
-                                  f"{output}_" if several else "")
+                                  f"{output}_" if several else "", threshold)
 
 
 def _losses_by_output(spec: Spec, outputs: list[str], trained: list[str]) -> dict[str, Loss]:

@@ -35,11 +35,18 @@ import torch
 Stats = dict[str, torch.Tensor]  # summable statistics of a split (or of one batch)
 
 
-def predicted_classes(outputs: torch.Tensor) -> torch.Tensor:
-    """Class indices from logits: argmax, or `logit > 0` for a single output unit."""
+def predicted_classes(outputs: torch.Tensor, cut: float = 0.0) -> torch.Tensor:
+    """Class indices from logits: argmax, or `logit > cut` for a single output unit (0: the
+    probability 0.5; `logit_cut` turns a task's threshold into one)."""
     if outputs.dim() == 1 or outputs.shape[-1] == 1:
-        return (outputs.reshape(-1) > 0).long()
+        return (outputs.reshape(-1) > cut).long()
     return outputs.argmax(dim=-1)
+
+
+def logit_cut(threshold: float | None) -> float:
+    """The logit whose sigmoid is `threshold` (a binary classifier's decision threshold,
+    task.threshold; None: 0.5)."""
+    return 0.0 if threshold is None else math.log(threshold / (1 - threshold))
 
 
 def predicted_masks(outputs: torch.Tensor) -> torch.Tensor:
@@ -62,9 +69,9 @@ def _counts(predicted: torch.Tensor, actual: torch.Tensor, classes: int) -> Stat
             "actual": torch.bincount(actual, minlength=classes)}
 
 
-def _class_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
+def _class_stats(outputs: torch.Tensor, target: torch.Tensor, cut: float = 0.0) -> Stats:
     classes = max(int(outputs.shape[-1]) if outputs.dim() > 1 else 1, 2)
-    return _counts(predicted_classes(outputs), target, classes)
+    return _counts(predicted_classes(outputs, cut), target, classes)
 
 
 def _top5_stats(outputs: torch.Tensor, target: torch.Tensor) -> Stats:
@@ -220,8 +227,9 @@ class Tally:
         {'accuracy': 0.6666666666666666, 'f1': 0.6666666666666666}
     """
 
-    def __init__(self, names: Sequence[str]):
+    def __init__(self, names: Sequence[str], threshold: float | None = None):
         self.names = [name for name in names if name in _TALLIED]  # knn_accuracy: not here
+        self.cut = logit_cut(threshold)  # a binary classifier's decision, as predict makes it
         self.stats: dict[str, Stats] = {}
         self.binary: dict[str, bool] = {}
 
@@ -229,7 +237,9 @@ class Tally:
         """Add a batch: its outputs (logits or values) and targets."""
         outputs, target = outputs.detach().float(), target.detach()
         for kind in dict.fromkeys(_TALLIED[name][0] for name in self.names):
-            _add(self.stats.setdefault(kind, {}), _KINDS[kind](outputs, target))
+            stats = (_class_stats(outputs, target, self.cut) if kind == "classes"
+                     else _KINDS[kind](outputs, target))
+            _add(self.stats.setdefault(kind, {}), stats)
             if kind == "classes":
                 self.binary[kind] = outputs.dim() == 1 or outputs.shape[-1] <= 2
             elif kind == "pixels":
