@@ -36,7 +36,7 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
         if info.build is None:
             values[node.name] = args[0]
         elif isinstance(info.build, Function):
-            values[node.name] = _emit_function(graph, info.build, args)
+            values[node.name] = _emit_function(graph, info.build, args, node.name)
         else:
             module = _instantiate(info.build, node.trainable, node.init)
             modules[node.name] = module
@@ -81,13 +81,28 @@ def install(root: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
     root.add_module(leaf, module)
 
 
-def _emit_function(graph: fx.Graph, function: Function, args: list[fx.Node]) -> fx.Node:
-    """Merges as call_function nodes: `torch.cat([a, b])`, `torch.add(torch.add(a, b), c)`."""
+def _emit_function(graph: fx.Graph, function: Function, args: list[fx.Node],
+                   name: str) -> fx.Node:
+    """Functions as call_function nodes: `torch.cat([a, b])`, `torch.add(torch.add(a, b), c)`,
+    `torch.clamp(x, min=0.0)`; a lifted input first gains axes: `torch.unsqueeze(b, 1)`.
+    The last node carries the layer's name, so `dlspec code` reads `gated = torch.mul(x, gate)`.
+    """
+    import torch
+
+    args = list(args)
+    for i, count in enumerate(function.lift):
+        for _ in range(count):
+            args[i] = graph.call_function(torch.unsqueeze, (args[i], 1))
+    kwargs = dict(function.kwargs)
     if function.pack_inputs:
-        return graph.call_function(function.target, (list(args),), dict(function.kwargs))
+        return graph.create_node("call_function", function.target, (args,), kwargs, name=name)
+    if not function.fold:
+        return graph.create_node("call_function", function.target, tuple(args), kwargs,
+                                 name=name)
     result = args[0]
-    for other in args[1:]:
-        result = graph.call_function(function.target, (result, other), dict(function.kwargs))
+    for count, other in enumerate(args[1:], start=2):
+        result = graph.create_node("call_function", function.target, (result, other), kwargs,
+                                   name=name if count == len(args) else None)
     return result
 
 

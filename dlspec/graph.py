@@ -257,9 +257,15 @@ def _tensor_info(output: Any, node: Node) -> TensorInfo:
 
 
 def apply_function(function: Function, inputs: list[Any]) -> Any:
-    """Apply a merge Function to input tensors, as the compiled graph does."""
+    """Apply a Function to input tensors, as the compiled graph does."""
+    inputs = list(inputs)
+    for i, count in enumerate(function.lift):
+        for _ in range(count):
+            inputs[i] = inputs[i].unsqueeze(1)
     if function.pack_inputs:
-        return function.target(list(inputs), **function.kwargs)
+        return function.target(inputs, **function.kwargs)
+    if not function.fold:
+        return function.target(*inputs, **function.kwargs)
     result = inputs[0]
     for other in inputs[1:]:
         result = function.target(result, other, **function.kwargs)

@@ -29,6 +29,7 @@ from dlspec.layers.registry import (
     format_shape,
     kind_names,
     lookup_kind,
+    takes_defaults,
 )
 
 COMMAND = "dlspec reference -o docs/spec-reference.md"
@@ -454,7 +455,7 @@ class _Document:
         forms = []
         if not fields:
             forms.append(f"Written bare (`- {kind.name}`); it has no fields.")
-        elif not any(f.required for f in fields):
+        elif takes_defaults(kind):
             forms.append(f"Written bare (`- {kind.name}`), it takes the defaults.")
         if kind.main is not None:
             forms.append(f"Shorthand: `{kind.name}: VALUE` sets `{kind.main}`.")

@@ -5,7 +5,6 @@ recurrent/attention specifics."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import dlspec
 import dlspec.layers.modules
+from dlspec.graph import apply_function
 from dlspec.layers.registry import (
     Call,
     Example,
@@ -39,7 +39,9 @@ MORE_CASES: dict[str, list[Case]] = {
     **{name: [({}, [(5,)])] for name in ("leaky_relu", "elu", "celu", "gelu", "softplus",
                                          "prelu")},
     # merge
-    "add": [({}, [(3,), (3,), (3,)])],
+    "add": [({}, [(3,), (3,), (3,)]),
+            ({}, [(2, 3), (1,), (2, 1)])],  # broadcasting; a lower rank gains axes
+    "clamp": [({"min": -0.5}, [(5,)])],
     "concat": [({"dim": -1}, [(2, 3), (2, 1)])],
     # convolution
     "conv2d": [({"out_channels": 4, "kernel_size": [3, 1], "stride": 2, "padding": [1, 0],
@@ -132,17 +134,6 @@ def _inputs(kind: Any, shapes: list[tuple[int, ...]], dtype: torch.dtype | None,
     return [torch.randint(0, 4, (batch, *s), dtype=dtype, device=device) for s in shapes]
 
 
-def _apply(built: Function, inputs: list[torch.Tensor]) -> torch.Tensor:
-    def call(*args: Any) -> torch.Tensor:
-        return built.target(*args, **built.kwargs)
-
-    if built.pack_inputs:
-        return call(inputs)
-    if built.fold:
-        return functools.reduce(call, inputs)
-    return call(*inputs)
-
-
 def _build(name: str, params: dict[str, Any], shapes: list[tuple[int, ...]]) -> Any:
     kind = lookup_kind(name)
     assert kind is not None
@@ -164,7 +155,7 @@ def test_kind_builds_runs_and_prints(name: str, params: dict[str, Any],
     kind, p, built = _build(name, params, shapes)
     inputs = _inputs(kind, shapes, dtype)
     if isinstance(built, Function):
-        out = _apply(built, inputs)
+        out = apply_function(built, inputs)
         assert out.shape[0] == 2
         if built.output is not None:
             assert built.output == tuple(out.shape[1:])

@@ -10,6 +10,7 @@ from dlspec.layers import (  # noqa: F401  (imported for their registrations)
     pool,
     recurrent,
     shortcut,
+    tensor,
 )
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, register
 

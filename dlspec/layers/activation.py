@@ -1,15 +1,17 @@
-"""Activation kinds: element-wise non-linearities and (log-)softmax."""
+"""Activation kinds: element-wise non-linearities, (log-)softmax and element-wise math
+(abs, exp, log, sqrt, neg, scale, clamp)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import PositiveFloat
+from pydantic import Field, PositiveFloat, ValidationInfo, field_validator, model_validator
 
 from dlspec.layers.registry import (
     Call,
     Example,
+    Function,
     LayerKind,
     LayerParams,
     NoParams,
@@ -94,3 +96,83 @@ _activation("log_softmax", "LogSoftmax", Example({"dim": -1}, (10,), name="log_p
 _activation("softplus", "Softplus", Example({"beta": 2.0}), _Softplus, "beta")
 _activation("prelu", "PReLU", Example({"num_parameters": 16}, (16, 8, 8), name="act"), _PRelu,
             "num_parameters")
+
+
+# --- element-wise math: torch functions of one input, compiled to call_function nodes -----
+
+class Elementwise(LayerKind):
+    """A torch function of one input applied element-wise: `torch.<function>(x, **kwargs)`."""
+
+    preserves_shape = True
+    function: ClassVar[str] = ""
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Function:
+        import torch
+
+        return Function(getattr(torch, self.function), self.kwargs(p), output=shapes[0])
+
+    def kwargs(self, p: Any) -> dict[str, Any]:
+        """The function's keyword arguments from the validated params."""
+        return {}
+
+
+def _elementwise(name: str, function: str, doc: str) -> None:
+    cls = type(name.capitalize(), (Elementwise,), {"function": function, "example": Example(),
+                                                  "__doc__": doc})
+    register(name, family="activation")(cls)
+
+
+_elementwise("abs", "abs", "`torch.abs`: the absolute value |x|.")
+_elementwise("exp", "exp", "`torch.exp`: e to the power x (inf beyond about 88 in float32).")
+_elementwise("log", "log", "`torch.log`: the natural logarithm; as in PyTorch, 0 gives -inf and "
+                           "a negative input NaN (training stops at a NaN loss).")
+_elementwise("sqrt", "sqrt", "`torch.sqrt`: the square root; as in PyTorch, a negative input "
+                             "gives NaN (training stops at a NaN loss).")
+_elementwise("neg", "neg", "`torch.neg`: -x.")
+
+
+class _Factor(LayerParams):
+    factor: float
+
+
+@register("scale", family="activation", main="factor")
+class Scale(Elementwise):
+    """Multiply by a constant `factor` (a fixed number, not learned): `torch.mul(x, factor)`."""
+
+    example = Example(0.5)
+    Params = _Factor
+    function = "mul"
+
+    def kwargs(self, p: Any) -> dict[str, Any]:
+        return {"other": p.factor}
+
+
+class _Bounds(LayerParams):
+    min: float | None = Field(None, description="the lower bound (none: unbounded below)")
+    max: float | None = Field(None, description="the upper bound (none: unbounded above)")
+
+    @field_validator("max", mode="after")
+    @classmethod
+    def _not_below_min(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"max {value:g} is below min {low:g}: clamp needs min ≤ max")
+        return value
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> _Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("clamp needs min, max or both")
+        return self
+
+
+@register("clamp", family="activation")
+class Clamp(Elementwise):
+    """Limit every value to [min, max] (either bound may be left out): `torch.clamp`."""
+
+    example = Example({"min": 0, "max": 6})
+    Params = _Bounds
+    function = "clamp"
+
+    def kwargs(self, p: Any) -> dict[str, Any]:
+        return p.model_dump(exclude_none=True)

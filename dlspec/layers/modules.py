@@ -40,6 +40,20 @@ class Permute(nn.Module):
         return f"dims={self.dims}"
 
 
+class Slice(nn.Module):
+    """`x[:, ..., start:end:step]` along axis `dim` (the batch axis is 0), Python's rules."""
+
+    def __init__(self, dim: int, start: int | None, end: int | None, step: int = 1):
+        super().__init__()
+        self.dim, self.start, self.end, self.step = dim, start, end, step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[(slice(None),) * self.dim + (slice(self.start, self.end, self.step),)]
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
+
+
 class _LastOrSequence(nn.RNNBase):
     """Makes a batch-first recurrent layer return one tensor: the output sequence
     (B, T, H * dirs) if `return_sequence`, else the last layer's final hidden state

@@ -34,7 +34,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 Shape = tuple[int, ...]
 
@@ -134,13 +141,19 @@ class Call:
 
 @dataclass
 class Function:
-    """A stateless operation compiled to an fx `call_function` node (merges)."""
+    """A stateless operation compiled to fx `call_function` nodes (merges, element-wise math).
+
+    Without `pack_inputs` or `fold` it is called once as `target(*inputs, **kwargs)`.
+    """
 
     target: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     pack_inputs: bool = False  # torch.cat takes its inputs as one list
     fold: bool = False  # torch.add(a, b) is applied pairwise over 3+ inputs
     output: Shape | None = None  # the output shape, as for Call
+    # per input, how many size-1 axes to insert after its batch axis first: per-sample shapes
+    # of lower rank broadcast against the others, not against the batch axis
+    lift: tuple[int, ...] = ()
 
 
 def _instantiate(value: Any) -> Any:
@@ -165,6 +178,8 @@ def _is_custom(target: Any) -> bool:
 def target_name(target: Any) -> str:
     """How generated code names a class or function: nn.Conv2d, torch.cat, Reshape."""
     module = getattr(target, "__module__", "") or ""
+    if module == "torch.nn.functional":  # as fx prints it in forward()
+        return f"torch.nn.functional.{target.__name__}"
     if module.startswith("torch.nn"):
         return f"nn.{target.__qualname__}"
     if module.startswith("torch") or getattr(target, "__self__", None) is not None:
@@ -237,6 +252,16 @@ class LayerKind:
         """A short summary of the defining hyperparameters, for tables and diagrams."""
         values = p.model_dump(exclude_defaults=True, by_alias=True)
         return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def takes_defaults(kind: LayerKind) -> bool:
+    """Whether the kind may be written bare: its defaults alone are valid (every field of
+    clamp is optional, but it needs one bound)."""
+    try:
+        kind.Params.model_validate({})
+    except ValidationError:
+        return False
+    return True
 
 
 _REGISTRY: dict[str, type[LayerKind]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dlspec.layers.registry import LayerKind, kind_names, lookup_kind
+from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, takes_defaults
 from dlspec.spec.entries import CommonKeys
 from dlspec.spec.model import LAYER_MARKER, REFERENCE_PATTERN, Spec
 
@@ -85,7 +85,7 @@ def _kind(name: str) -> LayerKind:
 
 
 def _required(kind: LayerKind) -> bool:
-    return any(f.is_required() for f in kind.Params.model_fields.values())
+    return not takes_defaults(kind)
 
 
 def _parameters(kind: LayerKind, params: dict[str, Any]) -> dict[str, Any]:
