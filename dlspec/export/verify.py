@@ -8,6 +8,8 @@ exporters are known to freeze traced sizes into Reshape nodes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 from dataclasses import dataclass
 
@@ -73,7 +75,9 @@ def compare(module: torch.nn.Module, model_bytes: bytes, inputs: dict[str, Input
         sample = {name: _random(decl, batch, length if name in sequence_inputs else None,
                                  token_limit, generator) for name, decl in inputs.items()}
         try:
-            with torch.inference_mode():
+            # torch.fx prints a failing forward's traceback to stderr before raising; the
+            # failure is reported below, as the comparison at this size
+            with torch.inference_mode(), contextlib.redirect_stderr(io.StringIO()):
                 expected = module(*sample.values())
         except Exception as exc:  # noqa: BLE001 - the network itself rejects this size
             error = "PyTorch fails at this size too: " + " ".join(str(exc).split())[:200]
