@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import dlspec
 from conftest import ROOT, SPECS
 from dlspec.train.distributed import Processes
 
@@ -42,6 +43,13 @@ def _train(spec: Path, run: Path, *extra: str) -> subprocess.CompletedProcess[st
                           timeout=300)
 
 
+def _alone(spec: Path, run: Path, epochs: int | None = None) -> None:
+    """The one-process reference run, trained in this process: the same engine the CLI
+    runs, without the seconds a new process takes to import torch (`dlspec train` itself,
+    one process, is tested in test_train.py)."""
+    dlspec.train_spec(dlspec.load(spec), run, epochs=epochs)
+
+
 def _epochs(run: Path) -> list[dict[str, float]]:
     epochs: list[dict[str, float]] = json.loads((run / "metrics.json").read_text())["epochs"]
     return epochs
@@ -50,9 +58,8 @@ def _epochs(run: Path) -> list[dict[str, float]]:
 def test_two_processes_follow_the_one_process_trajectory(tmp_path: Path) -> None:
     # batch_size is the global batch, and each process's loss is weighted by its share of
     # it, so DDP's gradient average is the whole batch's gradient: same steps, same losses
-    alone = _train(SPECS / "mlp.yaml", tmp_path / "one", "--epochs", "6")
+    _alone(SPECS / "mlp.yaml", tmp_path / "one", epochs=6)
     shared = _train(SPECS / "mlp.yaml", tmp_path / "two", "--epochs", "6", "--nproc", "2")
-    assert alone.returncode == 0, alone.stderr
     assert shared.returncode == 0, shared.stderr
     # process 0 alone reports: one line per epoch, one closing line
     assert shared.stdout.count("trained ") == 1
@@ -111,9 +118,8 @@ def test_two_heads_in_two_processes_follow_the_one_process_trajectory(tmp_path: 
     from test_several_outputs import write_spec
 
     spec = write_spec(tmp_path, **{"epochs: 12": "epochs: 3"})
-    alone = _train(spec, tmp_path / "one")
+    _alone(spec, tmp_path / "one")
     shared = _train(spec, tmp_path / "two", "--nproc", "2")
-    assert alone.returncode == 0, alone.stderr
     assert shared.returncode == 0, shared.stderr
     for one, two in zip(_epochs(tmp_path / "one"), _epochs(tmp_path / "two"), strict=True):
         for key in ("train_loss", "train_category_loss", "train_price_loss",
@@ -135,8 +141,7 @@ def test_two_nodes_of_one_process_follow_the_one_process_trajectory(tmp_path: Pa
     """`torchrun --nnodes 2` as README documents it, the two nodes on this machine meeting at
     a c10d endpoint on localhost: the run of two processes on two nodes is the one-process
     run, as with --nproc 2."""
-    alone = _train(SPECS / "mlp.yaml", tmp_path / "one", "--epochs", "4")
-    assert alone.returncode == 0, alone.stderr
+    _alone(SPECS / "mlp.yaml", tmp_path / "one", epochs=4)
     endpoint = f"localhost:{_free_port()}"
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,

@@ -23,6 +23,17 @@ from test_layer_kinds import EXAMPLES
 
 # parameter-heavy networks: seconds each to trace, serialise and run at batch 7
 _LARGE = {"alexnet", "vgg16", "vgg19", "resnet34", "resnet50", "resnet152", "cyclegan"}
+# the slowest specs export at a smaller input (the same layers, the same weights): at full
+# size they took 20-100 s each here. The big image models convolve 224×224 or 256×256 images
+# at batch 1, 2 and 7 in PyTorch and in ONNX Runtime (most of cyclegan's time, a quarter of
+# the others'); full-size exports of the same layer kinds stay covered by alexnet and
+# resnet18/34/50 (both uses of adaptive pooling), the full-size forward pass by
+# test_specs.py::test_big_model_runs_on_cpu, the published parameter counts by test_specs.py.
+# Tracing the GRU takes time with the example's length: gru's 30-step window is 10 steps
+# here, still none of the lengths the dynamic sequence axis is verified at (1, 5, 13).
+_SMALLER = {"vgg16": ["params.size=32"], "vgg19": ["params.size=32"],
+            "resnet152": ["params.size=64"], "cyclegan": ["params.size=32"],
+            "gru": ["inputs.window.shape=[10, 1]"]}
 _SEQUENCE_SPECS = {"lstm", "gru", "bilstm", "transformer_encoder"}
 
 
@@ -39,20 +50,24 @@ def _metadata(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("spec_path", _spec_params())
 def test_every_spec_exports_and_verifies(spec_path: Path, tmp_path: Path) -> None:
-    spec = dlspec.load(spec_path)
+    spec = dlspec.load(spec_path, overrides=_SMALLER.get(spec_path.stem))
     results = dlspec.export_spec(spec, tmp_path / f"{spec.name}.onnx")
     shaped = dlspec.shapes(spec)
+    if spec_path.stem in _SMALLER:  # the smaller input leaves the network's weights as they are
+        full = dlspec.shapes(dlspec.load(spec_path))
+        assert {k: g.total_params for k, g in shaped.items()} == {
+            k: g.total_params for k, g in full.items()}
     for result in results:
-        network = shaped[_metadata(result.path)["dlspec_network"]]
         assert result.path.is_file()
+        model = onnx.load(str(result.path))  # once: the largest files are 0.5 GB
+        network = shaped[{p.key: p.value for p in model.metadata_props}["dlspec_network"]]
         assert all(c.passed for c in result.comparisons)
         assert {c.batch for c in result.comparisons} == {1, 2, 7}
         # the spec's names, and a dynamic batch axis on every input and output
         assert [t.name for t in result.inputs] == list(network.graph.inputs)
         assert [t.name for t in result.outputs] == list(network.graph.outputs)
         assert all(t.shape[0] is None for t in result.inputs + result.outputs)
-        model = onnx.load(str(result.path))
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(str(result.path), full_check=True)  # the file as written
         assert len(model.graph.value_info) > 0  # shapes inferred onto the edges
     if spec.name in _SEQUENCE_SPECS:
         (result,) = results

@@ -456,21 +456,24 @@ def test_gans_refuse_data_parallel_workers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_dcgan_learns_digits(tmp_path: Path) -> None:
-    """specs/dcgan.yaml at half its width for 10 epochs (~18 s): the digits classifier
-    finds digits of many classes in its samples. An untrained generator's samples get a mean
-    top probability of 0.16, all in one class."""
+    """specs/dcgan.yaml at half its width for 5 epochs at 2.5 times its learning rate (both
+    networks' 2e-4 made 5e-4): the digits classifier finds digits of many classes in its
+    samples. An untrained generator's samples get a mean top probability of 0.16, all in one
+    class. (At 2e-4 the half-width networks need 10 epochs, twice the time; at 5e-4 seeds 0, 1
+    and 2 all pass from epoch 4 on.)"""
     text = (ROOT / "specs" / "dcgan.yaml").read_text()
     for full, short in (("out_channels: 64,", "out_channels: 32,"),
                         ("out_channels: 128", "out_channels: 64"),
-                        ("out_channels: 256", "out_channels: 128"), ("epochs: 20", "epochs: 10")):
+                        ("out_channels: 256", "out_channels: 128"), ("epochs: 20", "epochs: 5"),
+                        ("lr: 2.0e-4", "lr: 5.0e-4")):
         assert full in text
         text = text.replace(full, short)
     spec = dlspec.loads(text, str(tmp_path / "dcgan.yaml"))
     result = dlspec.train_spec(spec, tmp_path / "run")
     last = result.fit.history[-1]  # type: ignore[attr-defined]
     assert last["digit_confidence"] > 0.7  # 0.88 measured; the full spec reaches 0.88 too
-    assert last["digit_class_max"] < 0.4  # 0.19 measured (the full spec: 0.16)
-    grid = Image.open(tmp_path / "run" / "samples" / "epoch_010.png")
+    assert last["digit_class_max"] < 0.4  # 0.18 measured (the full spec: 0.16)
+    grid = Image.open(tmp_path / "run" / "samples" / "epoch_005.png")
     assert grid.size == (2 * (8 * 34 + 2), 2 * (8 * 34 + 2))
 
 
