@@ -128,8 +128,9 @@ def test_streaming_statistics_are_those_of_the_whole_split(folder: Path) -> None
     assert np.allclose(stats["std"], pixels.std(axis=(0, 2, 3)), rtol=0, atol=1e-12)
     # and in batches of any size, with workers
     unnormalised = LazyColumn(column.files, torch.float32, column.positions)
-    mean, std, failures = streaming_statistics(unnormalised, 1, batch_size=5, workers=2)
-    assert not failures
+    mean, std, failures, refused = streaming_statistics(unnormalised, 1, batch_size=5,
+                                                        workers=2)
+    assert not failures and not refused
     assert torch.allclose(mean, torch.tensor(stats["mean"], dtype=torch.float64), atol=1e-12)
     assert torch.allclose(std, torch.tensor(stats["std"], dtype=torch.float64), atol=1e-12)
 
@@ -154,6 +155,20 @@ def test_a_bad_image_is_refused_by_path_or_skipped_and_counted(
     assert "images/bee/bad.png" in report
     trained = len(skipped.data.train) + len(skipped.data.val or []) + len(skipped.data.test or [])
     assert trained == (43 if cache == "none" else 41)  # lazily, they are left out as met
+
+
+@pytest.mark.parametrize("cache", ["none", "memory"])
+def test_an_image_of_another_size_is_refused_even_when_bad_files_are_skipped(
+        tmp_path: Path, cache: str) -> None:
+    written = _write_images(tmp_path / "images", per_class=4)
+    Image.new("RGB", (12, 9)).save(written[5])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    result = _dlspec("train", spec, "--out", tmp_path / "run", "--set", f"data.cache={cache}",
+                     "--set", "data.bad_files=skip", "--set", "data.normalize=null")
+    assert result.returncode == 2, result.stderr
+    assert "images/bee/01.png is 9×12, but the images of images are 10×10" in result.stderr
+    assert "add `resize: [height, width]`" in result.stderr
 
 
 def _shard(path: Path, samples: list[tuple[str, bytes, bytes]],

@@ -40,7 +40,7 @@ from dlspec.data.fit import (
     resize_images,
 )
 from dlspec.data.lazy import LazyColumn, streaming_statistics
-from dlspec.data.samples import BAD_FILE_HINT, SampleFiles
+from dlspec.data.samples import BAD_FILE_HINT, WRONG_SIZE_HINT, SampleFiles
 from dlspec.data.sources import read_mapped
 from dlspec.data.splits import split_indices
 from dlspec.data.tables import TARGET
@@ -360,9 +360,12 @@ def normalize_lazy(column: LazyColumn, train: torch.Tensor, how: str | Normalize
                                     f"{'channels' if column.ndim >= 4 else 'features'}"))
     else:
         try:
-            mean, std, failures = streaming_statistics(column[train], axis, workers=workers)
+            mean, std, failures, refused = streaming_statistics(column[train], axis,
+                                                                workers=workers)
         except Unreadable as error:
             raise SpecError(Problem(("data", data.source), str(error))) from None
+        if refused:
+            raise SpecError(Problem(("data", data.source), refused[0], WRONG_SIZE_HINT))
         if failures and data.bad_files == "refuse":
             raise SpecError(Problem(("data", data.source), failures[0], BAD_FILE_HINT))
         std = torch.where(std < _FLAT_STD, torch.ones_like(std), std)
@@ -411,6 +414,7 @@ def _channel_axis(x: torch.Tensor) -> int | None:
 
 __all__ = [
     "BAD_FILE_HINT",
+    "WRONG_SIZE_HINT",
     "DATASETS",
     "IGNORE_INDEX",
     "TARGET",

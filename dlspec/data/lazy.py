@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from dlspec.data.samples import SampleFiles, StoredRows
+from dlspec.data.samples import SampleFiles, StoredRows, WrongSize
 from dlspec.runtime.untrusted import Unreadable
 
 
@@ -57,24 +57,26 @@ class LazyColumn:
         """The samples at `index` (positions, a boolean mask or a slice), still unread."""
         return LazyColumn(self.files, self.dtype, self.positions[index], self.stats)
 
-    def read(self, rows: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, str]]]:
+    def read(self, rows: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, str, bool]]]:
         """The samples at `rows` (positions in this column) as one tensor, and the rows that
-        could not be read: (row, "NAME reason"); theirs are zeros in the tensor."""
+        could not be read: (row, "NAME reason", whether it is refused even where bad files
+        are skipped: an image of another size); theirs are zeros in the tensor."""
         chosen = self.positions[rows].tolist()
         out = np.zeros((len(chosen), *self.files.sample_shape), dtype=self.files.dtype)
-        failed: list[tuple[int, str]] = []
+        failed: list[tuple[int, str, bool]] = []
         if isinstance(self.files, StoredRows):
             out[:] = self.files.read_rows(np.asarray(chosen, dtype=np.int64))
             if out.dtype.kind == "f":
                 bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-                failed = [(int(i), f"{self.files.name(chosen[int(i)])} holds NaN or infinity")
-                          for i in np.flatnonzero(bad)]
+                failed = [(int(i), f"{self.files.name(chosen[int(i)])} holds NaN or infinity",
+                           False) for i in np.flatnonzero(bad)]
         else:
             for row, position in enumerate(chosen):
                 try:
                     out[row] = self.files.read(position)
                 except Unreadable as error:
-                    failed.append((row, f"{self.files.name(position)} {error}"))
+                    failed.append((row, f"{self.files.name(position)} {error}",
+                                   isinstance(error, WrongSize)))
         x = torch.from_numpy(out).to(self.dtype)
         if self.stats is not None:
             mean, std = self.stats
@@ -97,6 +99,7 @@ class Batch(NamedTuple):
     targets: dict[str, torch.Tensor]
     read: torch.Tensor | None
     failures: list[str]
+    refused: list[str]  # failures that skipping bad files does not excuse (another size)
 
 
 class BatchReader(torch.utils.data.Dataset[Batch]):
@@ -110,12 +113,13 @@ class BatchReader(torch.utils.data.Dataset[Batch]):
         return len(next(iter(self.inputs.values())))
 
     def __getitem__(self, rows: torch.Tensor) -> Batch:  # type: ignore[override]
-        inputs, failures, unread = [], [], set[int]()
+        inputs, failures, refused, unread = [], [], [], set[int]()
         for column in self.inputs.values():
             if isinstance(column, LazyColumn):
                 x, failed = column.read(rows)
-                unread.update(row for row, _ in failed)
-                failures += [said for _, said in failed]
+                unread.update(row for row, _, _ in failed)
+                failures += [said for _, said, _ in failed]
+                refused += [said for _, said, always in failed if always]
             else:
                 x = column[rows]
             inputs.append(x)
@@ -124,7 +128,7 @@ class BatchReader(torch.utils.data.Dataset[Batch]):
         if unread:
             read = torch.ones(len(rows), dtype=torch.bool)
             read[sorted(unread)] = False
-        return Batch(inputs, targets, read, failures)
+        return Batch(inputs, targets, read, failures, refused)
 
 
 def is_lazy(inputs: dict[str, torch.Tensor | LazyColumn]) -> bool:
@@ -173,18 +177,22 @@ class Reader:
 
 
 def streaming_statistics(column: LazyColumn, axis: int | None, batch_size: int = 64,
-                         workers: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                         workers: int = 0,
+                         ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
     """The mean and standard deviation (population) of `column`'s samples per channel
-    (`axis` of a batch) in one pass, in float64 merged batch by batch (Chan et al.), and the
-    samples that could not be read. Memory: a batch, twice."""
+    (`axis` of a batch) in one pass, in float64 merged batch by batch (Chan et al.), the
+    samples that could not be read, and those of them never skipped (another size).
+    Memory: a batch, twice."""
     reader = Reader(BatchReader({"x": column}, {}), workers)
     chunks = list(torch.arange(len(column)).split(batch_size))
     count, mean, squares = 0, None, None
     failures: list[str] = []
+    refused: list[str] = []
     for batch in reader(chunks):
         x = batch.inputs[0]
         if batch.read is not None:
-            x, failures = x[batch.read], failures + batch.failures
+            x, failures, refused = (x[batch.read], failures + batch.failures,
+                                    refused + batch.refused)
         x = x.double()
         dims = [d for d in range(x.ndim) if d != axis]
         n = math.prod(x.shape[d] for d in dims)
@@ -201,7 +209,7 @@ def streaming_statistics(column: LazyColumn, axis: int | None, batch_size: int =
         count = total
     if mean is None or squares is None:
         raise Unreadable("no sample of the training split could be read")
-    return mean.reshape(-1), (squares / count).sqrt().reshape(-1), failures
+    return mean.reshape(-1), (squares / count).sqrt().reshape(-1), failures, refused
 
 
 def _expand(values: torch.Tensor, ndim: int, axis: int | None) -> torch.Tensor:

@@ -35,6 +35,9 @@ BAD_FILE_HINT = ("remove or replace it, or set data.bad_files: skip to leave unr
                  "out (they are counted)")
 
 
+WRONG_SIZE_HINT = "add `resize: [height, width]`"
+
+
 class SampleFiles:
     """Samples read one at a time from files (see the module's docstring)."""
 
@@ -89,7 +92,7 @@ class SampleFiles:
     def hint(self, error: Unreadable) -> str | None:
         """What to do about a sample that cannot be read."""
         if isinstance(error, WrongSize):
-            return "add `resize: [height, width]`"
+            return WRONG_SIZE_HINT
         return BAD_FILE_HINT
 
 

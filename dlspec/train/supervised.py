@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dlspec.compile import compile_graph
-from dlspec.data import BAD_FILE_HINT, DataSplits, TensorSet, skipped_files
+from dlspec.data import BAD_FILE_HINT, WRONG_SIZE_HINT, DataSplits, TensorSet, skipped_files
 from dlspec.data.augment import check_augment
 from dlspec.data.lazy import BatchReader, Reader, is_lazy
 from dlspec.errors import Problem, SpecError
@@ -83,6 +83,7 @@ class Step(NamedTuple):
     share: tuple[int, int] | None = None
     read: torch.Tensor | None = None  # the samples that could be read; None: all
     failures: list[str] = []  # noqa: RUF012 (a NamedTuple's default is never mutated)
+    refused: list[str] = []  # noqa: RUF012  failures never skipped: images of another size
 
 
 def start_supervised(task: SupervisedTask, run: Run) -> SupervisedSession:
@@ -325,7 +326,8 @@ class SupervisedSession(Session):
             parts = [p[start:stop] for p, (start, stop) in zip(positions, shares, strict=True)]
         for number, batch in enumerate(self._reader(data)(parts)):
             yield Step(batch.inputs, batch.targets, len(positions[number]),
-                       shares[number] if shares else None, batch.read, batch.failures)
+                       shares[number] if shares else None, batch.read, batch.failures,
+                       batch.refused)
 
     def _reader(self, data: TensorSet) -> Reader:
         """The reader of a split read from files (kept: its workers stay up)."""
@@ -357,6 +359,8 @@ class SupervisedSession(Session):
             return inputs, targets
         data = self.spec.data
         assert data is not None
+        if step.refused:
+            raise SpecError(Problem(("data", data.source), step.refused[0], WRONG_SIZE_HINT))
         if data.bad_files == "refuse":
             raise SpecError(Problem(("data", data.source), step.failures[0], BAD_FILE_HINT))
         self.skipped.update(step.failures)
@@ -479,7 +483,7 @@ class SupervisedSession(Session):
             return
         for batch in self._reader(data)(positions):
             step = Step(batch.inputs, batch.targets, len(batch.inputs[0]), None, batch.read,
-                        batch.failures)
+                        batch.failures, batch.refused)
             yield self._readable(step, step.inputs, step.targets)
 
     def test(self) -> dict[str, float] | None:
