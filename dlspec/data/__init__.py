@@ -223,12 +223,12 @@ def choose_cache(mapped: Mapped, data: DataConfig, streamable: bool) -> str:
                                     "stored uncompressed in an .npz", "remove cache: none, or "
                                     "store the inputs in an .npz with numpy.savez"))
         return ""
-    size = format_bytes(sum(f.decoded_bytes for f in files.values()))
+    total = sum(f.decoded_bytes for f in files.values())
+    size = format_bytes(total)
     if data.cache == "none" and not streamable:
         raise SpecError(Problem(where, "this task reads its data whole (pairs, GANs, "
                                 "CycleGAN, metric learning and reconstruction): it cannot read "
                                 "it as needed", "remove cache: none"))
-    total = sum(f.decoded_bytes for f in files.values())
     if data.cache == "none" or (data.cache == "auto" and streamable and total > CACHE_BUDGET):
         why = ("cache none" if data.cache == "none" else
                f"cache auto: {size} decoded is over the {format_bytes(CACHE_BUDGET)} budget")

@@ -66,10 +66,7 @@ def chunks(count: int, batch_size: int, order: torch.Generator | None) -> list[t
 def batches(data: TensorSet, batch_size: int,
             order: torch.Generator | None) -> Iterator[tuple[list[torch.Tensor], Targets]]:
     """Mini-batches indexed straight out of the tensors: no per-sample Python work."""
-    inputs = data.tensors()
-    for chosen in chunks(len(data), batch_size, order):
-        yield ([tensor[chosen] for tensor in inputs.values()],
-               {name: tensor[chosen] for name, tensor in data.targets.items()})
+    return _indexed(data, chunks(len(data), batch_size, order))
 
 
 class Step(NamedTuple):
