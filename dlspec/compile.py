@@ -37,7 +37,12 @@ def compile_graph(shaped: ShapedGraph) -> fx.GraphModule:
             values[node.name] = args[0]
         elif isinstance(info.build, Function):
             values[node.name] = _emit_function(graph, info.build, args, node.name)
+        elif node.shares is not None:  # the owner's module runs here too: stored once
+            values[node.name] = graph.create_node("call_module", node.shares, tuple(args),
+                                                  name=node.name.replace(".", "_"))
         else:
+            if node.tie is not None:  # its weight is the owner's, read where it is used
+                args.append(graph.get_attr(f"{node.tie}.weight"))
             module = _instantiate(info.build, node.trainable, node.init)
             modules[node.name] = module
             values[node.name] = graph.call_module(node.name, tuple(args))
@@ -134,11 +139,21 @@ _FAN_BASED = ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_unif
 def init_plan(module: torch.nn.Module,
               init: InitChoice) -> list[tuple[str, str, dict[str, Any]]]:
     """(parameter name, nn.init function, kwargs) for each parameter the scheme touches."""
-    plan = []
+    from dlspec.layers.modules import LearnedTensor
+
+    plan: list[tuple[str, str, dict[str, Any]]] = []
+    if isinstance(module, LearnedTensor):
+        return plan  # a `parameter` has its own init (layer scale 1e-6): a block's is not for it
     for name, parameter in module.named_parameters():
         is_bias = name.rsplit(".", 1)[-1].startswith("bias")
         scheme = init.bias if is_bias else init.weight
         if scheme is None or scheme == "default":
+            continue
+        if isinstance(scheme, list):  # explicit values, shape-checked by shape inference
+            plan.append((name, "copy_", {"values": scheme}))
+            continue
+        if not isinstance(scheme, str):
+            plan.append((name, "constant_", {"val": float(scheme)}))
             continue
         if scheme in _FAN_BASED and parameter.dim() < 2:
             continue  # fan-based schemes need a matrix; vectors keep PyTorch's defaults
@@ -153,7 +168,11 @@ def initialise(module: torch.nn.Module, init: InitChoice) -> None:
 
     with torch.no_grad():
         for name, function, kwargs in init_plan(module, init):
-            getattr(torch.nn.init, function)(module.get_parameter(name), **kwargs)
+            parameter = module.get_parameter(name)
+            if function == "copy_":
+                parameter.copy_(torch.tensor(kwargs["values"], dtype=parameter.dtype))
+            else:
+                getattr(torch.nn.init, function)(parameter, **kwargs)
 
 
 def _class_name(name: str) -> str:

@@ -33,14 +33,22 @@ class Scope:
     kind: str  # "block", "residual", "parallel", "sequential", "repeat"
     label: str  # "basic(channels=64)", "×2"
     path: Path
+    # a repeat whose first copy differs: what every copy is, and what the first changes
+    note: str | None = None
 
 
 @dataclass(frozen=True)
 class InitChoice:
-    """How to initialise a layer's weights and biases (None: PyTorch's default)."""
+    """How to initialise a layer's weights and biases (None: PyTorch's default): a scheme's
+    name, a constant, or explicit values as nested lists."""
 
-    weight: str | None = None
-    bias: str | None = None
+    weight: str | float | list[Any] | None = None
+    bias: str | float | list[Any] | None = None
+
+    def explicit(self) -> dict[str, list[Any]]:
+        """The explicit values given, by `weight`/`bias`."""
+        return {k: v for k, v in (("weight", self.weight), ("bias", self.bias))
+                if isinstance(v, list)}
 
 
 @dataclass
@@ -61,6 +69,10 @@ class Node:
     used_at: Path | None = None
     # advice for a shape error that expansion knows better than the kind (residual merges)
     shape_hint: str | None = None
+    # runs the module of this node instead of its own (`share:`): weights stored once
+    shares: str | None = None
+    # a linear layer whose weight is this node's weight (`tie:`)
+    tie: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,38 @@ class ShapedGraph:
         return ((n, self.info[n.name]) for n in self.graph.nodes)
 
 
+class ShapesSoFar:
+    """Shapes of a network's nodes while expansion is still making them, inferred only when
+    asked: a block that reads `$in.channels` needs the shape of what feeds it."""
+
+    def __init__(self, inputs: dict[str, InputDecl], nodes: list[Node]):
+        self.tensors = {n: TensorInfo(d.shape, d.dtype) for n, d in inputs.items()}
+        self.nodes = nodes  # the expander's list, which grows
+        self.done = 0
+
+    def shape(self, name: str) -> Shape | None:
+        """The per-sample shape of node or input `name`; None when a layer before it failed
+        (its own error is reported by shape inference)."""
+        if name not in self.tensors:
+            self._advance()
+        tensor = self.tensors.get(name)
+        return tensor.shape if tensor is not None else None
+
+    def _advance(self) -> None:
+        import torch
+
+        with torch.device("meta"):
+            while self.done < len(self.nodes):
+                node = self.nodes[self.done]
+                self.done += 1
+                if any(n not in self.tensors for n in (*node.inputs, *node.shape_inputs)):
+                    continue
+                try:
+                    self.tensors[node.name] = _infer_node(node, self.tensors, False).output
+                except ShapeProblem:
+                    continue
+
+
 def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
     """Build every layer on the meta device and run it; raise ShapeError listing all misfits.
 
@@ -158,7 +202,7 @@ def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
             if any(name not in tensors for name in (*node.inputs, *node.shape_inputs)):
                 continue  # an input already failed; its error is reported
             try:
-                info[node.name] = _infer_node(node, tensors, count_macs)
+                info[node.name] = _linked(node, _infer_node(node, tensors, count_macs), info)
                 tensors[node.name] = info[node.name].output
             except ShapeProblem as exc:
                 problems.append(_shape_problem(node, exc, tensors))
@@ -168,6 +212,51 @@ def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:
     if (problem := _memory_problem(shaped)) is not None:
         raise ShapeError([problem])
     return shaped
+
+
+def _linked(node: Node, info: NodeInfo, known: dict[str, NodeInfo]) -> NodeInfo:
+    """A node that shares another's module or ties to its weight: check that they fit, and
+    count the shared weights once (at their owner)."""
+    if node.shares is not None:
+        owner = known.get(node.shares)
+        if owner is None:
+            raise ShapeProblem(f"cannot share the weights of {node.shares}, whose own shapes "
+                               "failed")
+        mine = info.build.source() if isinstance(info.build, Call) else None
+        theirs = owner.build.source() if isinstance(owner.build, Call) else None
+        if mine != theirs:
+            raise ShapeProblem(f"cannot share the weights of {node.shares}: it is {theirs}, "
+                               f"but here the layer would be {mine}",
+                               "shared layers need the same sizes: give both the same "
+                               "parameters and inputs of the same shape")
+        info.params = info.trainable_params = info.buffers = 0
+    if node.tie is not None:
+        info = _tied(node, info, known)
+    return info
+
+
+def _tied(node: Node, info: NodeInfo, known: dict[str, NodeInfo]) -> NodeInfo:
+    """A linear layer that reads its weight from node.tie: a TiedLinear holding its bias."""
+    from dlspec.layers import modules
+
+    owner = known.get(node.tie or "")
+    assert isinstance(info.build, Call) and node.tie is not None
+    if owner is None or not isinstance(owner.build, Call):
+        raise ShapeProblem(f"cannot tie to {node.tie}, whose own shapes failed")
+    weight = tuple(owner.build.instantiate().weight.shape)  # on the meta device: free
+    out_features, in_features = info.build.args[1], info.build.args[0]
+    if weight != (out_features, in_features):
+        raise ShapeProblem(
+            f"its weight would be {format_shape((out_features, in_features))} (out × in), but "
+            f"{node.tie}'s weight is {format_shape(weight)}",
+            f"a tied head maps {weight[1]} features to {weight[0]}: read a {weight[1]}-wide "
+            f"input and give it {weight[0]} outputs")
+    bias = info.build.kwargs.get("bias", True)
+    build = Call(modules.TiedLinear, in_features, out_features, bias=bias).producing(
+        info.output.shape)
+    counted = out_features if bias else 0
+    return NodeInfo(info.output, build, counted, counted if node.trainable else 0,
+                    info.macs, info.buffers)
 
 
 def _memory_problem(shaped: ShapedGraph) -> Problem | None:
@@ -234,6 +323,8 @@ def _measure(node: Node, build: Call | Function, incoming: list[TensorInfo],
         output = apply_function(build, [_meta_tensor(t) for t in incoming])
         return NodeInfo(_tensor_info(output, node), build)
     module = build.instantiate()  # on the meta device: no memory, no initialisation cost
+    if node.init is not None and node.init.explicit():
+        _check_explicit_values(module, node.init.explicit())
     params = sum(p.numel() for p in module.parameters())
     buffers = sum(b.numel() for b in module.buffers())
     trainable = params if node.trainable else 0
@@ -241,6 +332,27 @@ def _measure(node: Node, build: Call | Function, incoming: list[TensorInfo],
         return NodeInfo(known, build, params, trainable, buffers=buffers)
     output, macs = _run(module, [_meta_tensor(t) for t in incoming], count_macs)
     return NodeInfo(_tensor_info(output, node), build, params, trainable, macs, buffers)
+
+
+def _check_explicit_values(module: Any, values: dict[str, list[Any]]) -> None:
+    """`init: {weight: [[-2, -2]], bias: [3]}` must give each parameter exactly its shape."""
+    import numpy as np
+
+    parameters = dict(module.named_parameters())
+    for which, given in values.items():
+        if which not in parameters:
+            raise ShapeProblem(f"init gives {which} values, but this layer has no {which}",
+                               f"its parameters: {', '.join(parameters) or 'none'}")
+        try:
+            shape = np.asarray(given, dtype=np.float64).shape
+        except ValueError:
+            raise ShapeProblem(f"init {which} values are ragged: every row needs the same "
+                               "length") from None
+        expected = tuple(parameters[which].shape)
+        if shape != expected:
+            raise ShapeProblem(f"init {which} values have shape {format_shape(shape)}, but "
+                               f"the layer's {which} is {format_shape(expected)}",
+                               "nn.Linear's weight is out × in" if len(expected) == 2 else None)
 
 
 def _has_macs(module: Any) -> bool:

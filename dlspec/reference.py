@@ -53,19 +53,39 @@ STRUCTURES: dict[str, tuple[str, str]] = {
     "residual": ("`merge(body(x), shortcut(x))`: a skip connection around `body`", """\
 - residual:
     body: [{conv2d: {out_channels: 32, kernel_size: 3, stride: 2, padding: 1}}, batchnorm2d]
-    shortcut: project"""),
+    shortcut: project
+    drop_path: 0.1"""),
     "parallel": ("branches that read the same input, merged or left as separate outputs", """\
 - parallel:
     branches: {wide: [{linear: 16}], deep: [{linear: 32}, relu, {linear: 8}]}
     merge: concat"""),
+    "split": ("parts of given sizes along an axis, each read by name", """\
+- {name: parts, split: {sizes: [8, 8], dim: 1}}
+- {name: gate, sigmoid, from: parts.0}
+- {name: gated, multiply, from: [parts.1, gate]}"""),
+    "chunk": ("equal parts along an axis (ShuffleNet's channel split), each read by name", """\
+- {name: halves, chunk: 2}
+- {name: right, conv2d: {out_channels: 8, kernel_size: 1}, from: halves.1}
+- {concat, from: [halves.0, right]}"""),
 }
 STRUCTURE_INPUTS: dict[str, Shape] = {"sequential": (64,), "residual": (16, 32, 32),
-                                      "parallel": (64,)}
+                                      "parallel": (64,), "split": (16, 8, 8),
+                                      "chunk": (16, 8, 8)}
 STRUCTURE_FIELDS: dict[tuple[str, str], str] = {
     ("residual", "body"): "the layers of the main path",
     ("residual", "shortcut"): "`identity`; `project` (a 1×1 convolution with matching stride "
     "and batch norm, or a linear map, when the shapes differ); or a list of layers",
     ("residual", "merge"): "how body and shortcut combine",
+    ("residual", "drop_path"): "stochastic depth: the probability that a sample's body is "
+    "dropped while training (survivors scaled by 1/(1-p)); identity at inference and in export",
+    ("residual", "flat"): "name the body's layers in the enclosing scope (layer2.0.conv1, as "
+    "torchvision names them) instead of under the residual's own name",
+    ("split", "sizes"): "the parts' sizes, adding up to the axis",
+    ("split", "dim"): "the axis (the batch axis is 0)",
+    ("split", "names"): "names for the parts instead of 0, 1, ...",
+    ("chunk", "chunks"): "how many equal parts",
+    ("chunk", "dim"): "the axis (the batch axis is 0)",
+    ("chunk", "names"): "names for the parts instead of 0, 1, ...",
     ("parallel", "branches"): "a list of layer lists, or a mapping branch name → layers",
     ("parallel", "merge"): "`none` only as the last layer: one output per branch",
     ("parallel", "dim"): "the concat axis (the batch axis is 0)",

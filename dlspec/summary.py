@@ -24,7 +24,12 @@ def summary_table(shaped: ShapedGraph, title: str | None = None) -> Table:
         if info.build is None:
             continue  # a pass-through (identity shortcut) adds nothing
         kind = lookup_kind(node.kind)
-        details = kind.describe(node.params) if kind else ""
+        inputs = [shaped.tensors[name].shape for name in node.inputs]
+        details = kind.describe_shapes(node.params, inputs, info.output.shape) if kind else ""
+        if node.shares is not None:
+            details += f"{', ' if details else ''}weights of {node.shares}"
+        if node.tie is not None:
+            details += f"{', ' if details else ''}weight tied to {node.tie}"
         frozen = " (frozen)" if not node.trainable and info.params else ""
         table.add_row(node.name, node.kind, details, str(info.output),
                       f"{info.params:,}{frozen}" if info.params else "")

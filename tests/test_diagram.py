@@ -295,69 +295,57 @@ def test_lenet5_svg_names_every_layer(tmp_path: Path) -> None:
 
 # --- ResNet: clusters, folds, skip edges ---------------------------------------------------
 
-def test_resnet18_blocks_are_clusters_labelled_with_their_call_and_parameters() -> None:
+def test_resnet18_stages_are_folded_repeats_labelled_with_their_first_copy() -> None:
     dot = dot_of("resnet18")
     label = text_of(dot.nodes["cluster_layer2#label"]["label"])
-    assert label == "layer2  525,568 params\nstage(channels=128, blocks=2, stride=2)"
-    assert dot.clusters["cluster_layer2.first"].parent == "cluster_layer2"
-    residual = "cluster_layer2.first.residual"
-    assert "cluster-residual" in dot.clusters[residual].attributes["class"]
-    assert "layer2.first.residual.conv1" in dot.clusters[residual].nodes
-    assert text_of(layers(dot)["layer2.first.residual.conv1"]["label"]).startswith(
+    # each stage is `repeat: {count: 2, first: {stride: 2}}` of the flat basic block
+    assert label == "layer2 ×2  525,568 params, all 2\nbasic(channels=128) · first: stride=2"
+    assert dot.clusters["cluster_layer2"].attributes["class"] == "cluster-repeat folded"
+    assert "layer2.0.conv1" in dot.clusters["cluster_layer2"].nodes
+    assert text_of(layers(dot)["layer2.0.conv1"]["label"]).startswith(
         "conv1  conv2d 3×3, 128 ch, stride 2, pad 1, no bias\n128×28×28 · 73,728 params")
-
-
-def test_resnet18_repeat_is_one_folded_cluster_marked_with_its_count() -> None:
-    dot = dot_of("resnet18")
-    rest = dot.clusters["cluster_layer1.rest"]
-    assert rest.attributes["class"] == "cluster-repeat folded"
-    assert text_of(dot.nodes["cluster_layer1.rest#label"]["label"]).startswith("rest ×1")
-    assert "basic(channels=64, stride=1)" in text_of(dot.nodes["cluster_layer1.rest#label"]
-                                                     ["label"])
+    plain = text_of(dot.nodes["cluster_layer1#label"]["label"])
+    assert plain == "layer1 ×2  147,968 params, all 2\nbasic(channels=64, stride=1)"
 
 
 def test_resnet34_folds_each_repeat_into_its_first_copy_and_expand_draws_all() -> None:
     folded, expanded = dot_of("resnet34"), dot_of("resnet34", expand=True)
-    label = text_of(folded.nodes["cluster_layer3.rest#label"]["label"])
-    assert label.startswith("rest ×5")
+    label = text_of(folded.nodes["cluster_layer3#label"]["label"])
+    assert label.startswith("layer3 ×6")
     shaped = _shapes("resnet34")["resnet34"]
-    total = sum(i.params for n, i in shaped if n.name.startswith("layer3.rest."))
-    assert f"{total:,} params, all 5" in label
-    assert not any(".rest.1." in n for n in layers(folded))
-    assert "layer3.rest.4.residual.conv1" in layers(expanded)
+    total = sum(i.params for n, i in shaped if n.name.startswith("layer3."))
+    assert f"{total:,} params, all 6" in label
+    assert not any(".layer3.1." in n for n in layers(folded))
+    assert "layer3.5.conv1" in layers(expanded)
     # 135 layers, less the projections that shape inference found to be no-ops
-    assert len(layers(folded)) == 66 and len(layers(expanded)) == 122
-    inside = folded.inside("cluster_layer3.rest")
+    assert len(layers(folded)) == 38 and len(layers(expanded)) == 122
+    inside = folded.inside("cluster_layer3")
     after = [(a, b) for a, b, _ in folded.visible_edges() if a in inside and b not in inside]
-    assert after == [("layer3.rest.0.relu_1", "cluster_layer4.first.residual/fork")]
+    assert after == [("layer3.0.relu_1", "layer4.0.conv1"),
+                     ("layer3.0.relu_1", "layer4.0.downsample")]
 
 
-def test_resnet18_skip_connections_run_inside_each_residual() -> None:
-    dot = dot_of("resnet18")
-    residuals = [c for c, v in dot.clusters.items() if "cluster-residual" in
-                 v.attributes["class"]]
-    assert len(residuals) == 8
+def test_resnet18_skip_connections_run_around_each_block() -> None:
+    dot = dot_of("resnet18", expand=True)
     skips = [(a, b) for a, b, attributes in dot.edges if attributes.get("class") == "skip"]
-    for cluster in residuals:
-        inside = dot.inside(cluster)
-        around = [(a, b) for a, b in skips if a in inside and b in inside]
-        assert around and any(b.endswith(".add") for _, b in around), cluster
-    projection = [b for a, b in skips if b.endswith("residual.shortcut")]
-    assert projection == ["layer2.first.residual.shortcut", "layer3.first.residual.shortcut",
-                          "layer4.first.residual.shortcut"]  # layer1's shapes agree: no-op
-    assert "layer1.first.residual.shortcut" not in dot.nodes
+    adds = [n for n in layers(dot) if n.endswith(".add")]
+    assert len(adds) == 8
+    for add in adds:  # every merge has a skip into it: the identity or the projection
+        assert any(b == add for _, b in skips), add
+    projection = [b for a, b in skips if b.endswith(".downsample")]
+    assert projection == ["layer2.0.downsample", "layer3.0.downsample",
+                          "layer4.0.downsample"]  # layer1's shapes agree: no-op
+    assert "layer1.0.downsample" not in dot.nodes
 
 
 @needs_dot
 def test_resnet18_svg_has_clusters_fold_and_skip_edges(tmp_path: Path) -> None:
     draw(_shapes("resnet18"), tmp_path / "r.svg")
-    assert len(svg_groups(tmp_path / "r.svg", "cluster-residual")) == 8
-    (folded,) = [g for g in svg_groups(tmp_path / "r.svg", "folded")
-                 if g.findtext(f"{SVG}title") == "cluster_layer1.rest"]
-    labels = svg_nodes(tmp_path / "r.svg")["cluster_layer1.rest#label"][1]
-    assert labels[0] == "rest" and "×1" in labels
-    assert folded is not None
-    assert len(svg_groups(tmp_path / "r.svg", "skip")) == 11
+    folded = [g.findtext(f"{SVG}title") for g in svg_groups(tmp_path / "r.svg", "folded")]
+    assert folded == [f"cluster_layer{i}" for i in range(1, 5)]
+    labels = svg_nodes(tmp_path / "r.svg")["cluster_layer1#label"][1]
+    assert labels[0] == "layer1" and "×2" in labels
+    assert len(svg_groups(tmp_path / "r.svg", "skip")) == 7
 
 
 def test_unet_concatenated_encoder_maps_are_skip_edges() -> None:
@@ -385,12 +373,12 @@ def test_depth_collapses_deeper_groups_into_boxes_with_summed_parameters() -> No
     assert list(groups) == [f"layer{i}/group" for i in range(1, 5)]
     layer3 = sum(i.params for n, i in shaped if n.name.startswith("layer3."))
     assert text_of(groups["layer3/group"]["label"]) == (
-        f"layer3\nstage(channels=256, blocks=36, stride=2)\n1024×14×14 · {layer3:,} params")
+        f"layer3 ×36\nbottleneck(channels=256) · first: stride=2\n1024×14×14 · "
+        f"{layer3:,} params")
     assert len(layers(dot)) + len(groups) == 11 and dot.clusters == {}
     deeper = dot_of("resnet152", depth=2)
     assert "cluster_layer3" in deeper.clusters
-    assert text_of(deeper.nodes["layer3.rest/group"]["label"]).startswith(
-        "rest ×35\nbottleneck(channels=256, stride=1)")
+    assert "layer3.0.conv2" in deeper.clusters["cluster_layer3"].nodes
 
 
 FROZEN = """\
@@ -461,7 +449,7 @@ def test_no_shapes_does_not_import_torch(tmp_path: Path) -> None:
     code = ("import sys, dlspec.diagram as d\n"
             f"r = d.draw({str(SPECS / 'resnet18.yaml')!r}, {str(tmp_path / 'r.dot')!r}, "
             "d.DiagramOptions(shapes=False))\n"
-            "assert r.boxes == 71, r\n"
+            "assert r.boxes == 39, r\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=ROOT)

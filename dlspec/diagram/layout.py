@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dlspec.diagram.model import Cluster, Diagram, DiagramEdge, DiagramNode
-from dlspec.graph import Graph, Node, Scope, ShapedGraph
-from dlspec.layers.registry import lookup_kind
+from dlspec.graph import Graph, Node, NodeInfo, Scope, ShapedGraph
+from dlspec.layers.registry import LayerKind, lookup_kind
 
 #: families whose kinds never hold parameters (their frozen flag means nothing)
 WEIGHTLESS = frozenset({"activation", "regularization", "reshape", "merge", "pooling",
@@ -135,9 +135,18 @@ class _NetworkLayout:
         weighted = params > 0 if params is not None else family not in WEIGHTLESS
         return DiagramNode(
             self.prefix + node.name, local, node.name, node.kind, "layer", family,
-            kind.describe(node.params) if kind else "",
-            str(info.output) if info else None, params,
+            self._details(kind, node, info), str(info.output) if info else None, params,
             frozen=not node.trainable and weighted)
+
+    def _details(self, kind: LayerKind | None, node: Node, info: NodeInfo | None) -> str:
+        """The kind's hyperparameters; refined by the shapes where the kind can (a shortcut
+        projection says its rank: `1×1×1 projection` for 3-D maps)."""
+        if kind is None:
+            return ""
+        if info is not None and self.shaped is not None:
+            inputs = [self.shaped.tensors[name].shape for name in node.inputs]
+            return kind.describe_shapes(node.params, inputs, info.output.shape)
+        return kind.describe(node.params)
 
     def _input_node(self, name: str) -> DiagramNode:
         decl = self.graph.inputs[name]
@@ -200,6 +209,8 @@ class _NetworkLayout:
             cluster.label = merged.label if merged is not None else ""
             if merged is not None and merged.kind != "block":
                 cluster.label = merged.kind
+            if scope.note is not None:  # copy 0 stands for the others, which it differs from
+                cluster.label = scope.note
         return cluster
 
     # --- edges ------------------------------------------------------------------------
@@ -252,11 +263,14 @@ def skip_edges(graph: Graph) -> set[tuple[str, str]]:
     """
     ancestors = _ancestor_bits(graph)
     order = {name: i for i, name in enumerate([*graph.inputs, *(n.name for n in graph.nodes)])}
+    # a projection shortcut is a skip path wherever it is (a flat residual has no scope)
+    projections = {n.name for n in graph.nodes if n.kind == "projection"}
     skips: set[tuple[str, str]] = set()
     for node in graph.nodes:
         residual = next((s for s in reversed(node.scopes) if s.kind == "residual"), None)
         for index, source in enumerate(node.inputs):
-            if _skips(node, index, residual) or any(
+            if _skips(node, index, residual) or node.name in projections \
+                    or source in projections or any(
                     other != source and ancestors.get(other, 0) >> order[source] & 1
                     for other in node.inputs):
                 skips.add((source, node.name))

@@ -5,6 +5,7 @@ from dlspec.layers import (  # noqa: F401  (imported for their registrations)
     attention,
     conv,
     dense,
+    learned,
     merge,
     norm,
     pool,

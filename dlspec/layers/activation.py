@@ -1,5 +1,5 @@
-"""Activation kinds: element-wise non-linearities, (log-)softmax and element-wise math
-(abs, exp, log, sqrt, neg, scale, clamp)."""
+"""Activation kinds: element-wise non-linearities, (log-)softmax, element-wise math
+(abs, exp, log, sqrt, neg, scale, clamp) and the perceptron's thresholds (sign, step)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,39 @@ _elementwise("log", "log", "`torch.log`: the natural logarithm; as in PyTorch, 0
 _elementwise("sqrt", "sqrt", "`torch.sqrt`: the square root; as in PyTorch, a negative input "
                              "gives NaN (training stops at a NaN loss).")
 _elementwise("neg", "neg", "`torch.neg`: -x.")
+_elementwise("sign", "sign",
+             "`torch.sign`: 1 for x > 0, -1 for x < 0, 0 at 0 — a threshold unit for hand-set "
+             "perceptrons. Its gradient is 0 everywhere, so layers before it do not learn: not "
+             "for training (use tanh or softsign there).")
+
+
+# --- thresholds: for hand-set perceptrons, not for training ----------------------------------
+
+class _AtZero(LayerParams):
+    at_zero: float = Field(0.0, description="the output at exactly 0: 0 (the perceptron's "
+                           "rule, fire only above the threshold), 1 (x ≥ 0 fires) or 0.5")
+
+
+@register("step", family="activation", main="at_zero")
+class Step(LayerKind):
+    """The Heaviside step: 1 where x > 0, 0 where x < 0, and `at_zero` (default 0) at 0.
+
+    The classic perceptron's unit: a linear layer with hand-set weights followed by `step`
+    computes a logic gate (`linear` weights -2, -2 and bias 3 make NAND of 0/1 inputs). Its
+    gradient is 0 wherever it exists, so the layers before it do not learn: it is for
+    hand-set perceptrons, not for training (use sigmoid there, and `step` after training).
+    """
+
+    example = Example(None, (4,), name="fire")
+
+    preserves_shape = True
+
+    Params = _AtZero
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from dlspec.layers import modules
+
+        return Call(modules.Step, **({"at_zero": p.at_zero} if p.at_zero else {}))
 
 
 class _Factor(LayerParams):

@@ -1,4 +1,5 @@
-"""Dense and reshaping kinds: linear, flatten, reshape, permute, dropout, identity, embedding."""
+"""Dense and reshaping kinds: linear, flatten, reshape, permute, dropout, drop_path, identity,
+embedding."""
 
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 @register("linear", family="dense", main="out_features")
 class Linear(LayerKind):
-    """Fully connected layer over the last axis (`nn.Linear`)."""
+    """Fully connected layer over the last axis (`nn.Linear`), for an input of any rank.
+
+    As in PyTorch, the other axes are kept: (197, 768) → (197, 3072) applies the same layer to
+    every token of a sequence. A C×H×W map is transformed along W only, which is rarely meant:
+    put `flatten` before `linear` to connect every value of the map.
+    """
 
     example = Example({"out_features": 10}, (128,), name="classifier")
 
@@ -44,10 +50,6 @@ class Linear(LayerKind):
         if len(shape) == 0:
             raise ShapeProblem("linear needs at least a 1-D input per sample, but receives "
                                "a scalar per sample", "give the input a shape like [1]")
-        if len(shape) > 2:
-            raise ShapeProblem(
-                f"linear expects a 1-D input per sample (or 2-D: a sequence), but receives "
-                f"{format_shape(shape)}", "add `flatten` before it")
         features = infer_field(p, "in_features", shape[-1])
         return Call(nn.Linear, features, p.out_features, bias=p.bias).producing(
             (*shape[:-1], p.out_features))
@@ -163,6 +165,30 @@ class Dropout(LayerKind):
         from torch import nn
 
         return Call(nn.Dropout, p.p)
+
+
+@register("drop_path", family="regularization", main="p")
+class DropPath(LayerKind):
+    """Stochastic depth: in training, each sample's whole input is zeroed with probability `p`
+    and the rest scaled by 1 / (1 - p); in evaluation and export the identity.
+
+    Put at the end of a residual branch, it skips the branch for that sample, as timm's
+    DropPath and torchvision's StochasticDepth (mode "row") do; the deeper blocks of a network
+    usually get the larger `p`.
+    """
+
+    example = Example({"p": 0.1}, (16, 8, 8), name="drop_path")
+
+    preserves_shape = True
+
+    class Params(LayerParams):
+        p: Annotated[float, Field(ge=0.0, lt=1.0, description="the probability of dropping "
+                                  "a sample (below 1: 1 would drop the branch always)")]
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
+        from dlspec.layers import modules
+
+        return Call(modules.DropPath, p.p)
 
 
 @register("identity", family="reshape")

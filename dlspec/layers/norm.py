@@ -1,7 +1,7 @@
 """Normalization kinds: batchnorm, layernorm, groupnorm and instancenorm.
 
-Channel counts (`num_features`, `num_channels`) and layernorm's `normalized_shape`
-are inferred from the incoming shape.
+Channel counts (`num_features`, `num_channels`) are inferred from the incoming shape, and
+so is layernorm's `normalized_shape` on a 1-D or 2-D input.
 """
 
 from __future__ import annotations
@@ -101,22 +101,35 @@ class BatchNorm3d(_BatchNorm):
     torch_name, ranks = "BatchNorm3d", (4,)
 
 
+class _LayerNormParams(LayerParams):
+    normalized_shape: PositiveInt | list[PositiveInt] | None = Field(
+        None, description="the sizes of the trailing axes normalized over (checked against the "
+        "input); default: the last axis of a 1-D or 2-D input; a 3-D or larger input needs it "
+        "or `channels_first`")
+    channels_first: bool = Field(
+        False, description="normalize over the channels (axis 1) at every position of a "
+        "C×L, C×H×W ... map, as ConvNeXt's LayerNorm2d")
+    eps: PositiveFloat = 1e-5
+    elementwise_affine: bool = True
+    bias: bool = True
+
+
 @register("layernorm", family="normalization")
 class LayerNorm(LayerKind):
-    """Layer normalization over the last axis, or the last axes of `normalized_shape`."""
+    """Layer normalization over the last axis, the trailing axes of `normalized_shape`, or the
+    channels of a C×H×W map at every position (`channels_first`).
+
+    A (seq, features) input is normalized over its features by default. On a 3-D or larger
+    input the default would normalize over the last axis alone (W of a C×H×W map), which is
+    rarely meant, so it is refused: say `channels_first: true` (ConvNeXt), `normalized_shape:
+    [C, H, W]` (the whole sample) or `normalized_shape: W` (the last axis).
+    """
 
     example = Example({"eps": 1.0e-6}, (10, 64), name="norm")
 
     preserves_shape = True
 
-    inferred = ("normalized_shape",)
-
-    class Params(LayerParams):
-        #: the trailing axes normalized over; default: the last axis
-        normalized_shape: PositiveInt | list[PositiveInt] | None = None
-        eps: PositiveFloat = 1e-5
-        elementwise_affine: bool = True
-        bias: bool = True
+    Params = _LayerNormParams
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
@@ -125,21 +138,48 @@ class LayerNorm(LayerKind):
         if not shape:
             raise ShapeProblem("layernorm needs at least a 1-D input per sample, but receives "
                                "a scalar per sample", "give the input a shape like [1]")
+        kwargs = _defaults(p, eps=1e-5, elementwise_affine=True, bias=True)
+        if p.channels_first:
+            return self._channels_first(p, shape, kwargs)
         given = p.normalized_shape
         wanted = [given] if isinstance(given, int) else given
+        if wanted is None and len(shape) > 2:
+            raise ShapeProblem(
+                f"layernorm on a {format_shape(shape)} input must be told what to normalize: "
+                f"by default it would normalize over the last axis ({shape[-1]}) alone",
+                f"`channels_first: true` normalizes the {shape[0]} channels at every position "
+                f"(ConvNeXt's LayerNorm2d), `normalized_shape: {list(shape)}` the whole sample, "
+                f"`normalized_shape: {shape[-1]}` the last axis")
         if wanted is not None and (len(wanted) > len(shape)
                                    or tuple(wanted) != shape[len(shape) - len(wanted):]):
             raise ShapeProblem(
                 f"normalized_shape {format_shape(tuple(wanted))} does not match the last "
                 f"axes of the {format_shape(shape)} input",
                 "remove normalized_shape to normalize over the last axis "
-                f"({shape[-1]}), or give trailing sizes of the input")
+                f"({shape[-1]}), or give trailing sizes of the input" if len(shape) <= 2 else
+                f"give trailing sizes of the input, or `channels_first: true` to normalize "
+                f"its {shape[0]} channels")
         normalized: Any = shape[-1] if wanted is None or len(wanted) == 1 else list(wanted)
-        kwargs = _defaults(p, eps=1e-5, elementwise_affine=True, bias=True)
         return Call(nn.LayerNorm, normalized, **kwargs)
 
+    @staticmethod
+    def _channels_first(p: Any, shape: Shape, kwargs: dict[str, Any]) -> Call:
+        from dlspec.layers import modules
+
+        given = p.normalized_shape
+        if given is not None and given not in (shape[0], [shape[0]]):
+            raise ShapeProblem(
+                f"with channels_first, layernorm normalizes the {shape[0]} channels of the "
+                f"{format_shape(shape)} input, but normalized_shape is "
+                f"{format_shape(tuple(given) if isinstance(given, list) else (given,))}",
+                "remove normalized_shape: the channel count is inferred")
+        return Call(modules.ChannelsFirstLayerNorm, shape[0], **kwargs)
+
     def describe(self, p: Any) -> str:
-        return "" if p.elementwise_affine else "no affine"
+        parts = ["channels first"] if p.channels_first else []
+        if not p.elementwise_affine:
+            parts.append("no affine")
+        return ", ".join(parts)
 
 
 @register("groupnorm", family="normalization", main="num_groups")

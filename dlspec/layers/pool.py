@@ -115,6 +115,8 @@ class _Pool(LayerKind):
             parts.append(f"stride {text(p.stride)}")
         if not is_default(p.padding, 0):
             parts.append(f"pad {text(p.padding)}")
+        if not is_default(getattr(p, "dilation", 1), 1):  # max pooling only
+            parts.append(f"dilation {text(p.dilation)}")
         return ", ".join(parts)
 
 

@@ -2,7 +2,10 @@
 
 `return: last` (the default) gives the last layer's final hidden state, (hidden_size
 × directions); `return: sequence` gives every step's output, (seq, hidden_size ×
-directions).
+directions); `return: state` gives the whole final state, (num_layers × directions,
+hidden_size), an LSTM's h and c stacked as (2, num_layers × directions, hidden_size).
+A second input (`from: [x, encoder]`) is the initial state in that same layout, so an
+encoder's `return: state` starts a decoder of the same size.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from dlspec.layers.registry import (
     LayerKind,
     LayerParams,
     Shape,
+    ShapeProblem,
     StackDepth,
+    format_shape,
     infer_field,
     register,
     require_rank,
@@ -36,7 +41,7 @@ class _RecurrentParams(LayerParams):
     #: dropout between stacked layers (PyTorch applies none after the last one)
     dropout: Probability = 0.0
     bidirectional: bool = False
-    return_: Literal["last", "sequence"] = Field("last", alias="return")
+    return_: Literal["last", "sequence", "state"] = Field("last", alias="return")
     input_size: PositiveInt | None = None
 
     @model_validator(mode="after")
@@ -53,15 +58,28 @@ class _Recurrent(LayerKind):
     module_name: ClassVar[str]
     inferred = ("input_size",)
     Params = _RecurrentParams
+    arity = (1, 2)
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from dlspec.layers import modules
 
+        if len(shapes) > 2:
+            raise ShapeProblem(f"{self.name} reads its sequence and, optionally, an initial "
+                               f"state; it receives {len(shapes)} inputs")
         (_, features) = require_rank(
             shapes[0], 2, self.name,
             hint=f"{self.name} reads a (seq, features) sequence per sample; add `embedding` "
                  "before it for token ids, or `reshape: [-1, 1]` for a sequence of scalars")
         size = infer_field(p, "input_size", features)
+        state = self.state_shape(p)
+        if len(shapes) == 2 and tuple(shapes[1]) != state:
+            raise ShapeProblem(
+                f"its initial state (second input) is {format_shape(shapes[1])}, but the "
+                f"state of this {self.name} is {format_shape(state)}"
+                + (" (h and c stacked, × layers·directions × hidden)" if self.name == "lstm"
+                   else " (layers·directions × hidden)"),
+                f"produce it with `return: state` from a {self.name} of the same hidden_size, "
+                "num_layers and bidirectional")
         kwargs: dict[str, Any] = {}
         if p.num_layers != 1:
             kwargs["num_layers"] = p.num_layers
@@ -75,7 +93,14 @@ class _Recurrent(LayerKind):
         if p.bidirectional:
             kwargs["bidirectional"] = True
         kwargs["return_sequence"] = p.return_ == "sequence"
+        if p.return_ == "state":
+            kwargs["return_state"] = True
         return Call(getattr(modules, self.module_name), size, p.hidden_size, **kwargs)
+
+    def state_shape(self, p: Any) -> Shape:
+        """The per-sample shape of this layer's whole state (`return: state`)."""
+        state = (p.num_layers * (2 if p.bidirectional else 1), p.hidden_size)
+        return (2, *state) if self.name == "lstm" else state
 
     def describe(self, p: Any) -> str:
         parts = [f"{p.hidden_size} units"]
@@ -83,7 +108,8 @@ class _Recurrent(LayerKind):
             parts.append(f"{p.num_layers} layers")
         if p.bidirectional:
             parts.append("bidirectional")
-        parts.append("sequence" if p.return_ == "sequence" else "last state")
+        parts.append({"sequence": "sequence", "state": "final state"}.get(p.return_,
+                                                                           "last state"))
         return ", ".join(parts)
 
 

@@ -230,8 +230,8 @@ class LayerKind:
     family: ClassVar[str]
     main: ClassVar[str | None] = None
     Params: ClassVar[type[LayerParams]] = NoParams
-    #: how many inputs the kind reads: an int, or (min, None) for "min or more"
-    arity: ClassVar[int | tuple[int, None]] = 1
+    #: how many inputs the kind reads: an int, (min, max), or (min, None) for "min or more"
+    arity: ClassVar[int | tuple[int, int | None]] = 1
     #: hidden kinds are made by expansion (shortcut projections), never written by users
     hidden: ClassVar[bool] = False
     #: the input-size fields inferred from shapes, for the schema's documentation
@@ -252,6 +252,11 @@ class LayerKind:
         """A short summary of the defining hyperparameters, for tables and diagrams."""
         values = p.model_dump(exclude_defaults=True, by_alias=True)
         return ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def describe_shapes(self, p: Any, inputs: Sequence[Shape], output: Shape) -> str:
+        """`describe`, where the shapes are known (summaries, shaped diagrams); a kind whose
+        account depends on them overrides it (the shortcut projection says its rank)."""
+        return self.describe(p)
 
 
 def takes_defaults(kind: LayerKind) -> bool:

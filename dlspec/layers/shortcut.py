@@ -36,15 +36,9 @@ class Projection(LayerKind):
         source, target = shapes[0], shapes[1]
         if source == target:
             return None
-        if len(source) != len(target):
-            raise ShapeProblem(f"cannot project the shortcut from {format_shape(source)} to "
-                               f"the body's {format_shape(target)}: their ranks differ")
-        if len(source) == 1:
+        stride = _strides(source, target)
+        if not stride:
             return Call(nn.Linear, source[0], target[0], bias=False).producing(target)
-        if len(source) > 4:
-            raise ShapeProblem(f"cannot project a {len(source)}-D shortcut")
-        pairs = zip(source[1:], target[1:], strict=True)
-        stride = tuple(_stride(a, b, source, target) for a, b in pairs)
         dims = len(source) - 1
         conv, norm = getattr(nn, f"Conv{dims}d"), getattr(nn, f"BatchNorm{dims}d")
         kernel_stride = stride[0] if len(set(stride)) == 1 else stride
@@ -54,7 +48,38 @@ class Projection(LayerKind):
                     Call(norm, target[0])).producing(target)
 
     def describe(self, p: Any) -> str:
-        return "1×1 projection"
+        return "projection"
+
+    def describe_shapes(self, p: Any, inputs: Sequence[Shape], output: Shape) -> str:
+        """What the projection of `inputs[0]` onto `output` is, for summaries and diagrams:
+        `linear projection, 64 units`, `1-wide projection, 6 ch`, `1×1 projection, 128 ch,
+        stride 2`, `1×1×1 projection, 8 ch, stride 2` (the kernel has the maps' rank)."""
+        source = inputs[0]
+        if source == output:
+            return "identity"
+        stride = _strides(source, output)
+        if not stride:
+            return f"linear projection, {output[0]} units"
+        kernel = "×".join("1" * len(stride)) if len(stride) > 1 else "1-wide"
+        parts = [f"{kernel} projection", f"{output[0]} ch"]
+        if set(stride) != {1}:
+            parts.append("stride " + ("×".join(map(str, stride)) if len(set(stride)) > 1
+                                      else str(stride[0])))
+        return ", ".join(parts)
+
+
+def _strides(source: Shape, target: Shape) -> tuple[int, ...]:
+    """The per-axis strides of the 1×1 convolution from `source` to `target`; () for 1-D
+    features, which a linear map projects."""
+    if len(source) != len(target):
+        raise ShapeProblem(f"cannot project the shortcut from {format_shape(source)} to "
+                           f"the body's {format_shape(target)}: their ranks differ")
+    if len(source) == 1:
+        return ()
+    if len(source) > 4:
+        raise ShapeProblem(f"cannot project a {len(source)}-D shortcut")
+    return tuple(_stride(a, b, source, target)
+                 for a, b in zip(source[1:], target[1:], strict=True))
 
 
 def _stride(size: int, wanted: int, source: Shape, target: Shape) -> int:

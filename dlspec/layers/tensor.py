@@ -321,3 +321,45 @@ class Max(_Reduction):
         import torch
 
         return self.reduce(p, shapes, torch.amax)
+
+
+@register("split_part", family="reshape")
+class SplitPart(LayerKind):
+    """One part of a `split` or `chunk` (made by expansion, one node per part): positions
+    `start:start+length` along `dim` (`torch.narrow`, a view)."""
+
+    hidden = True
+    accepts = "any"
+
+    class Params(LayerParams):
+        dim: int = 1
+        index: NonNegativeInt
+        chunks: PositiveInt | None = None  # equal parts ...
+        sizes: list[PositiveInt] | None = None  # ... or these sizes
+
+    def build(self, p: Any, shapes: Sequence[Shape]) -> Function:
+        import torch
+
+        kind = "chunk" if p.chunks is not None else "split"
+        axis = sample_axis(kind, p.dim, shapes[0])
+        size = shapes[0][axis - 1]
+        if p.chunks is not None:
+            if size % p.chunks:
+                raise ShapeProblem(
+                    f"chunk cannot cut axis {p.dim} of size {size} into {p.chunks} equal parts",
+                    "give the sizes instead: split: {sizes: [...], dim: ...}")
+            sizes = [size // p.chunks] * p.chunks
+        else:
+            sizes = list(p.sizes or [])
+            if sum(sizes) != size:
+                raise ShapeProblem(
+                    f"split sizes {sizes} add up to {sum(sizes)}, but axis {p.dim} of "
+                    f"{format_shape(shapes[0])} has {size}",
+                    f"make the sizes add up to {size}")
+        start = sum(sizes[:p.index])
+        return Function(torch.narrow, {"dim": axis, "start": start, "length": sizes[p.index]},
+                        output=_replaced(shapes[0], axis, sizes[p.index]))
+
+    def describe(self, p: Any) -> str:
+        of = f"{p.chunks} equal" if p.chunks is not None else f"sizes {p.sizes}"
+        return f"part {p.index} of {of}, dim {p.dim}"

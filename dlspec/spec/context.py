@@ -31,13 +31,23 @@ class Context:
     trainable: bool = True
     init: InitChoice | None = None
     used_at: Path | None = None
+    # local name → the qualified nodes its entry made (for `share:` and `tie:`)
+    made: dict[str, list[str]] = field(default_factory=dict)
+    # local name of a split → its parts' qualified nodes (`from: halves` reads them all)
+    parts: dict[str, list[str]] = field(default_factory=dict)
 
-    def child(self, local: str, scope: Scope | None, **changes: Any) -> Context:
-        """A nested context whose nodes are named `<prefix><local>.<name>`."""
+    def child(self, local: str, scope: Scope | None, flat: bool = False,
+              **changes: Any) -> Context:
+        """A nested context whose nodes are named `<prefix><local>.<name>`; a `flat` one
+        names them in this scope (same prefix, same names) while still grouping them."""
         scopes = (*self.scopes, scope) if scope else self.scopes
-        base = {"parent": self, "scopes": scopes, "blocks": self.blocks,
-                "trainable": self.trainable, "init": self.init, "used_at": self.used_at,
-                "env": self.env}
+        base: dict[str, Any] = {"parent": self, "scopes": scopes, "blocks": self.blocks,
+                                "trainable": self.trainable, "init": self.init,
+                                "used_at": self.used_at, "env": self.env}
+        if flat:
+            base |= {"names": self.names, "counters": self.counters, "made": self.made,
+                     "parts": self.parts}
+            return Context(prefix=self.prefix, **{**base, **changes})
         return Context(prefix=f"{self.prefix}{local}.", **{**base, **changes})
 
     def resolve(self, name: str) -> str | None:
@@ -46,6 +56,15 @@ class Context:
         while context is not None:
             if name in context.names:
                 return context.names[name]
+            context = context.parent
+        return None
+
+    def lookup(self, table: str, name: str) -> list[str] | None:
+        """`made` or `parts` of a local name, searching enclosing scopes."""
+        context: Context | None = self
+        while context is not None:
+            if name in context.names:
+                return getattr(context, table).get(name)
             context = context.parent
         return None
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dlspec.errors import Path, Problem, SpecError, format_path
-from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope
+from dlspec.graph import Graph, InitChoice, InputDecl, Node, Scope, ShapesSoFar
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, suggest
 from dlspec.spec import expr
 from dlspec.spec.context import BROKEN, Context, NameHints, Outputs
@@ -66,6 +66,12 @@ class _Expander(StructureExpansion):
         self.visited = 0  # layers expanded, including broken ones: bounds runaway repeats
         self.aborted = False
         self.name_hints = NameHints()  # bounded "did you mean" for unknown names
+        self.qualified: set[str] = set()  # every node name made, across flat scopes
+        self.shapes = ShapesSoFar({}, [])  # shapes of the nodes so far, for `$in.channels`
+
+    def is_kind(self, name: str) -> bool:
+        """Whether `name` is a layer kind, structure or block (not a misplaced key)."""
+        return name in STRUCTURES or name in self.spec.blocks or lookup_kind(name) is not None
 
     def check_block_names(self) -> None:
         for name in self.spec.blocks:
@@ -94,8 +100,10 @@ class _Expander(StructureExpansion):
 
     def network(self, name: str, net: NetworkSpec, base: Path) -> Graph | None:
         self.nodes = []
+        self.qualified = set()
         before = len(self.problems)
         inputs = {k: InputDecl(tuple(v.shape), v.dtype) for k, v in net.inputs.items()}
+        self.shapes = ShapesSoFar(inputs, self.nodes)
         top = Context(prefix="", env={})
         for input_name in inputs:
             top.names[input_name] = input_name
@@ -132,7 +140,7 @@ class _Expander(StructureExpansion):
                 self.error((*inputs_path, input_name), f"input {input_name!r} is never read",
                            "read it with `from:` or remove it")
         for node in graph.nodes:
-            if node.name not in read:
+            if node.name not in read and node.kind != "split_part":  # a part may go unread
                 self.error(node.path, f"the output of {node.name} is never used",
                            "read it with `from:`, list it under `outputs:`, or remove the layer")
 
@@ -146,15 +154,18 @@ class _Expander(StructureExpansion):
             if isinstance(raw, dict) and isinstance(raw.get("name"), str):
                 context.later.setdefault(raw["name"], (*path, i))
         for i, raw in enumerate(entries):
-            if isinstance(current, list):
-                self.error((*path, i), "the layer above produces several tensors (a parallel "
-                           "without merge), which only a network's last layer may do",
-                           "give the parallel `merge: concat` or `merge: add`", context)
+            if isinstance(current, list) and not (isinstance(raw, dict) and "from" in raw):
+                self.error((*path, i), "the layer above produces several tensors (a split, "
+                           "or a parallel without merge), so this layer must say which it "
+                           "reads", "read one part with `from: NAME.0`, or give a parallel "
+                           "`merge: concat` or `merge: add`", context)
                 return None
             current = self.entry(raw, (*path, i), context, current)
             if isinstance(current, list) and not allow_split and i == len(entries) - 1:
-                self.error((*path, i), "a parallel without merge must be the network's last "
-                           "layer", "give it `merge: concat` or `merge: add`", context)
+                self.error((*path, i), "a split, or a parallel without merge, must be read by "
+                           "later layers or be the network's last layer",
+                           "read its parts with `from:`, or give a parallel `merge: concat`",
+                           context)
                 return None
         return current
 
@@ -163,7 +174,7 @@ class _Expander(StructureExpansion):
         """Expand one entry; on failure return BROKEN so later layers are still checked."""
         if self.aborted:
             return BROKEN
-        parsed, problems = parse_entry(raw, path, context.env)
+        parsed, problems = parse_entry(raw, path, context.env, self.is_kind)
         for problem in problems:
             self.report(problem, context)
         if parsed is None:
@@ -178,14 +189,27 @@ class _Expander(StructureExpansion):
             self.error((*path, "name"), f"name {local!r} is already used in this scope",
                        "give each layer and input its own name", context)
         context.later.pop(local, None)
+        if common.if_ is False or common.copies == 0:  # left out: the input passes through
+            passed = self.single(sources, path, context) or BROKEN
+            context.names[local] = passed
+            return passed
         flags = (context.trainable and common.trainable is not False, _init_choice(common, context))
-        if common.repeat is not None:  # copies are always indexed, even `repeat: 1`
+        start = len(self.nodes)
+        out: Outputs | None
+        if common.copies is not None:  # copies are always indexed, even `repeat: 1`
             out = self.repeated(parsed.kind, parsed.args, path, context, local, sources, flags,
-                                common.repeat)
+                                common.copies, common.first_copy)
         else:
             out = self.one(parsed.kind, parsed.args, path, context, local, sources, flags)
+        made = [node.name for node in self.nodes[start:]]
+        if out is not None and out != BROKEN:
+            if common.share is not None:
+                self.share(common.share, made, path, context)
+            if common.tie is not None:
+                self.tie(common.tie, parsed.kind, made, path, context)
         out = BROKEN if out is None else out
         context.names[local] = out if isinstance(out, str) else out[-1]
+        context.made[local] = made
         return out
 
     def sources(self, common: CommonKeys, path: Path, context: Context,
@@ -209,10 +233,19 @@ class _Expander(StructureExpansion):
             if node is None:
                 self.unknown_source(name, (*path, "from"), context)
                 return None
-            resolved.append(node)
+            parts = context.lookup("parts", name)
+            resolved += parts if parts else [node]  # `from: halves` reads every part
         return resolved
 
     def unknown_source(self, name: str, path: Path, context: Context) -> None:
+        head, dot, part = name.partition(".")
+        if dot and context.resolve(head) is not None:
+            parts = context.lookup("parts", head)
+            listed = ", ".join(p.rsplit(".", 1)[-1] for p in parts or [])
+            self.error(path, f"{head!r} has no part {part!r}" if parts else
+                       f"{head!r} has a single output: read it as {head}",
+                       f"its parts: {listed}" if parts else None, context)
+            return
         if name in context.later:
             line_path = format_path(context.later[name])
             self.error(path, f"{name!r} is defined below ({line_path}); a layer reads only "
@@ -228,7 +261,8 @@ class _Expander(StructureExpansion):
         while True:
             context.counters[kind] += 1
             candidate = f"{kind}_{context.counters[kind]}"
-            if candidate not in context.names and candidate not in context.later:
+            if candidate not in context.names and candidate not in context.later \
+                    and context.prefix + candidate not in self.qualified:
                 return candidate
 
     # --- one layer, a repeat, a structure or a block ------------------------------------
@@ -270,10 +304,17 @@ class _Expander(StructureExpansion):
             return None
         if BROKEN in sources:
             return BROKEN  # an input failed; this layer's own parameters are still checked
-        self.nodes.append(Node(context.prefix + local, layer_kind.name, params, sources, path,
+        qualified = context.prefix + local
+        if qualified in self.qualified:  # a flat structure names its layers in the scope above
+            self.error(path, f"name {local!r} is already used in this scope",
+                       "a flat residual names its layers beside the ones around it: give "
+                       "each its own name", context)
+            return None
+        self.qualified.add(qualified)
+        self.nodes.append(Node(qualified, layer_kind.name, params, sources, path,
                                context.scopes, flags[0], flags[1], shape_inputs or [],
                                context.used_at, shape_hint))
-        return context.prefix + local
+        return qualified
 
     def validate_params(self, layer_kind: LayerKind, args: Any, path: Path,
                         context: Context) -> Any:
@@ -309,15 +350,26 @@ class _Expander(StructureExpansion):
 
     def repeated(self, kind: str, args: Any, path: Path, context: Context, local: str,
                  sources: list[str], flags: tuple[bool, InitChoice | None],
-                 repeat: int) -> Outputs | None:
-        scope = Scope(context.prefix + local, "repeat", f"×{repeat}", path)
+                 repeat: int, first: dict[str, Any] | None = None) -> Outputs | None:
+        if first is not None:
+            if args is not None and not isinstance(args, dict):
+                self.error((*path, "repeat", "first"), f"first: changes arguments by name, so "
+                           f"write {kind}'s arguments as a mapping, not {args!r}",
+                           context=context)
+                return None
+            note = (f"{kind}({_arguments(args, context)}) · first: "
+                    f"{_arguments(first, context)}")
+            first = {**(args or {}), **first}
+        scope = Scope(context.prefix + local, "repeat", f"×{repeat}", path,
+                      note if first is not None else None)
         inner = context.child(local, scope)
         current: Outputs = sources if len(sources) > 1 else sources[0]
         for index in range(repeat):
             if self.aborted:
                 return None
             inputs = [current] if isinstance(current, str) else current
-            out = self.one(kind, args, path, inner, str(index), inputs, flags)
+            copy_args = first if index == 0 and first is not None else args
+            out = self.one(kind, copy_args, path, inner, str(index), inputs, flags)
             if out is None or isinstance(out, list):
                 if isinstance(out, list):
                     self.error(path, "a parallel without merge cannot be repeated",
@@ -325,6 +377,57 @@ class _Expander(StructureExpansion):
                 return None
             current = out
         return current
+
+    # --- shared and tied weights ---------------------------------------------------------
+
+    def share(self, name: str, made: list[str], path: Path, context: Context) -> None:
+        """Make this entry's layers run the modules of entry `name`'s, layer by layer."""
+        owner = self.made_by(name, (*path, "share"), context, "share")
+        if owner is None:
+            return
+        index = {node.name: node for node in self.nodes}
+        mine, theirs = [index[n] for n in made], [index[n] for n in owner]
+        if [n.kind for n in mine] != [n.kind for n in theirs]:
+            self.error((*path, "share"), f"share: {name!r} is made of {_kinds(theirs)}, but "
+                       f"this is made of {_kinds(mine)}; sharing weights needs the same "
+                       "layers in the same order", context=context)
+            return
+        for node, other in zip(mine, theirs, strict=True):
+            node.shares = other.shares or other.name
+
+    def tie(self, name: str, kind: str, made: list[str], path: Path,
+            context: Context) -> None:
+        """Make this linear layer's weight the weight of layer `name` (an embedding)."""
+        owner = self.made_by(name, (*path, "tie"), context, "tie")
+        if owner is None:
+            return
+        index = {node.name: node for node in self.nodes}
+        if kind != "linear" or len(made) != 1:
+            self.error((*path, "tie"), f"tie: gives a linear layer another layer's weight "
+                       f"(an LM head reading its embedding's); this is {kind}"
+                       + (f" repeated {len(made)} times" if kind == "linear" else ""),
+                       context=context)
+            return
+        target = index[owner[-1]]
+        if len(owner) != 1 or target.kind not in ("embedding", "linear"):
+            self.error((*path, "tie"), f"tie: {name!r} is {_kinds([index[n] for n in owner])}; "
+                       "a linear layer ties to an embedding or another linear layer",
+                       context=context)
+            return
+        index[made[0]].tie = target.shares or target.name
+
+    def made_by(self, name: str, path: Path, context: Context, key: str) -> list[str] | None:
+        """The nodes entry `name` made, or None with an error."""
+        owner = context.lookup("made", name)
+        if owner:
+            return owner
+        if context.resolve(name) is None:
+            self.error(path, f"{key}: unknown layer {name!r}", self.name_hints.hint(name, context),
+                       context)
+        else:
+            self.error(path, f"{key}: {name!r} has no weights to use (an input, or a layer "
+                       "left out)", context=context)
+        return None
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -339,6 +442,18 @@ class _Expander(StructureExpansion):
         def report(sub_path: tuple[Any, ...], message: str) -> None:
             self.error((*path, *sub_path), message, context=context)
         return report
+
+
+def _arguments(args: dict[str, Any] | None, context: Context) -> str:
+    """`channels=256, stride=2` for a diagram's label (references resolved where they can)."""
+    values = expr.substitute(args or {}, context.env, lambda *_: None)
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _kinds(nodes: list[Node]) -> str:
+    kinds = [node.kind for node in nodes]
+    shown = ", ".join(kinds[:4]) + (", ..." if len(kinds) > 4 else "")
+    return f"{len(kinds)} layer{'s' * (len(kinds) != 1)} ({shown})"
 
 
 def _init_choice(common: CommonKeys, context: Context) -> InitChoice | None:

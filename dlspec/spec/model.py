@@ -162,8 +162,21 @@ class BlockSpec(Strict):
 
     params: dict[Name, ParamDeclField] = Field(default_factory=dict,
                                                description="name: type, or {type, default}")
+    inputs: Annotated[list[Name], Field(min_length=1, max_length=64)] | None = Field(
+        None, description="names of the block's inputs when it reads several (a U-Net "
+        "decoder stage's x and skip): a use lists its sources with `from: [a, b]`")
     layers: LayerList
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _inputs_are_distinct(self) -> BlockSpec:
+        for i, name in enumerate(self.inputs or []):
+            if name in self.params:
+                fail(f"{name!r} names both an input and a parameter of the block", "inputs", i,
+                     value=name)
+            if name in (self.inputs or [])[:i]:
+                fail(f"input {name!r} is listed twice", "inputs", i, value=name)
+        return self
 
 
 def _outputs(value: Any) -> Any:
@@ -280,12 +293,26 @@ class Spec(NetworkPart, TrainingSections):
 
     @model_validator(mode="after")
     def _sequence_axis_to_export(self) -> Spec:
+        """`export.onnx.dynamic_axes` fits the inputs it names (dlspec.spec.sections.axes)."""
+        from dlspec.spec.sections import AxisProblem, InputShape, resolve_axes
+
         onnx = self.export.onnx if self.export is not None else None
-        if onnx is None or "seq" not in (onnx.dynamic_axes or []):
+        if onnx is None or not onnx.dynamic_axes:
             return self
-        inputs = [i for net in self.network_specs().values() for i in net.inputs.values()]
-        if not any(is_sequence(i.shape, i.dtype) for i in inputs):
-            fail("`seq` asks for a dynamic sequence axis, but no input is a sequence (steps × "
-                 "features, or token ids)", "export", "onnx", "dynamic_axes",
-                 value=onnx.dynamic_axes)
+        networks = [{name: InputShape(tuple(i.shape), is_sequence(i.shape, i.dtype))
+                     for name, i in net.inputs.items()} for net in self.network_specs().values()]
+        everywhere = {name: info for inputs in networks for name, info in inputs.items()}
+        try:
+            if not any(i.sequence for i in everywhere.values()):  # `seq`: no sequence at all
+                resolve_axes([a for a in onnx.dynamic_axes if a == "seq"], everywhere)
+            for inputs in networks:
+                resolve_axes(onnx.dynamic_axes, inputs, set(everywhere) - set(inputs))
+        except AxisProblem as problem:
+            if problem.choices is not None:  # an unknown input: "did you mean" from choices
+                fail(problem.message, "export", "onnx", "dynamic_axes", *problem.loc,
+                     value=problem.loc[-1], kind="unknown_choice",
+                     context={"choices": sorted(everywhere)})
+            # pydantic errors carry no hint here: the advice goes into the message
+            fail(problem.message + (f"; {problem.hint}" if problem.hint else ""), "export",
+                 "onnx", "dynamic_axes", *problem.loc, value=onnx.dynamic_axes)
         return self

@@ -12,7 +12,7 @@ from typing import Any
 
 from dlspec.layers.registry import LayerKind, kind_names, lookup_kind, takes_defaults
 from dlspec.spec.entries import CommonKeys
-from dlspec.spec.model import LAYER_MARKER, REFERENCE_PATTERN, Spec
+from dlspec.spec.model import LAYER_MARKER, NAME_PATTERN, REFERENCE_PATTERN, Spec
 
 SCHEMA_ID = "https://dlspec.dev/schemas/dlspec.schema.json"
 _REFERENCE = {"type": "string", "pattern": REFERENCE_PATTERN,
@@ -38,10 +38,30 @@ def spec_schema() -> dict[str, Any]:
         "type": "object", "additionalProperties": False, "required": ["body"],
         "properties": {
             "body": layer_list,
-            "shortcut": {"anyOf": [{"enum": ["identity", "project"]}, layer_list],
-                         "default": "identity"},
-            "merge": {"enum": ["add", "concat", "multiply"], "default": "add"}}},
+            "shortcut": {"anyOf": [
+                {"enum": ["identity", "project"]}, layer_list,
+                {"type": "object", "additionalProperties": False, "required": ["name"],
+                 "properties": {"name": {"type": "string", "pattern": NAME_PATTERN},
+                                "project": {"const": True}, "layers": layer_list}}],
+                "default": "identity"},
+            "merge": {"enum": ["add", "concat", "multiply"], "default": "add"},
+            "drop_path": {"anyOf": [{"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                                    _REFERENCE], "default": 0.0},
+            "flat": {"type": "boolean", "default": False}}},
         "body(x) merged with shortcut(x)"))
+    parts = {"names": {"type": "array", "items": {"type": "string", "pattern": NAME_PATTERN}},
+             "dim": {"anyOf": [{"type": "integer"}, _REFERENCE], "default": 1}}
+    sizes = {"anyOf": [{"type": "array", "items": {"anyOf": [
+        {"type": "integer", "exclusiveMinimum": 0}, _REFERENCE]}, "minItems": 2}, _REFERENCE]}
+    chunks = {"anyOf": [{"type": "integer", "minimum": 2}, _REFERENCE]}
+    branches.append(_entry("split", {"anyOf": [sizes, {
+        "type": "object", "additionalProperties": False, "required": ["sizes"],
+        "properties": {"sizes": sizes, **parts}}]},
+        "parts of these sizes along an axis, read as NAME.0, NAME.1 ..."))
+    branches.append(_entry("chunk", {"anyOf": [chunks, {
+        "type": "object", "additionalProperties": False, "required": ["chunks"],
+        "properties": {"chunks": chunks, **parts}}]},
+        "equal parts along an axis, read as NAME.0, NAME.1 ..."))
     branches.append(_entry("parallel", {
         "type": "object", "additionalProperties": False, "required": ["branches"],
         "properties": {
@@ -50,6 +70,8 @@ def spec_schema() -> dict[str, Any]:
             "merge": {"enum": ["none", "concat", "add", "multiply"], "default": "none"},
             "dim": {"type": "integer", "default": 1}}},
         "branches reading the same input"))
+    branches.append({"type": "string", "pattern": REFERENCE_PATTERN,
+                     "description": "a block parameter holding a layer: - $act"})
     branches.append({
         "type": "object", "description": "a use of a block defined under `blocks:`",
         "minProperties": 1, "properties": _common_properties(),

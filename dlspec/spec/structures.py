@@ -6,10 +6,11 @@ Mixed into the expander (dlspec.spec.expand), whose `layer`, `layers` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dlspec.errors import Path
-from dlspec.graph import InitChoice, Scope
+from dlspec.graph import InitChoice, Scope, ShapesSoFar
 from dlspec.layers.registry import LayerKind, lookup_kind, suggest
 from dlspec.spec import expr
 from dlspec.spec.context import Context, Outputs
@@ -22,7 +23,8 @@ from dlspec.spec.model import (
     param_type_matches,
 )
 
-STRUCTURES = ("residual", "parallel", "sequential")
+STRUCTURES = ("residual", "parallel", "sequential", "split", "chunk")
+MAX_PARTS = 1024
 MERGES = ("add", "concat", "multiply")
 
 
@@ -32,6 +34,8 @@ class StructureExpansion:
     if TYPE_CHECKING:  # provided by dlspec.spec.expand._Expander
         spec: NetworkPart
         branch_names: dict[str, str]
+        shapes: ShapesSoFar
+        qualified: set[str]
 
         def error(self, path: Path, message: str, hint: str | None = None,
                   context: Context | None = None, on_key: bool = False) -> None: ...
@@ -62,17 +66,27 @@ class StructureExpansion:
     def structure_residual(self, args: Any, path: Path, context: Context, local: str,
                            sources: list[str], sub: dict[str, Any]) -> str | None:
         fields = self.structure_fields(args, path, context, required=("body",),
-                                       optional={"shortcut": "identity", "merge": "add"})
-        if fields is None:
+                                       optional={"shortcut": "identity", "merge": "add",
+                                                 "drop_path": 0.0, "flat": False})
+        if fields is None or not self.residual_options(fields, path, context):
             return None
         x = self.single(sources, path, context)
         if x is None:
             return None
-        scope = Scope(context.prefix + local, "residual", "", path)
-        inner = context.child(local, scope, **sub)
+        # a flat residual names its layers in the enclosing scope and is drawn as part of it
+        scope = None if fields["flat"] else Scope(context.prefix + local, "residual", "", path)
+        inner = context.child(local, scope, flat=fields["flat"], **sub)
         body = self.layer_list(fields["body"], (*path, "body"), inner, x)
         if body is None:
             return None
+        if fields["drop_path"]:  # stochastic depth: the whole body, per sample
+            drop = lookup_kind("drop_path")
+            assert drop is not None
+            body = self.layer(drop, fields["drop_path"], (*path, "drop_path"), inner,
+                              self.unused_name(inner, "drop_path"), [body],
+                              (inner.trainable, inner.init))
+            if body is None:
+                return None
         shortcut = self.shortcut(fields["shortcut"], (*path, "shortcut"), inner, x, body)
         if shortcut is None:
             return None
@@ -86,24 +100,73 @@ class StructureExpansion:
         assert kind is not None
         hint = ("the shortcut is the identity: give the residual `shortcut: project` (or a list "
                 "of layers) to match the body's output" if shortcut == x else None)
-        return self.layer(kind, None, path, inner, merge, [body, shortcut],
-                          (inner.trainable, inner.init), shape_hint=hint)
+        return self.layer(kind, None, path, inner, self.unused_name(inner, merge),
+                          [body, shortcut], (inner.trainable, inner.init), shape_hint=hint)
+
+    def residual_options(self, fields: dict[str, Any], path: Path, context: Context) -> bool:
+        drop, flat = fields["drop_path"], fields["flat"]
+        if type(drop) not in (int, float) or not 0 <= drop < 1:
+            self.error((*path, "drop_path"), f"drop_path is the probability of dropping the "
+                       f"body for a sample, at least 0 and below 1; found {describe(drop)}",
+                       context=context)
+            return False
+        if type(flat) is not bool:
+            self.error((*path, "flat"), f"flat is true or false; found {describe(flat)}",
+                       context=context)
+            return False
+        return True
+
+    def unused_name(self, context: Context, name: str) -> str:
+        """`name`, or `name_2`... when a flat scope already holds it."""
+        candidate, count = name, 1
+        while candidate in context.names or context.prefix + candidate in self.qualified:
+            count += 1
+            candidate = f"{name}_{count}"
+        return candidate
 
     def shortcut(self, value: Any, path: Path, context: Context, x: str,
                  body: str) -> str | None:
         if value == "identity":
             return x
+        name = "shortcut"
+        if isinstance(value, dict):  # {name: downsample, project: true} / {name, layers}
+            named = self.named_shortcut(value, path, context)
+            if named is None:
+                return None
+            name, value = named
         if value == "project":
             projection = lookup_kind("projection")
             assert projection is not None
-            return self.layer(projection, None, path, context, "shortcut", [x],
+            return self.layer(projection, None, path, context, name, [x],
                               (context.trainable, context.init), shape_inputs=[body])
         if isinstance(value, list):
-            scope = Scope(context.prefix + "shortcut", "sequential", "shortcut", path)
-            return self.layer_list(value, path, context.child("shortcut", scope), x)
-        self.error(path, f"shortcut must be identity, project or a list of layers, found "
-                   f"{describe(value)}", suggest(str(value), ["identity", "project"]), context)
+            scope = Scope(context.prefix + name, "sequential", name, path)
+            return self.layer_list(value, path, context.child(name, scope), x)
+        self.error(path, f"shortcut must be identity, project, a list of layers, or {{name, "
+                   f"project: true}} / {{name, layers}}, found {describe(value)}",
+                   suggest(str(value), ["identity", "project"]), context)
         return None
+
+    def named_shortcut(self, value: dict[str, Any], path: Path,
+                       context: Context) -> tuple[str, Any] | None:
+        """A shortcut given a name: `{name: downsample, project: true}` or `{name, layers}`."""
+        allowed = ("name", "project", "layers")
+        for key in value:
+            if key not in allowed:
+                self.error((*path, key), f"unknown key {key!r}", suggest(str(key), allowed)
+                           or f"allowed: {', '.join(allowed)}", context, on_key=True)
+                return None
+        name = value.get("name", "shortcut")
+        problem = (name_problem(name) if isinstance(name, str)
+                   else f"a name is a string, found {describe(name)}")
+        if problem is not None:
+            self.error((*path, "name"), problem, context=context)
+            return None
+        if ("project" in value) == ("layers" in value) or value.get("project", True) is not True:
+            self.error(path, "a named shortcut has `project: true` or `layers: [...]`",
+                       context=context)
+            return None
+        return name, "project" if "project" in value else value["layers"]
 
     def structure_parallel(self, args: Any, path: Path, context: Context, local: str,
                            sources: list[str], sub: dict[str, Any]) -> Outputs | None:
@@ -151,6 +214,73 @@ class StructureExpansion:
         args = {"dim": fields["dim"]} if merge == "concat" else None
         return self.layer(kind, args, path, inner, merge, outs, (inner.trainable, inner.init))
 
+    def structure_chunk(self, args: Any, path: Path, context: Context, local: str,
+                        sources: list[str], sub: dict[str, Any]) -> Outputs | None:
+        """`chunk: 2` or `{chunks: 2, dim: 1, names: [a, b]}`: equal parts along an axis."""
+        fields = self.structure_fields({"chunks": args} if not isinstance(args, dict) else args,
+                                       path, context, required=("chunks",),
+                                       optional={"dim": 1, "names": None})
+        if fields is None:
+            return None
+        chunks = expr.substitute(fields["chunks"], context.env, self.ref_error(path, context))
+        if type(chunks) is not int or not 2 <= chunks <= MAX_PARTS:
+            self.error(path if not isinstance(args, dict) else (*path, "chunks"),
+                       f"chunk takes the number of parts, 2 to {MAX_PARTS}; found "
+                       f"{describe(chunks)}", context=context)
+            return None
+        return self.parts(path, context, local, sources, sub, fields,
+                          [{"chunks": chunks, "index": i} for i in range(chunks)])
+
+    def structure_split(self, args: Any, path: Path, context: Context, local: str,
+                        sources: list[str], sub: dict[str, Any]) -> Outputs | None:
+        """`split: [58, 58]` or `{sizes: [...], dim: 1, names: [a, b]}`: parts of these sizes."""
+        fields = self.structure_fields({"sizes": args} if not isinstance(args, dict) else args,
+                                       path, context, required=("sizes",),
+                                       optional={"dim": 1, "names": None})
+        if fields is None:
+            return None
+        sizes = expr.substitute(fields["sizes"], context.env, self.ref_error(path, context))
+        if not (isinstance(sizes, list) and 2 <= len(sizes) <= MAX_PARTS
+                and all(type(v) is int and v > 0 for v in sizes)):
+            self.error(path if not isinstance(args, dict) else (*path, "sizes"),
+                       f"split takes the parts' sizes, a list of 2 to {MAX_PARTS} positive "
+                       f"whole numbers; found {describe(sizes)}",
+                       "for equal parts write chunk: N", context)
+            return None
+        return self.parts(path, context, local, sources, sub, fields,
+                          [{"sizes": sizes, "index": i} for i in range(len(sizes))])
+
+    def parts(self, path: Path, context: Context, local: str, sources: list[str],
+              sub: dict[str, Any], fields: dict[str, Any],
+              params: list[dict[str, Any]]) -> Outputs | None:
+        """One `split_part` node per part, named NAME.0, NAME.1 ... or NAME.<names[i]>."""
+        x = self.single(sources, path, context)
+        if x is None:
+            return None
+        names = fields["names"]
+        if names is None:
+            names = [str(i) for i in range(len(params))]
+        elif not (isinstance(names, list) and len(names) == len(params)
+                  and all(isinstance(n, str) and name_problem(n) is None for n in names)
+                  and len(set(names)) == len(names)):
+            self.error((*path, "names"), f"names gives each of the {len(params)} parts its "
+                       "own name (letters, digits, underscores)", context=context)
+            return None
+        kind = lookup_kind("split_part")
+        assert kind is not None
+        inner = context.child(local, None, **sub)
+        outs = []
+        for name, part in zip(names, params, strict=True):
+            out = self.layer(kind, {"dim": fields["dim"], **part}, path, inner, name, [x],
+                             (inner.trainable, inner.init))
+            if out is None:
+                return None
+            self.branch_names[out] = f"{local}_{name}"
+            context.names[f"{local}.{name}"] = out
+            outs.append(out)
+        context.parts[local] = outs
+        return outs
+
     def structure_fields(self, args: Any, path: Path, context: Context,
                          required: tuple[str, ...],
                          optional: dict[str, Any]) -> dict[str, Any] | None:
@@ -191,15 +321,38 @@ class StructureExpansion:
             return None
         args = expr.substitute(args, context.env, self.ref_error(path, context))
         env = self.bind_block_params(block_name, block, args, (*path, block_name), context)
-        x = self.single(sources, path, context)
-        if env is None or x is None:
+        inputs = self.block_inputs(block_name, block, sources, path, context)
+        if env is None or inputs is None:
             return None
         label = f"{block_name}(" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
+        shapes = {name: expr.TensorShape(name, self.shape_lookup(node))
+                  for name, node in [(expr.IN_NAME, inputs[0][1]), *inputs]}
         scope = Scope(context.prefix + local, "block", label, path)
-        inner = context.child(local, scope, env=env, parent=None,
+        inner = context.child(local, scope, env={**env, **shapes}, parent=None,
                               blocks=(*context.blocks, block_name),
                               used_at=context.used_at or path, **sub)
-        return self.layers(block.layers, ("blocks", block_name, "layers"), inner, x)
+        if block.inputs is not None:
+            inner.names.update(inputs)
+        return self.layers(block.layers, ("blocks", block_name, "layers"), inner,
+                           inputs[0][1])
+
+    def shape_lookup(self, node: str) -> Callable[[], tuple[int, ...] | None]:
+        """How `$in.channels` finds the shape of `node` when an expression reads it."""
+        return lambda: self.shapes.shape(node)
+
+    def block_inputs(self, block_name: str, block: BlockSpec, sources: list[str], path: Path,
+                     context: Context) -> list[tuple[str, str]] | None:
+        """(name in the block, node) per input; a block without `inputs:` reads one."""
+        if block.inputs is None:
+            x = self.single(sources, path, context)
+            return None if x is None else [(expr.IN_NAME, x)]
+        if len(sources) != len(block.inputs):
+            self.error(path, f"block {block_name} reads {len(block.inputs)} inputs "
+                       f"({', '.join(block.inputs)}), but receives {len(sources)}",
+                       f"list them in that order: from: [{', '.join(block.inputs)}]"
+                       if len(block.inputs) > 1 else "give one name in `from:`", context)
+            return None
+        return list(zip(block.inputs, sources, strict=True))
 
     def bind_block_params(self, block_name: str, block: BlockSpec, args: Any, path: Path,
                           context: Context) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from dlspec.spec.paths import ReadPath, WritePath
+from dlspec.spec.sections.axes import AxisProblem, DynamicAxes, InputShape, resolve_axes
 from dlspec.spec.sections.base import (
     ByName,
     Fraction,
@@ -264,22 +265,108 @@ class TrainConfig(Section):
 
 
 class TransferConfig(Section):
-    """Start from a trained checkpoint's weights."""
+    """Start from trained weights: a dlspec run's, or a file from torchvision, timm and the like.
+
+    `rename` rewrites the file's tensor names before they are matched with the network's:
+    each pattern is a Python regular expression applied with `re.sub` to every name, in the
+    order written (as mmengine's `revise_keys`). Patterns are kept simple so that matching
+    stays fast on any name: at most 200 characters, no back-references, and no repetition
+    nested in a repetition (the forms that backtrack exponentially).
+    """
 
     init_from: ReadPath = Field(
-        min_length=1, description="the checkpoint to load (a run folder or its "
-        "model.safetensors), relative to the spec's folder")
+        min_length=1, description="the weights to load, relative to the spec's folder: a run "
+        "folder, a .safetensors file, or a PyTorch state_dict file (.pth, .pt: "
+        "torch.save(model.state_dict()), read weights-only)")
+    rename: Annotated[list[dict[str, str]] | dict[str, str], ByName()] = Field(
+        default_factory=dict, description="rewrite the file's tensor names before matching: "
+        "regular expression → replacement (re.sub, \\1 for a group), applied in order; a "
+        "list of such mappings to use a pattern twice")
     layers: Patterns = Field(["*"], description="glob patterns of the layers to load")
     freeze: list[Annotated[str, Field(min_length=1)]] = Field(
         [], description="glob patterns of the layers not to train")
     strict: bool = Field(False, description="fail when a matching weight cannot be loaded")
 
+    @property
+    def rename_rules(self) -> list[tuple[str, str]]:
+        """`rename` as (pattern, replacement) pairs, in the order they apply."""
+        mappings = self.rename if isinstance(self.rename, list) else [self.rename]
+        return [pair for mapping in mappings for pair in mapping.items()]
+
+    @model_validator(mode="after")
+    def _check_rename(self) -> TransferConfig:
+        mappings = self.rename if isinstance(self.rename, list) else [self.rename]
+        where = [("rename", i) if isinstance(self.rename, list) else ("rename",)
+                 for i in range(len(mappings))]
+        if sum(len(m) for m in mappings) > 100:
+            fail("rename has more than 100 patterns", "rename")
+        for loc, mapping in zip(where, mappings, strict=True):
+            for pattern, replacement in mapping.items():
+                if problem := self._rename_problem(pattern, replacement):
+                    fail(problem, *loc, pattern, value=pattern)
+        return self
+
+    @classmethod
+    def _rename_problem(cls, pattern: str, replacement: str) -> str | None:
+        """Why `pattern → replacement` cannot rename tensors, or None when it can."""
+        import re
+
+        for text, what in ((pattern, "pattern"), (replacement, "replacement")):
+            if len(text) > 200:
+                return f"a {what} of {len(text)} characters is too long (at most 200)"
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            return f"not a regular expression: {exc.msg} at position {exc.pos}"
+        if risk := cls._backtracking_risk(re._parser.parse(pattern)):  # type: ignore[attr-defined]
+            example = (", e.g. `^layer(\\d+)\\.` rather than `^(layer\\d+)+\\.`"
+                       if "repetition" in risk else "")
+            return (f"the pattern holds {risk}, which can make matching take exponential "
+                    f"time; write it without{example}")
+        try:  # a bad group reference in the replacement is found when it is compiled
+            compiled.sub(replacement, "")
+        except (re.error, IndexError) as exc:
+            return f"bad replacement '{replacement}': {exc}"
+        return None
+
+    @classmethod
+    def _backtracking_risk(cls, items: Any, repeated: bool = False) -> str | None:
+        """The construct of a parsed pattern (re._parser) that may backtrack exponentially:
+        a back-reference, or a repetition or alternatives inside a repetition."""
+        for op, value in items:
+            name, inside = str(op), repeated
+            if name in ("GROUPREF", "GROUPREF_EXISTS"):
+                return "a back-reference"
+            if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+                _, most, body = value
+                if most > 1 and repeated:
+                    return "a repetition inside a repetition"
+                parts, inside = [body], repeated or most > 1
+            elif name == "BRANCH":
+                if repeated:
+                    return "alternatives inside a repetition"
+                parts = list(value[1])
+            elif name == "SUBPATTERN":
+                parts = [value[3]]
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                parts = [value[1]]
+            elif name == "ATOMIC_GROUP":
+                parts = [value]
+            else:
+                continue
+            for part in parts:
+                if risk := cls._backtracking_risk(part, inside):
+                    return risk
+        return None
+
 
 class OnnxExport(Section):
     opset: int = Field(18, ge=14, le=21, description="ONNX opset version")
-    dynamic_axes: list[Literal["batch", "seq"]] | None = Field(
-        None, description="axes whose size may vary (default: batch, and seq where an input "
-        "is a sequence and the network allows it)")
+    dynamic_axes: DynamicAxes | None = Field(
+        None, description="axes whose size may vary: batch, seq (every sequence input's "
+        "length), and mappings input → its axes, a size for a fixed axis and a name for one "
+        "that varies, e.g. [batch, {image: [3, height, width]}] (default: batch, and seq "
+        "where an input is a sequence and the network allows it)")
     atol: NonNegativeFloat = Field(1e-4, description="absolute tolerance of the verification")
     rtol: NonNegativeFloat = Field(1e-3, description="relative tolerance of the verification")
     optimize: bool = Field(False, description="optimise the exported graph")
@@ -336,6 +423,7 @@ __all__ = [
     "AdamOptimizer",
     "AdamWOptimizer",
     "AugmentConfig",
+    "AxisProblem",
     "Betas",
     "BinaryCrossEntropyLoss",
     "BuiltinDataset",
@@ -350,6 +438,7 @@ __all__ = [
     "CycleGanLoss",
     "CyclicSchedule",
     "DataConfig",
+    "DynamicAxes",
     "EarlyStopping",
     "ExponentialSchedule",
     "ExportConfig",
@@ -362,6 +451,7 @@ __all__ = [
     "HuberLoss",
     "IMAGE_DATASETS",
     "ImageAugment",
+    "InputShape",
     "Interval",
     "KlDivLoss",
     "L1Loss",
@@ -395,6 +485,7 @@ __all__ = [
     "RandomCrop",
     "ReduceOnPlateauSchedule",
     "Regularization",
+    "resolve_axes",
     "RmspropOptimizer",
     "Schedule",
     "ScheduleBase",
