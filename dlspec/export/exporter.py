@@ -1,13 +1,15 @@
 """The exporter: a compiled network → one .onnx file, verified before it is reported.
 
     fx.GraphModule ─torch.onnx.export (dynamo)─▶ ONNX ─checker, shape inference─▶
-        ─ONNX Runtime vs PyTorch at batch 1, 2, 7 (and sequence 1, 5, 13)─▶ MODEL.onnx
-                                                               (or MODEL.failed.onnx)
+        ─ONNX Runtime vs PyTorch at batch 1, 2, 7 × other sizes of each dynamic axis─▶
+                                                  MODEL.onnx (or MODEL.failed.onnx)
 
 Input and output names are the spec's; the batch axis is dynamic, and so is the sequence
-axis of sequence inputs where the network allows it. The file's `metadata_props` carry what
-deployment needs: keys and values as `dlspec.contract` defines them, filled by `metadata.py`;
-`dlspec.runtime` reads them through the same contract, without torch.
+axis of sequence inputs where the network allows it, or the axes `export.onnx.dynamic_axes`
+names (`dlspec.export.axes`: which sizes are compared, and the outputs' axis names). The
+file's `metadata_props` carry what deployment needs: keys and values as `dlspec.contract`
+defines them, filled by `metadata.py`; `dlspec.runtime` reads them through the same
+contract, without torch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import re
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,10 +28,21 @@ import onnx
 import torch
 
 from dlspec.errors import FileError, Problem, SpecError, WorkError
+from dlspec.export.axes import (
+    AXES_PATH,
+    AxesSetting,
+    AxisPlan,
+    SizeSets,
+    cases,
+    choose_sizes,
+    compared_at,
+    name_outputs,
+    plan_axes,
+)
 from dlspec.export.metadata import DeploymentInfo, TensorSpec, metadata_props
 from dlspec.export.verify import Comparison, check_model, compare
 from dlspec.graph import InputDecl, ShapedGraph
-from dlspec.spec.model import Spec, is_sequence
+from dlspec.spec.model import Spec
 from dlspec.user_files import write_user_file
 
 DYNAMIC_AXES = ("batch", "seq")
@@ -40,7 +53,8 @@ class ExportOptions:
     """How to export: the spec's `export.onnx` section with command-line overrides applied."""
 
     opset: int = 18
-    dynamic: Sequence[str] | None = None  # None: batch, and seq where the network allows it
+    # None: batch, and seq where the network allows it; else as export.onnx.dynamic_axes
+    dynamic: AxesSetting | None = None
     atol: float = 1e-4
     rtol: float = 1e-3
     optimize: bool = False
@@ -58,21 +72,19 @@ class ExportResult:
     comparisons: list[Comparison]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    compared_at: str = ""  # the sizes compared: 'batch 1, 2, 7 × seq 1, 5, 13, 67'
 
     def lines(self) -> list[str]:
         """A short human summary: file, size, opset, interface, verification."""
         size = self.path.stat().st_size / 1e6
         worst = {name: max(c.outputs[name][0] for c in self.comparisons)
                  for name in self.comparisons[0].outputs}
-        sizes = sorted({c.batch for c in self.comparisons})
-        lengths = sorted({c.sequence for c in self.comparisons if c.sequence})
-        tried = f"batch {', '.join(map(str, sizes))}" + (
-            f" × seq {', '.join(map(str, lengths))}" if lengths else "")
         return [
             f"{self.path} ({size:.2f} MB, opset {self.opset}, {self.seconds:.1f} s)",
             "  inputs:  " + ", ".join(t.describe() for t in self.inputs),
             "  outputs: " + ", ".join(t.describe() for t in self.outputs),
-            f"  verified in ONNX Runtime against PyTorch at {tried}: max abs difference "
+            f"  verified in ONNX Runtime against PyTorch at {self.compared_at}: max abs "
+            "difference "
             + ", ".join(f"{name} {gap:.2g}" for name, gap in worst.items()),
             *(f"  note: {note}" for note in self.notes),
         ]
@@ -97,19 +109,22 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
     began = time.perf_counter()
     _check_writable(path)  # before the slow export, not after it
     module = module.eval()
-    inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
     notes: list[str] = []
-    sequence_inputs = _sequence_inputs(inputs, options.dynamic, notes)
-    model, data, comparisons, sequence_inputs = _export_and_compare(
-        module, shaped, spec, inputs, outputs, sequence_inputs, options, info, notes)
-    if sequence_inputs and options.dynamic is None and not all(c.passed for c in comparisons):
+    plan = plan_axes(spec, shaped.graph, options.dynamic)
+    sizes = _sizes(shaped, plan, notes)
+    plan = plan.without(sizes.fixed)
+    model, data, comparisons, plan = _export_and_compare(
+        module, shaped, spec, plan, sizes, options, info, notes)
+    if plan.auto and plan.axes and not all(c.passed for c in comparisons):
         # an auto-dynamic length the graph cannot follow (e.g. adaptive pooling whose bins
         # were computed for the traced length): export the spec's own length instead
         why = next(c for c in comparisons if not c.passed).describe()
-        notes.append(_fixed_note(inputs, sequence_inputs, "it does not verify at other "
-                                 f"lengths ({why[:160]})"))
-        model, data, comparisons, sequence_inputs = _export_and_compare(
-            module, shaped, spec, inputs, outputs, [], options, info, notes)
+        notes.append(_fixed_note(plan, [a.name for a in plan.axes], "it does not verify at "
+                                 f"other lengths ({why[:160]})"))
+        plan = plan.without([a.name for a in plan.axes])
+        model, data, comparisons, plan = _export_and_compare(
+            module, shaped, spec, plan, sizes, options, info, notes)
+    notes += sizes.notes([a.name for a in plan.axes])
     interface = _interface(model)
     failed = [c for c in comparisons if not c.passed]
     if failed:
@@ -122,7 +137,24 @@ def export_network(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec, pat
     _write(path, data)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     return ExportResult(path, opset, interface[0], interface[1], comparisons,
-                        time.perf_counter() - began, notes)
+                        time.perf_counter() - began, notes, compared_at(plan, sizes))
+
+
+def _sizes(shaped: ShapedGraph, plan: AxisPlan, notes: list[str]) -> SizeSets:
+    """The sizes to verify at. An axis the network cannot vary is fixed with a note when
+    it was chosen by default, and a SpecError when the spec asked for it."""
+    sizes = choose_sizes(shaped.graph, plan)
+    for axis in plan.axes:
+        if axis.name not in sizes.fixed:
+            continue
+        if not plan.auto:
+            raise SpecError(Problem(AXES_PATH, f"{axis.describe()} cannot vary: "
+                                    f"{sizes.fixed[axis.name]}",
+                                    f"leave {axis.name} fixed, or change the layer that needs "
+                                    f"its size (adaptive pooling before flatten frees an "
+                                    "image's size)"))
+        notes.append(_fixed_note(plan, [axis.name], sizes.fixed[axis.name]))
+    return sizes
 
 
 def _check_writable(path: Path, probe: bool = True) -> None:
@@ -156,14 +188,16 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec,
-                        inputs: dict[str, InputDecl], outputs: list[str],
-                        sequence_inputs: list[str], options: ExportOptions,
+                        plan: AxisPlan, sizes: SizeSets, options: ExportOptions,
                         info: DeploymentInfo | None, notes: list[str],
-                        ) -> tuple[onnx.ModelProto, bytes, list[Comparison], list[str]]:
+                        ) -> tuple[onnx.ModelProto, bytes, list[Comparison], AxisPlan]:
     """Trace, check, optimise, label; compare with PyTorch. The model, its bytes, the
-    comparisons and the inputs whose sequence axis is dynamic."""
-    model, sequence_inputs = _export(module, shaped, inputs, outputs, sequence_inputs, options,
-                                     notes)
+    comparisons and the axes that stayed dynamic."""
+    model, plan = _export(module, shaped, plan, options, notes)
+    if name_outputs(model, plan, sizes):
+        # the exporter froze an output size it did not follow (an LSTM's length): its shape
+        # annotations inside the graph are as wrong; ONNX shape inference redoes them
+        del model.graph.value_info[:]
     model = _checked(model, shaped)
     if options.optimize:
         model = _checked(_optimized(model), shaped)
@@ -173,9 +207,11 @@ def _export_and_compare(module: torch.nn.Module, shaped: ShapedGraph, spec: Spec
     model.doc_string = (spec.description or spec.name).encode(
         "utf-8", "backslashreplace").decode("utf-8")
     data = model.SerializeToString()
-    comparisons = compare(module, data, inputs, outputs, sequence_inputs, atol=options.atol,
-                          rtol=options.rtol, token_limit=_token_limit(shaped))
-    return model, data, comparisons, sequence_inputs
+    inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
+    comparisons = compare(module, data, inputs, outputs, cases(plan, sizes, inputs),
+                          atol=options.atol, rtol=options.rtol,
+                          token_limit=_token_limit(shaped))
+    return model, data, comparisons, plan
 
 
 def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
@@ -212,52 +248,42 @@ def load_weights(module: torch.nn.Module, checkpoint: Path) -> None:
     module.load_state_dict(weights)
 
 
-def _sequence_inputs(inputs: dict[str, InputDecl], dynamic: Sequence[str] | None,
-                     notes: list[str]) -> list[str]:
-    """The inputs whose axis 1 is a sequence to export as dynamic."""
-    if dynamic is not None and "seq" not in dynamic:
-        return []
-    found = [name for name, decl in inputs.items() if is_sequence(decl.shape, decl.dtype)]
-    if dynamic is not None and not found:
-        raise SpecError(Problem(("export", "onnx", "dynamic_axes"), "`seq` asks for a dynamic "
-                                "sequence axis, but no input is a sequence (steps × features, "
-                                "or token ids)", "use dynamic_axes: [batch]"))
-    return found
-
-
-def _export(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
-            outputs: list[str], sequence_inputs: list[str], options: ExportOptions,
-            notes: list[str]) -> tuple[onnx.ModelProto, list[str]]:
-    """The traced ONNX model and the inputs whose sequence axis stayed dynamic.
+def _export(module: torch.nn.Module, shaped: ShapedGraph, plan: AxisPlan,
+            options: ExportOptions, notes: list[str]) -> tuple[onnx.ModelProto, AxisPlan]:
+    """The traced ONNX model and the plan of the axes that stayed dynamic.
 
     With `dynamic_axes` unset, a sequence axis the network cannot leave dynamic (the trace
     fails, or freezes the length) is exported at the spec's length, with a note saying so.
     """
-    asked = options.dynamic is not None
     try:
-        model = _trace(module, shaped, inputs, outputs, sequence_inputs, options)
+        model = _trace(module, shaped, plan, options)
     except SpecError as failed:
-        if not sequence_inputs or asked:
+        if not plan.axes or not plan.auto:
             raise
-        model = _trace(module, shaped, inputs, outputs, [], options)
-        notes.append(_fixed_note(inputs, sequence_inputs, "with it dynamic the export fails "
-                                 f"({failed.problems[0].message[:160]})"))
-        return model, []
-    fixed = [name for name in sequence_inputs if _fixed_axis(model, name, 1)]
-    if not fixed:
-        return model, sequence_inputs
-    if asked:
-        raise SpecError(Problem(("export", "onnx", "dynamic_axes"), "the network needs a fixed "
-                                "sequence length: the exported graph fixes it (an unrolled rnn, "
-                                "or adaptive pooling into several bins, needs the length)",
-                                "use dynamic_axes: [batch]"))
-    notes.append(_fixed_note(inputs, fixed, "the exported graph fixes it"))
-    return model, [name for name in sequence_inputs if name not in fixed]
+        fixed = plan.without([a.name for a in plan.axes])
+        notes.append(_fixed_note(plan, [a.name for a in plan.axes], "with it dynamic the "
+                                 f"export fails ({failed.problems[0].message[:160]})"))
+        return _trace(module, shaped, fixed, options), fixed
+    frozen = [axis for axis in plan.axes
+              if any(_fixed_axis(model, name, dim) for name, dim in axis.places)]
+    if not frozen:
+        return model, plan
+    if not plan.auto:
+        what = ("a fixed sequence length" if frozen[0].name.startswith("seq")
+                else f"a fixed {frozen[0].name}")
+        raise SpecError(Problem(AXES_PATH, f"the network needs {what}: the exported graph "
+                                f"fixes {frozen[0].describe()} (an unrolled rnn, or adaptive "
+                                "pooling into several bins, needs the length)",
+                                f"leave {frozen[0].name} out of dynamic_axes"))
+    notes.append(_fixed_note(plan, [a.name for a in frozen], "the exported graph fixes it"))
+    return model, plan.without([a.name for a in frozen])
 
 
-def _fixed_note(inputs: dict[str, InputDecl], names: list[str], why: str) -> str:
-    lengths = ", ".join(f"{name} {inputs[name].shape[0]}" for name in names)
-    return f"sequence length fixed ({lengths}): {why}"
+def _fixed_note(plan: AxisPlan, names: list[str], why: str) -> str:
+    """'sequence length fixed (x 12): why'."""
+    sizes = ", ".join(f"{name} {axis.traced}" for axis in plan.axes if axis.name in names
+                      for name, _ in axis.places)
+    return f"sequence length fixed ({sizes}): {why}"
 
 
 def _fixed_axis(model: onnx.ModelProto, name: str, axis: int) -> bool:
@@ -266,18 +292,15 @@ def _fixed_axis(model: onnx.ModelProto, name: str, axis: int) -> bool:
     return value.type.tensor_type.shape.dim[axis].HasField("dim_value")
 
 
-def _trace(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, InputDecl],
-           outputs: list[str], sequence_inputs: list[str],
+def _trace(module: torch.nn.Module, shaped: ShapedGraph, plan: AxisPlan,
            options: ExportOptions) -> onnx.ModelProto:
-    batch = torch.export.Dim("batch", min=1)
-    # one length per sequence input: a decoder's target and memory need not agree
-    lengths = {name: torch.export.Dim("seq" if len(sequence_inputs) == 1 else f"seq_{name}",
-                                      min=1) for name in sequence_inputs}
-    dynamic = "batch" in (options.dynamic if options.dynamic is not None else DYNAMIC_AXES)
-    shapes = tuple({**({0: batch} if dynamic else {}),
-                    **({1: lengths[name]} if name in lengths else {})}
+    inputs, outputs = dict(shaped.graph.inputs), list(shaped.graph.outputs)
+    dims = {"batch": torch.export.Dim("batch", min=1)}
+    dims.update({axis.name: torch.export.Dim(axis.name, min=1) for axis in plan.axes})
+    shapes = tuple({axis: dims[name] for axis, name in plan.dims(name).items()}
                    for name in inputs)
-    example = tuple(_example(decl, _token_limit(shaped)) for decl in inputs.values())
+    batch = 2 if plan.batch else 1  # a fixed batch is 1: what a deployment feeds one at a time
+    example = tuple(_example(decl, batch, _token_limit(shaped)) for decl in inputs.values())
     try:
         with _quiet(options.verbose):
             program = torch.onnx.export(
@@ -291,8 +314,8 @@ def _trace(module: torch.nn.Module, shaped: ShapedGraph, inputs: dict[str, Input
     return program.model_proto
 
 
-def _example(decl: InputDecl, token_limit: int) -> torch.Tensor:
-    shape = (2, *decl.shape)
+def _example(decl: InputDecl, batch: int, token_limit: int) -> torch.Tensor:
+    shape = (batch, *decl.shape)
     if decl.dtype == "float32":
         return torch.randn(shape)
     return torch.randint(0, 2 if decl.dtype == "bool" else token_limit, shape).to(

@@ -1,28 +1,38 @@
 """An exported ONNX file checked three ways: `onnx.checker` (full), ONNX shape inference, and
 ONNX Runtime against the PyTorch module on the same random inputs.
 
-The runtime comparison uses batch sizes 1, 2 and 7 and, where the sequence axis is dynamic,
-sequence lengths 1, 5 and 13: sizes that differ from the example the exporter traced, because
-exporters are known to freeze traced sizes into Reshape nodes.
+The runtime comparison uses batch sizes 1, 2 and 7 (where the batch axis is dynamic) and, on
+every other dynamic axis, the sizes `dlspec.export.axes` chose: sizes that differ from the
+example the exporter traced, because exporters are known to freeze traced sizes into Reshape
+nodes, and that the network itself takes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 import torch
 
 from dlspec.graph import InputDecl
+from dlspec.layers.registry import Shape
 
 BATCH_SIZES = (1, 2, 7)
-SEQUENCE_LENGTHS = (1, 5, 13)
 _TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32,
                  "bool": torch.bool}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One set of input sizes to compare at."""
+
+    batch: int
+    sizes: dict[str, int]  # dynamic axis name → its size here ({} without dynamic axes)
+    shapes: dict[str, Shape]  # each input's per-sample shape at these sizes
 
 
 @dataclass
@@ -30,10 +40,15 @@ class Comparison:
     """ONNX Runtime against PyTorch on one set of input sizes."""
 
     batch: int
-    sequence: int | None
     # output name → (max absolute difference, max relative difference, within tolerance)
     outputs: dict[str, tuple[float, float, bool]]
     error: str | None = None  # ONNX Runtime refused to run at these sizes
+    sizes: dict[str, int] = field(default_factory=dict)  # the dynamic axes' sizes
+
+    @property
+    def sequence(self) -> int | None:
+        """The size of the `seq` axis, if there is one."""
+        return self.sizes.get("seq")
 
     @property
     def passed(self) -> bool:
@@ -42,7 +57,8 @@ class Comparison:
 
     def describe(self) -> str:
         """'batch 7, seq 13: logits max abs 2.1e-07, rel 3.0e-06'."""
-        sizes = f"batch {self.batch}" + (f", seq {self.sequence}" if self.sequence else "")
+        sizes = ", ".join([f"batch {self.batch}",
+                           *(f"{name} {size}" for name, size in self.sizes.items())])
         if self.error is not None:
             return f"{sizes}: ONNX Runtime failed: {self.error}"
         shown = "; ".join(f"{name} max abs {a:.2g}, rel {r:.2g}" + ("" if ok else " (too far)")
@@ -59,21 +75,20 @@ def check_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def compare(module: torch.nn.Module, model_bytes: bytes, inputs: dict[str, InputDecl],
-            outputs: list[str], sequence_inputs: list[str], *, atol: float, rtol: float,
+            outputs: list[str], cases: Sequence[Case], *, atol: float, rtol: float,
             token_limit: int, seed: int = 0) -> list[Comparison]:
-    """Run ONNX Runtime and `module` (in eval mode) on random inputs of every size to test."""
+    """Run ONNX Runtime and `module` (in eval mode) on random inputs at every case's sizes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # fatal only: a failed run is reported by the comparison
     session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(seed)
-    lengths: tuple[int | None, ...] = SEQUENCE_LENGTHS if sequence_inputs else (None,)
     module.eval()
     results = []
-    for batch, length in itertools.product(BATCH_SIZES, lengths):
-        sample = {name: _random(decl, batch, length if name in sequence_inputs else None,
-                                 token_limit, generator) for name, decl in inputs.items()}
+    for case in cases:
+        sample = {name: _random(decl, (case.batch, *case.shapes[name]), token_limit, generator)
+                  for name, decl in inputs.items()}
         try:
             # torch.fx prints a failing forward's traceback to stderr before raising; the
             # failure is reported below, as the comparison at this size
@@ -81,26 +96,23 @@ def compare(module: torch.nn.Module, model_bytes: bytes, inputs: dict[str, Input
                 expected = module(*sample.values())
         except Exception as exc:  # noqa: BLE001 - the network itself rejects this size
             error = "PyTorch fails at this size too: " + " ".join(str(exc).split())[:200]
-            results.append(Comparison(batch, length, {}, error))
+            results.append(Comparison(case.batch, {}, error, case.sizes))
             continue
         expected = list(expected) if isinstance(expected, tuple | list) else [expected]
         try:
             got = session.run(outputs, {name: t.numpy() for name, t in sample.items()})
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors share no base class
             error = " ".join(str(exc).split())[:300]
-            results.append(Comparison(batch, length, {}, error))
+            results.append(Comparison(case.batch, {}, error, case.sizes))
             continue
-        results.append(Comparison(batch, length, {
+        results.append(Comparison(case.batch, {
             name: _difference(e.float().numpy(), np.asarray(g, dtype=np.float32), atol, rtol)
-            for name, e, g in zip(outputs, expected, got, strict=True)}))
+            for name, e, g in zip(outputs, expected, got, strict=True)}, sizes=case.sizes))
     return results
 
 
-def _random(decl: InputDecl, batch: int, length: int | None, token_limit: int,
+def _random(decl: InputDecl, shape: tuple[int, ...], token_limit: int,
             generator: torch.Generator) -> torch.Tensor:
-    shape = (batch, *decl.shape)
-    if length is not None:
-        shape = (batch, length, *decl.shape[1:])
     if decl.dtype == "float32":
         return torch.randn(shape, generator=generator)
     high = 2 if decl.dtype == "bool" else token_limit

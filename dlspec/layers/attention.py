@@ -1,12 +1,18 @@
 """Attention kinds: multihead attention, transformer encoder/decoder stacks and
-positional encoding, over batch-first (seq, d_model) sequences."""
+positional encoding, over batch-first (seq, d_model) sequences.
+
+Masks: `causal: true` lets each position attend only to itself and earlier positions;
+`pad_id: N` blocks the keys whose token id is N, read from an int token input listed last
+in `from:` (`from: [embedded, tokens]`). Both are built from the runtime length
+(dlspec.layers.modules.AttentionMasks), so they follow a dynamic sequence axis in ONNX.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from dlspec.layers.registry import (
     Call,
@@ -16,6 +22,7 @@ from dlspec.layers.registry import (
     Shape,
     ShapeProblem,
     StackDepth,
+    format_shape,
     infer_field,
     register,
     require_rank,
@@ -41,15 +48,63 @@ def _heads(embed: int, heads: int, embed_name: str, heads_name: str) -> None:
             f"or project to another width with `linear` first")
 
 
+def _ids_last(kind: str, p: Any, shapes: Sequence[Shape]) -> None:
+    """With pad_id, token ids (one axis) listed before the sequence they mark is a swap."""
+    if p.pad_id is not None and len(shapes[0]) == 1 and len(shapes[-1]) == 2:
+        raise ShapeProblem(
+            f"{kind}'s first input is {format_shape(shapes[0])} token ids, and its last a "
+            f"{format_shape(shapes[-1])} sequence: pad_id reads the token ids last",
+            "list the sequence first and its token ids last, e.g. from: [embedded, tokens]")
+
+
+def _pad_ids(shapes: Sequence[Shape], sequences: Sequence[tuple[str, Shape]],
+             kind: str, pad_id: int) -> None:
+    """Check the token-id inputs of `pad_id` against the sequences whose keys they mark:
+    `shapes` are the ids' shapes, `sequences` (role, shape) of what each one marks."""
+    for ids, (role, sequence) in zip(shapes, sequences, strict=True):
+        if len(ids) != 1:
+            raise ShapeProblem(
+                f"{kind}'s pad ids (for pad_id {pad_id}) should be token ids, one per position "
+                f"of the {role}, but that input is {format_shape(ids)}",
+                "give the int64 token ids the embedding read, listed last, e.g. "
+                "from: [embedded, tokens]")
+        if ids[0] != sequence[0]:
+            raise ShapeProblem(
+                f"{kind}'s pad ids have {ids[0]} positions but its {role} has {sequence[0]}",
+                f"give the token ids of the {role} itself (the input its embedding read)")
+
+
+def _mask_kwargs(p: Any) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if p.causal:
+        kwargs["causal"] = True
+    if p.pad_id is not None:
+        kwargs["pad_id"] = p.pad_id
+    return kwargs
+
+
+def _describe_masks(p: Any) -> str:
+    masks = (["causal"] if p.causal else []) + (
+        [f"pad {p.pad_id}"] if p.pad_id is not None else [])
+    return "".join(f", {m}" for m in masks)
+
+
+_CAUSAL = "mask later positions: each position attends only to itself and earlier ones"
+_PAD_ID = ("mask the keys whose token id is this: the int token ids are read as the last "
+           "input in `from:`, e.g. from: [embedded, tokens]")
+
+
 @register("multihead_attention", family="attention", main="num_heads")
 class MultiheadAttention(LayerKind):
     """Multi-head attention: self-attention on one input, cross-attention on
-    `from: [query, key, value]`. Outputs (seq_query, embed_dim); no weights."""
+    `from: [query, key, value]`. Outputs (seq_query, embed_dim); no weights. With `pad_id`,
+    the keys' token ids follow: `from: [x, tokens]` or `[query, key, value, key_tokens]`."""
 
     example = Example({"num_heads": 4}, (10, 64), name="attention")
 
     arity = (1, None)
     inferred = ("embed_dim",)
+    accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
 
     class Params(LayerParams):
         num_heads: PositiveInt
@@ -57,18 +112,33 @@ class MultiheadAttention(LayerKind):
         bias: bool = True
         add_bias_kv: bool = False
         add_zero_attn: bool = False
+        causal: bool = Field(False, description=_CAUSAL)
+        pad_id: NonNegativeInt | None = Field(None, description=_PAD_ID)
         embed_dim: PositiveInt | None = None
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from dlspec.layers import modules
 
-        if len(shapes) not in (1, 3):
+        ids = 1 if p.pad_id is not None else 0
+        if len(shapes) - ids not in (1, 3):
             raise ShapeProblem(
                 f"multihead_attention reads 1 input (self-attention) or 3 (query, key, "
-                f"value), but receives {len(shapes)}",
-                "to attend over one memory, list it twice: from: [query, memory, memory]")
-        names = ("query", "key", "value") if len(shapes) == 3 else ("input",)
-        seqs = [_sequence(s, self.name, n) for s, n in zip(shapes, names, strict=True)]
+                f"value){' and then the pad ids' if ids else ''}, but receives {len(shapes)}",
+                "to attend over one memory, list it twice: from: [query, memory, memory]"
+                if ids or len(shapes) != 2 else "to mask padding, add pad_id and list the "
+                "token ids last: from: [x, tokens]")
+        _ids_last(self.name, p, shapes)
+        features = shapes[:len(shapes) - ids]
+        names: tuple[str, ...] = ("query", "key", "value") if len(features) == 3 else ("input",)
+        seqs = [_sequence(s, self.name, n) for s, n in zip(features, names, strict=True)]
+        keys = (names[1], seqs[1]) if len(seqs) == 3 else (names[0], seqs[0])
+        if ids:
+            _pad_ids(shapes[-1:], [keys], self.name, p.pad_id)
+        if p.causal and seqs[0][0] != keys[1][0]:
+            raise ShapeProblem(
+                f"causal attention needs as many query positions as key positions, but the "
+                f"query has {seqs[0][0]} and the key {keys[1][0]}",
+                "causal masks self-attention; leave it out for cross-attention")
         embed = infer_field(p, "embed_dim", seqs[0][1])
         _heads(embed, p.num_heads, "embed_dim", "num_heads")
         kwargs: dict[str, Any] = {}
@@ -90,10 +160,13 @@ class MultiheadAttention(LayerKind):
             if key[1] != embed or value[1] != embed:
                 kwargs["kdim"], kwargs["vdim"] = key[1], value[1]
         kwargs["batch_first"] = True
+        if p.causal or p.pad_id is not None:
+            return Call(modules.MaskedMultiheadAttention, embed, p.num_heads, **kwargs,
+                        **_mask_kwargs(p))
         return Call(modules.MultiheadAttention, embed, p.num_heads, **kwargs)
 
     def describe(self, p: Any) -> str:
-        return f"{p.num_heads} heads"
+        return f"{p.num_heads} heads" + _describe_masks(p)
 
 
 class _TransformerParams(LayerParams):
@@ -107,6 +180,8 @@ class _TransformerParams(LayerParams):
     bias: bool = True
     #: a final LayerNorm after the stack (usual with norm_first)
     norm: bool = False
+    causal: bool = Field(False, description=_CAUSAL)
+    pad_id: NonNegativeInt | None = Field(None, description=_PAD_ID)
     d_model: PositiveInt | None = None
 
 
@@ -131,7 +206,7 @@ def _layer_kwargs(p: Any) -> dict[str, Any]:
 def _stack(p: Any, stack: Any, layer: Any, d_model: int, **extra: Any) -> Call:
     from torch import nn
 
-    kwargs: dict[str, Any] = {"num_layers": p.num_layers, **extra}
+    kwargs: dict[str, Any] = {"num_layers": p.num_layers, **extra, **_mask_kwargs(p)}
     if p.norm:
         norm_kwargs: dict[str, Any] = {}
         if p.layer_norm_eps != 1e-5:
@@ -144,27 +219,61 @@ def _stack(p: Any, stack: Any, layer: Any, d_model: int, **extra: Any) -> Call:
 
 def _describe_stack(p: Any) -> str:
     layers = f"{p.num_layers} layer" + ("s" if p.num_layers != 1 else "")
-    return f"{layers}, {p.nhead} heads, ff {p.dim_feedforward}"
+    return f"{layers}, {p.nhead} heads, ff {p.dim_feedforward}" + _describe_masks(p)
+
+
+def _count(kind: str, p: Any, shapes: Sequence[Shape], roles: tuple[str, ...]) -> None:
+    """A stack reads its sequences (`roles`), then with pad_id the token ids of the first
+    one (and, for a decoder, optionally the memory's)."""
+    listed = "[" + ", ".join(roles) + "]"
+    if p.pad_id is None:
+        if len(shapes) != len(roles):
+            raise ShapeProblem(
+                f"{kind} reads {len(roles)} input{'s' if len(roles) > 1 else ''} ({listed}), "
+                f"but receives {len(shapes)}",
+                "to mask padding, add pad_id and list the token ids last, e.g. from: "
+                f"[{', '.join(roles)}, tokens]" if len(shapes) > len(roles) else
+                f"list them in from: {listed}")
+        return
+    most = len(roles) + len(roles)  # the ids of each sequence, in the same order
+    if not len(roles) < len(shapes) <= most:
+        ids = ("[" + ", ".join((*roles, f"{roles[0]}_ids", f"{roles[1]}_ids")) + "]"
+               if len(roles) > 1 else f"[{roles[0]}, tokens]")
+        raise ShapeProblem(
+            f"{kind} with pad_id {p.pad_id} reads {listed} and then the token ids that mark "
+            f"the padding, but receives {len(shapes)} input{'s' if len(shapes) != 1 else ''}",
+            f"list the token ids after the sequence{'s' if len(roles) > 1 else ''}: from: "
+            f"{ids}")
 
 
 @register("transformer_encoder", family="attention", main="num_layers")
 class TransformerEncoder(LayerKind):
-    """A stack of transformer encoder layers (`nn.TransformerEncoder`) over (seq, d_model)."""
+    """A stack of transformer encoder layers (`nn.TransformerEncoder`) over (seq, d_model);
+    with `pad_id` it reads `from: [x, tokens]`, masking the keys whose token is padding."""
 
     example = Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128}, (10, 64),
                       name="encoder")
 
+    arity = (1, None)
     inferred = ("d_model",)
+    accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
     Params = _TransformerParams
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
-        (_, features) = _sequence(shapes[0], self.name)
-        d_model = infer_field(p, "d_model", features)
+        from dlspec.layers import modules
+
+        _count(self.name, p, shapes, ("input",))
+        _ids_last(self.name, p, shapes)
+        sequence = _sequence(shapes[0], self.name)
+        if p.pad_id is not None:
+            _pad_ids(shapes[1:], [("input", sequence)], self.name, p.pad_id)
+        d_model = infer_field(p, "d_model", sequence[1])
         _heads(d_model, p.nhead, "d_model", "nhead")
-        return _stack(p, nn.TransformerEncoder, nn.TransformerEncoderLayer, d_model,
-                      enable_nested_tensor=False)
+        masked = p.causal or p.pad_id is not None
+        return _stack(p, modules.MaskedTransformerEncoder if masked else nn.TransformerEncoder,
+                      nn.TransformerEncoderLayer, d_model, enable_nested_tensor=False)
 
     def describe(self, p: Any) -> str:
         return _describe_stack(p)
@@ -173,20 +282,31 @@ class TransformerEncoder(LayerKind):
 @register("transformer_decoder", family="attention", main="num_layers")
 class TransformerDecoder(LayerKind):
     """A stack of transformer decoder layers (`nn.TransformerDecoder`); reads
-    `from: [target, memory]`, both (seq, d_model). No causal mask is applied."""
+    `from: [target, memory]`, both (seq, d_model). `causal: true` masks the target's
+    self-attention (as tgt_mask with tgt_is_causal); with `pad_id` the target's token ids
+    follow, then optionally the memory's: `from: [target, memory, target_ids, memory_ids]`."""
 
     example = Example({"num_layers": 2, "nhead": 4, "dim_feedforward": 128},
                       {"target": (10, 64), "memory": (12, 64)}, name="decoder")
 
-    arity = 2
+    arity = (2, None)
     inferred = ("d_model",)
+    accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
     Params = _TransformerParams
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
-        (_, features) = _sequence(shapes[0], self.name, "target")
-        (_, memory) = _sequence(shapes[1], self.name, "memory")
+        from dlspec.layers import modules
+
+        _count(self.name, p, shapes, ("target", "memory"))
+        _ids_last(self.name, p, shapes)
+        target = _sequence(shapes[0], self.name, "target")
+        memory_sequence = _sequence(shapes[1], self.name, "memory")
+        if p.pad_id is not None:
+            _pad_ids(shapes[2:], [("target", target), ("memory", memory_sequence)][
+                :len(shapes) - 2], self.name, p.pad_id)
+        features, memory = target[1], memory_sequence[1]
         d_model = infer_field(p, "d_model", features)
         if memory != d_model:
             raise ShapeProblem(
@@ -194,7 +314,9 @@ class TransformerDecoder(LayerKind):
                 f"{d_model} (d_model)",
                 f"project the memory with `linear: {d_model}` first")
         _heads(d_model, p.nhead, "d_model", "nhead")
-        return _stack(p, nn.TransformerDecoder, nn.TransformerDecoderLayer, d_model)
+        masked = p.causal or p.pad_id is not None
+        return _stack(p, modules.MaskedTransformerDecoder if masked else nn.TransformerDecoder,
+                      nn.TransformerDecoderLayer, d_model)
 
     def describe(self, p: Any) -> str:
         return _describe_stack(p)
