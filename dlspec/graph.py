@@ -288,7 +288,7 @@ def _infer_node(node: Node, tensors: dict[str, TensorInfo], count_macs: bool) ->
     kind = lookup_kind(node.kind)
     assert kind is not None, node.kind  # expansion only creates registered kinds
     incoming = [tensors[name] for name in node.inputs]
-    _check_dtypes(kind.name, kind.accepts, incoming)
+    _check_dtypes(kind.name, kind.input_dtypes(node.params, len(incoming)), incoming)
     build = kind.build(node.params, [t.shape for t in incoming]
                        + [tensors[n].shape for n in node.shape_inputs])
     if build is None:
@@ -402,8 +402,8 @@ def _meta_tensor(tensor: TensorInfo) -> Any:
     return torch.empty((1, *tensor.shape), dtype=dtype, device="meta")
 
 
-def _check_dtypes(kind: str, accepts: str, incoming: list[TensorInfo]) -> None:
-    for tensor in incoming:
+def _check_dtypes(kind: str, dtypes: list[str], incoming: list[TensorInfo]) -> None:
+    for accepts, tensor in zip(dtypes, incoming, strict=True):
         is_int = tensor.dtype.startswith(("int", "uint")) or tensor.dtype == "bool"
         if accepts == "float" and is_int:
             raise ShapeProblem(f"{kind} needs a floating-point input but receives {tensor.dtype}",

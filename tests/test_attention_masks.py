@@ -158,7 +158,8 @@ def test_float_pad_ids_and_int_features_are_refused() -> None:
     problem = _problem(ENCODER + "[embed, lengths]}\n", "  lengths: {shape: [6]}\n")
     assert problem.path == ("network", 1, "transformer_encoder")
     assert "pad ids input is float32, not token ids" in problem.message
-    with pytest.raises(dlspec.ShapeError, match="attention reads float features, not int64"):
+    with pytest.raises(dlspec.ShapeError, match="multihead_attention needs a floating-point "
+                       "input but receives int64 .*token ids go through an `embedding` first"):
         dlspec.shapes(dlspec.loads("dlspec: 1\nname: ints\ninputs: {x: {shape: [6, 4], dtype: "
                                    "int64}}\nnetwork: [{multihead_attention: {num_heads: 1, "
                                    "causal: true}}]\n"))

@@ -39,6 +39,13 @@ PUBLISHED = {
     "resnet34": 21_797_672,
     "resnet50": 25_557_032,
     "resnet152": 60_192_808,
+    "mobilenet_v2": 3_504_872,
+    "efficientnet_b0": 5_288_548,
+    "shufflenet_v2": 2_278_604,
+    "densenet121": 7_978_856,
+    # convnext_tiny (28,589,128) and vit_b_16 (86,567,656) are counted, and checked against
+    # their references at small inputs, in test_zoo_specs.py: here they would add full-size
+    # CPU forward passes to test_big_model_runs_on_cpu
 }
 
 

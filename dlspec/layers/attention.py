@@ -57,6 +57,14 @@ def _ids_last(kind: str, p: Any, shapes: Sequence[Shape]) -> None:
             "list the sequence first and its token ids last, e.g. from: [embedded, tokens]")
 
 
+def _dtypes(p: Any, count: int, sequences: int) -> list[str]:
+    """Float sequences. Inputs beyond them, and all with pad_id, are left to `build`, which
+    can say more: token ids listed first are swapped, ids without pad_id need it."""
+    if p.pad_id is not None:
+        return ["any"] * count
+    return ["float"] * min(sequences, count) + ["any"] * max(0, count - sequences)
+
+
 def _pad_ids(shapes: Sequence[Shape], sequences: Sequence[tuple[str, Shape]],
              kind: str, pad_id: int) -> None:
     """Check the token-id inputs of `pad_id` against the sequences whose keys they mark:
@@ -105,6 +113,9 @@ class MultiheadAttention(LayerKind):
     arity = (1, None)
     inferred = ("embed_dim",)
     accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
+
+    def input_dtypes(self, p: Any, count: int) -> list[str]:
+        return _dtypes(p, count, sequences=count if count in (1, 3) else 0)
 
     class Params(LayerParams):
         num_heads: PositiveInt
@@ -259,6 +270,9 @@ class TransformerEncoder(LayerKind):
     accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
     Params = _TransformerParams
 
+    def input_dtypes(self, p: Any, count: int) -> list[str]:
+        return _dtypes(p, count, sequences=1)
+
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn
 
@@ -293,6 +307,9 @@ class TransformerDecoder(LayerKind):
     inferred = ("d_model",)
     accepts = "any"  # the pad ids are int; the module refuses int features (AttentionMasks)
     Params = _TransformerParams
+
+    def input_dtypes(self, p: Any, count: int) -> list[str]:
+        return _dtypes(p, count, sequences=2)
 
     def build(self, p: Any, shapes: Sequence[Shape]) -> Call:
         from torch import nn

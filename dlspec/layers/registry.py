@@ -248,6 +248,10 @@ class LayerKind:
         """Return how to construct the module for inputs of `shapes` (None: pass through)."""
         raise NotImplementedError
 
+    def input_dtypes(self, p: Any, count: int) -> list[str]:
+        """The dtype family each of `count` inputs must have: "float", "int" or "any"."""
+        return [self.accepts] * count
+
     def describe(self, p: Any) -> str:
         """A short summary of the defining hyperparameters, for tables and diagrams."""
         values = p.model_dump(exclude_defaults=True, by_alias=True)
