@@ -201,7 +201,7 @@ def test_gpt_computes_what_the_reference_does() -> None:
 @pytest.mark.parametrize(("name", "expected"), [
     ("efficientnet_b0", {"stage2": 0.025, "stage3": 0.05, "stage4": 0.08125,
                          "stage5": 0.11875, "stage6": 0.1625}),
-    ("convnext_tiny", {"stage1": 0.009, "stage2": 0.026, "stage3": 0.056, "stage4": 0.091}),
+    ("convnext_tiny", {"stage1": 0.0059, "stage2": 0.0235, "stage3": 0.0588, "stage4": 0.0941}),
 ])
 def test_stochastic_depth_per_stage(name: str, expected: dict[str, float]) -> None:
     (graph,) = dlspec.graphs(_load(name)).values()
