@@ -162,6 +162,7 @@ class ShapesSoFar:
         self.tensors = {n: TensorInfo(d.shape, d.dtype) for n, d in inputs.items()}
         self.nodes = nodes  # the expander's list, which grows
         self.done = 0
+        self.problems: list[Problem] = []  # why a shape is unknown, for the report
 
     def shape(self, name: str) -> Shape | None:
         """The per-sample shape of node or input `name`; None when a layer before it failed
@@ -182,8 +183,8 @@ class ShapesSoFar:
                     continue
                 try:
                     self.tensors[node.name] = _infer_node(node, self.tensors, False).output
-                except ShapeProblem:
-                    continue
+                except ShapeProblem as exc:
+                    self.problems.append(_shape_problem(node, exc, self.tensors))
 
 
 def infer_shapes(graph: Graph, count_macs: bool = False) -> ShapedGraph:

@@ -83,6 +83,13 @@ def test_a_left_out_layers_name_stands_for_its_input() -> None:
         """)
     x = torch.randn(3, 4)
     assert torch.equal(model(x), x + x)
+    skip = _model("""\
+        inputs: {x: {shape: [4]}}
+        network:
+          - {name: body, linear: 4}
+          - {name: out, add, from: [body, x], if: false}
+        """)
+    assert torch.equal(skip(x), skip.body(x))  # a left-out merge passes its first input
 
 
 def test_first_needs_the_arguments_as_a_mapping() -> None:

@@ -57,6 +57,12 @@ def _ids_last(kind: str, p: Any, shapes: Sequence[Shape]) -> None:
             "list the sequence first and its token ids last, e.g. from: [embedded, tokens]")
 
 
+def _declared(p: Any, call: Call, output: Shape) -> Call:
+    """The output declared, so that shape inference need not run the layer (which imports
+    torch._dynamo); with pad_id it runs, and the module checks the ids' dtype."""
+    return call if p.pad_id is not None else call.producing(output)
+
+
 def _dtypes(p: Any, count: int, sequences: int) -> list[str]:
     """Float sequences. Inputs beyond them, and all with pad_id, are left to `build`, which
     can say more: token ids listed first are swapped, ids without pad_id need it."""
@@ -172,9 +178,10 @@ class MultiheadAttention(LayerKind):
                 kwargs["kdim"], kwargs["vdim"] = key[1], value[1]
         kwargs["batch_first"] = True
         if p.causal or p.pad_id is not None:
-            return Call(modules.MaskedMultiheadAttention, embed, p.num_heads, **kwargs,
-                        **_mask_kwargs(p))
-        return Call(modules.MultiheadAttention, embed, p.num_heads, **kwargs)
+            return _declared(p, Call(modules.MaskedMultiheadAttention, embed, p.num_heads,
+                                     **kwargs, **_mask_kwargs(p)), seqs[0])
+        return _declared(p, Call(modules.MultiheadAttention, embed, p.num_heads, **kwargs),
+                         seqs[0])
 
     def describe(self, p: Any) -> str:
         return f"{p.num_heads} heads" + _describe_masks(p)
@@ -286,8 +293,9 @@ class TransformerEncoder(LayerKind):
         d_model = infer_field(p, "d_model", sequence[1])
         _heads(d_model, p.nhead, "d_model", "nhead")
         masked = p.causal or p.pad_id is not None
-        return _stack(p, modules.MaskedTransformerEncoder if masked else nn.TransformerEncoder,
-                      nn.TransformerEncoderLayer, d_model, enable_nested_tensor=False)
+        stack = _stack(p, modules.MaskedTransformerEncoder if masked else nn.TransformerEncoder,
+                       nn.TransformerEncoderLayer, d_model, enable_nested_tensor=False)
+        return _declared(p, stack, sequence)
 
     def describe(self, p: Any) -> str:
         return _describe_stack(p)
@@ -332,8 +340,9 @@ class TransformerDecoder(LayerKind):
                 f"project the memory with `linear: {d_model}` first")
         _heads(d_model, p.nhead, "d_model", "nhead")
         masked = p.causal or p.pad_id is not None
-        return _stack(p, modules.MaskedTransformerDecoder if masked else nn.TransformerDecoder,
-                      nn.TransformerDecoderLayer, d_model)
+        stack = _stack(p, modules.MaskedTransformerDecoder if masked else nn.TransformerDecoder,
+                       nn.TransformerDecoderLayer, d_model)
+        return _declared(p, stack, target)
 
     def describe(self, p: Any) -> str:
         return _describe_stack(p)

@@ -187,6 +187,8 @@ class LearnedTensor(nn.Module):
 
     def reset_parameters(self) -> None:
         """Fill `weight` as `init` says."""
+        if self.weight.is_meta:  # shape inference: nothing to fill (and normal_ on meta
+            return  # would import torch._dynamo)
         with torch.no_grad():
             if self.init == "normal":
                 nn.init.normal_(self.weight, std=self.std)

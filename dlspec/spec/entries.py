@@ -102,8 +102,8 @@ class CommonKeys(Strict):
         None, description="stack this many copies, named NAME.0, NAME.1, ... (0: none, the "
         "input passes through), or {count, first}")
     if_: bool | None = Field(
-        None, alias="if", description="false leaves the layer out (its input passes through "
-        "and its name stands for that input); usually an expression: if: $(expand != 1)")
+        None, alias="if", description="false leaves the layer out (its first input passes "
+        "through and its name stands for it); usually an expression: if: $(expand != 1)")
     share: Name | None = Field(
         None, description="use the weights of the layer or block above with this name "
         "(siamese towers): the same modules run at both places, stored once")

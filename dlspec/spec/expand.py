@@ -111,6 +111,8 @@ class _Expander(StructureExpansion):
         result = self.layers(net.network, (*base, "network"), top, current, allow_split=True)
         outputs = self.outputs(net.outputs, result, (*base, "outputs"), top)
         if len(self.problems) > before or outputs is None:
+            # a `$in.channels` that could not be read: the layer that failed comes first
+            self.problems[before:before] = self.shapes.problems
             return None
         graph = Graph(name, inputs, self.nodes, outputs)
         self.check_all_used(graph, (*base, "inputs"))
@@ -189,8 +191,8 @@ class _Expander(StructureExpansion):
             self.error((*path, "name"), f"name {local!r} is already used in this scope",
                        "give each layer and input its own name", context)
         context.later.pop(local, None)
-        if common.if_ is False or common.copies == 0:  # left out: the input passes through
-            passed = self.single(sources, path, context) or BROKEN
+        if common.if_ is False or common.copies == 0:  # left out: its first input passes
+            passed = sources[0]  # (a residual add `from: [body, x], if: ...` keeps the body)
             context.names[local] = passed
             return passed
         flags = (context.trainable and common.trainable is not False, _init_choice(common, context))
