@@ -284,7 +284,6 @@ def test_a_flat_residual_names_its_layers_in_the_block() -> None:
     x = torch.randn(2, 4, 8, 8)
     block = model.layer1.get_submodule("0")
     expected = torch.relu(torch.relu(block.conv1(x)) + x)  # drop path: identity in eval
-    assert torch.allclose(model.layer1.get_submodule("0").conv1(x), block.conv1(x))
     out = model(x)
     assert out.shape == (2, 8, 4, 4)
     first = dlspec.compile_spec(_spec(FLAT.replace(

@@ -131,11 +131,14 @@ def _entry(kind: str, value: dict[str, Any], description: str | None) -> dict[st
 
 
 def _common_properties() -> dict[str, Any]:
-    """Schemas of the keys beside a kind, from entries.CommonKeys (references allowed)."""
+    """The keys beside a kind, from entries.CommonKeys (references allowed): each defined
+    once under $defs and referenced from every layer entry, which lists them all."""
     schema = CommonKeys.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     _COMMON_DEFS.update(schema.get("$defs", {}))
-    return {key: {"anyOf": [prop, _REFERENCE], "description": prop.get("description", "")}
-            for key, prop in schema["properties"].items()}
+    for key, prop in schema["properties"].items():
+        _COMMON_DEFS[f"EntryKey_{key}"] = {"anyOf": [prop, _REFERENCE],
+                                           "description": prop.get("description", "")}
+    return {key: {"$ref": f"#/$defs/EntryKey_{key}"} for key in schema["properties"]}
 
 
 _COMMON_DEFS: dict[str, Any] = {}
